@@ -1,0 +1,66 @@
+"""Settings shared by every service (pydantic-settings, env prefix ``GRIDWORK_``).
+
+Each service subclasses :class:`Settings`; the object is built once in the service's lifespan
+and passed down, never read from the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings every gridwork process understands.  Each is listed in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDWORK_", env_file=None, extra="ignore")
+
+    nats_url: str | None = Field(default=None, description="NATS server(s), comma separated")
+    database_url: str | None = Field(default=None, description="PostgreSQL DSN")
+    data_dir: Path = Field(default=Path(".gridwork"), description="Embedded stack's data directory")
+    namespace: str = Field(default="gw", pattern=r"^[a-z][a-z0-9]{0,15}$",
+                           description="Subject root and stream-name prefix (tests use their own)")
+
+    # JetStream streams
+    stream_replicas: int = Field(default=1, ge=1, le=5, description="1 embedded, 3 on a cluster")
+    stream_max_age_days: float = Field(default=0, ge=0, description="0 keeps events forever")
+    duplicate_window_seconds: float = Field(default=900, ge=120,
+                                            description="JetStream dedupe window for Nats-Msg-Id")
+    sync_interval: str = Field(default="2m",
+                               description="nats-server fsync interval ('always' for no loss on power cut)")
+    snapshot_every: int = Field(default=50, ge=2, description="Snapshot an aggregate after N events")
+    publish_window: int = Field(default=512, ge=1, le=65536, description="In-flight publishes per batch")
+
+    # projections
+    projection_batch: int = Field(default=1000, ge=1, le=10000)
+    max_deliver: int = Field(default=5, ge=1, description="Deliveries before a message is dead-lettered")
+    redelivery_backoff_seconds: list[float] = Field(default=[0.5, 2, 10, 30])
+
+    # auth
+    jwt_secret: str = Field(default="", description="HS256 secret for bearer tokens")
+    jwt_issuer: str = "gridwork"
+
+    # logs
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    # service ports (gridwork up)
+    host: str = "127.0.0.1"
+    visits_port: int = 8081
+    issues_port: int = 8082
+    scoring_port: int = 8083
+    notify_port: int = 8084
+    nats_port: int = 4222
+    nats_monitor_port: int = 8222
+
+    def stream_name(self) -> str:
+        return f"{self.namespace.upper()}_EVENTS"
+
+    def dlq_stream_name(self) -> str:
+        return f"{self.namespace.upper()}_DEADLETTER"
+
+    def snapshot_bucket(self) -> str:
+        return f"{self.namespace}_snapshots"
