@@ -64,6 +64,7 @@ class StoredEvent:
     subject: str
     data: bytes
     headers: dict[str, str] | None = None
+    timestamp_ns: int = 0  # when JetStream stored it
 
     @property
     def type(self) -> str:
@@ -152,8 +153,9 @@ class EventStore:
             except nats.js.errors.BadRequestError:
                 await self.js.update_stream(cfg)
         self._kv = await self.js.create_key_value(
-            KeyValueConfig(bucket=s.snapshot_bucket(), history=1, storage=StorageType.FILE,
-                           replicas=s.stream_replicas)
+            KeyValueConfig(
+                bucket=s.snapshot_bucket(), history=1, storage=StorageType.FILE, replicas=s.stream_replicas
+            )
         )
 
     async def _snapshots(self) -> Any:
@@ -169,11 +171,13 @@ class EventStore:
     # ------------------------------------------------------------------ append
 
     def _filter(self, event: Event) -> str:
-        return aggregate_filter(self.ns, event.community, event.context, event.aggregate_type,
-                                event.aggregate_id)
+        return aggregate_filter(
+            self.ns, event.community, event.context, event.aggregate_type, event.aggregate_id
+        )
 
-    async def append(self, events: Sequence[Event], expected_version: int, *,
-                     expected_seq: int | None = None) -> AppendResult:
+    async def append(
+        self, events: Sequence[Event], expected_version: int, *, expected_seq: int | None = None
+    ) -> AppendResult:
         """Append one aggregate's new events after ``expected_version``.
 
         Raises :class:`ConcurrencyError` when the aggregate is at another version, unless the same
@@ -191,8 +195,9 @@ class EventStore:
             expected_seq = await self._seq_of_version(filt, expected_version, events)
             if expected_seq < 0:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
-        stamped = [e.model_copy(update={"aggregate_version": expected_version + i + 1})
-                   for i, e in enumerate(events)]
+        stamped = [
+            e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)
+        ]
         try:
             if len(stamped) == 1:
                 last = await self._publish_one(stamped[0], filt, expected_seq)
@@ -203,12 +208,14 @@ class EventStore:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
             raise AppendError(str(err)) from err
         if last.duplicate:
-            return AppendResult(filt, last.seq - len(events) + 1, last.seq,
-                                expected_version + len(events), duplicate=True)
+            return AppendResult(
+                filt, last.seq - len(events) + 1, last.seq, expected_version + len(events), duplicate=True
+            )
         return AppendResult(filt, last.seq - len(events) + 1, last.seq, expected_version + len(events))
 
-    async def append_many(self, batches: Sequence[tuple[Sequence[Event], int]],
-                          window: int | None = None) -> list[AppendResult | Exception]:
+    async def append_many(
+        self, batches: Sequence[tuple[Sequence[Event], int]], window: int | None = None
+    ) -> list[AppendResult | Exception]:
         """Append for many aggregates at once with a bounded window of in-flight acks.
 
         Returns one result per input, in order: an :class:`AppendResult` or the exception
@@ -243,8 +250,9 @@ class EventStore:
             events = batches[i][0]
             try:
                 ack = await asyncio.wait_for(fut, 30)
-                results[i] = AppendResult(self._filter(events[0]), ack.seq, ack.seq, 1,
-                                          duplicate=bool(ack.duplicate))
+                results[i] = AppendResult(
+                    self._filter(events[0]), ack.seq, ack.seq, 1, duplicate=bool(ack.duplicate)
+                )
             except PublishRejected as err:
                 if err.err_code != ERR_WRONG_LAST_SEQUENCE:
                     results[i] = AppendError(str(err))
@@ -256,8 +264,7 @@ class EventStore:
         return results  # type: ignore[return-value]
 
     def _headers(self, event: Event, filt: str) -> dict[str, str]:
-        return {HDR_MSG_ID: str(event.id), HDR_VERSION: str(event.aggregate_version),
-                HDR_EXPECTED_SUBJ: filt}
+        return {HDR_MSG_ID: str(event.id), HDR_VERSION: str(event.aggregate_version), HDR_EXPECTED_SUBJ: filt}
 
     async def _publish_one(self, event: Event, filt: str, expected_seq: int) -> Any:
         headers = self._headers(event, filt)
@@ -280,8 +287,9 @@ class EventStore:
                     await self.nc.publish(event.subject(self.ns), encode(event), headers=headers)
                     continue
                 headers["Nats-Batch-Commit"] = "1"
-                reply = await self.nc.request(event.subject(self.ns), encode(event), timeout=10,
-                                              headers=headers)
+                reply = await self.nc.request(
+                    event.subject(self.ns), encode(event), timeout=10, headers=headers
+                )
         return _parse_ack(reply)
 
     async def _seq_of_version(self, filt: str, expected_version: int, events: Sequence[Event]) -> int:
@@ -295,20 +303,28 @@ class EventStore:
         version = int((last.headers or {}).get(HDR_VERSION, "0"))
         return last.seq if version == expected_version else -1
 
-    async def _duplicate_or_conflict(self, filt: str, expected_version: int,
-                                     events: Sequence[Event]) -> AppendResult:
+    async def _duplicate_or_conflict(
+        self, filt: str, expected_version: int, events: Sequence[Event]
+    ) -> AppendResult:
         stored = await self.read(filt)
         ids = {str(e.id) for e in events}
         mine = [s for s in stored if (s.headers or {}).get(HDR_MSG_ID) in ids]
         if len(mine) == len(ids):
-            return AppendResult(filt, mine[0].seq, mine[-1].seq,
-                                int((mine[-1].headers or {}).get(HDR_VERSION, "0")), duplicate=True)
+            return AppendResult(
+                filt,
+                mine[0].seq,
+                mine[-1].seq,
+                int((mine[-1].headers or {}).get(HDR_VERSION, "0")),
+                duplicate=True,
+            )
         actual = int((stored[-1].headers or {}).get(HDR_VERSION, "0")) if stored else 0
         raise ConcurrencyError(filt, expected_version, actual)
 
     # ------------------------------------------------------------------ read
 
-    async def read(self, subject_filter: str, after_seq: int = 0, limit: int | None = None) -> list[StoredEvent]:
+    async def read(
+        self, subject_filter: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
         """Events on ``subject_filter`` after ``after_seq``, in stream order (batched direct get)."""
         out: list[StoredEvent] = []
         inbox = self.nc.new_inbox()
@@ -320,8 +336,9 @@ class EventStore:
                 if want <= 0:
                     break
                 req = {"seq": start, "next_by_subj": subject_filter, "batch": want}
-                await self.nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(),
-                                      reply=inbox)
+                await self.nc.publish(
+                    f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(), reply=inbox
+                )
                 pending = 0
                 got = 0
                 while True:
@@ -422,7 +439,7 @@ class _AckMux:
                 self.prefix = prefix
 
     async def _on_reply(self, msg: Any) -> None:
-        fut = self.futures.pop(msg.subject[len(self.prefix) + 1:], None)
+        fut = self.futures.pop(msg.subject[len(self.prefix) + 1 :], None)
         if fut is None or fut.done():
             return
         try:
@@ -453,5 +470,6 @@ async def connect(settings: Settings, name: str) -> NATS:
     if not settings.nats_url:
         raise RuntimeError("GRIDWORK_NATS_URL is not set (run `gridwork up` or set it)")
     servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
-    return await nats.connect(servers=servers, name=name, max_reconnect_attempts=-1,
-                              reconnect_time_wait=0.5, connect_timeout=5)
+    return await nats.connect(
+        servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )

@@ -21,16 +21,21 @@ class Settings(BaseSettings):
     nats_url: str | None = Field(default=None, description="NATS server(s), comma separated")
     database_url: str | None = Field(default=None, description="PostgreSQL DSN")
     data_dir: Path = Field(default=Path(".gridwork"), description="Embedded stack's data directory")
-    namespace: str = Field(default="gw", pattern=r"^[a-z][a-z0-9]{0,15}$",
-                           description="Subject root and stream-name prefix (tests use their own)")
+    namespace: str = Field(
+        default="gw",
+        pattern=r"^[a-z][a-z0-9]{0,15}$",
+        description="Subject root and stream-name prefix (tests use their own)",
+    )
 
     # JetStream streams
     stream_replicas: int = Field(default=1, ge=1, le=5, description="1 embedded, 3 on a cluster")
     stream_max_age_days: float = Field(default=0, ge=0, description="0 keeps events forever")
-    duplicate_window_seconds: float = Field(default=900, ge=120,
-                                            description="JetStream dedupe window for Nats-Msg-Id")
-    sync_interval: str = Field(default="2m",
-                               description="nats-server fsync interval ('always' for no loss on power cut)")
+    duplicate_window_seconds: float = Field(
+        default=900, ge=120, description="JetStream dedupe window for Nats-Msg-Id"
+    )
+    sync_interval: str = Field(
+        default="2m", description="nats-server fsync interval ('always' for no loss on power cut)"
+    )
     snapshot_every: int = Field(default=50, ge=2, description="Snapshot an aggregate after N events")
     publish_window: int = Field(default=512, ge=1, le=65536, description="In-flight publishes per batch")
 

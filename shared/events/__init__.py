@@ -23,7 +23,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 #: (type, stored version) → function raising a raw dict one version up.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    **visits.UPCASTERS, **issues.UPCASTERS, **scoring.UPCASTERS, **notify.UPCASTERS,
+    **visits.UPCASTERS,
+    **issues.UPCASTERS,
+    **scoring.UPCASTERS,
+    **notify.UPCASTERS,
 }
 
 AnyEvent = Annotated[Union[tuple(EVENT_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
@@ -85,8 +88,27 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
-    "CATEGORIES", "CURRENT_VERSION", "EVENT_ADAPTER", "EVENT_TYPES", "LEVELS", "SHANGHAI",
-    "TOKEN_PATTERN", "AnyEvent", "Category", "ContactMode", "Event", "Level", "Payload", "Place",
-    "Severity", "Target", "UnknownEventType", "decode", "encode", "json_schemas", "now", "upcast",
+    "CATEGORIES",
+    "CURRENT_VERSION",
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "LEVELS",
+    "SHANGHAI",
+    "TOKEN_PATTERN",
+    "AnyEvent",
+    "Category",
+    "ContactMode",
+    "Event",
+    "Level",
+    "Payload",
+    "Place",
+    "Severity",
+    "Target",
+    "UnknownEventType",
+    "decode",
+    "encode",
+    "json_schemas",
+    "now",
+    "upcast",
     "uuid7",
 ]

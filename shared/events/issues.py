@@ -11,8 +11,15 @@ from .common import Category, Level, Place, Severity, Target
 from .envelope import Event, Payload
 
 IssueSource = Literal["grid_worker", "resident", "hotline", "open311", "face_to_face", "council"]
-AssigneeKind = Literal["worker", "building_leader", "volunteer_team", "property_management", "police",
-                       "street_office", "urban_management"]
+AssigneeKind = Literal[
+    "worker",
+    "building_leader",
+    "volunteer_team",
+    "property_management",
+    "police",
+    "street_office",
+    "urban_management",
+]
 EscalationReason = Literal["manual", "severity", "overdue", "unacknowledged", "rule"]
 
 
@@ -200,7 +207,17 @@ class HotlineFeedbackSent(_IssueEvent):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    IssueReported, IssueAccepted, IssueAssigned, IssueEscalated, IssueResolved, IssueVerified,
-    IssueReopened, IssueClosed, IssueMerged, IssueOverdue, HotlineOrderReceived, HotlineFeedbackSent,
+    IssueReported,
+    IssueAccepted,
+    IssueAssigned,
+    IssueEscalated,
+    IssueResolved,
+    IssueVerified,
+    IssueReopened,
+    IssueClosed,
+    IssueMerged,
+    IssueOverdue,
+    HotlineOrderReceived,
+    HotlineFeedbackSent,
 )
 UPCASTERS: dict = {}

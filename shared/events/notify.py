@@ -61,7 +61,10 @@ class NotificationDeadLettered(_NotificationEvent):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    NotificationSent, NotificationDelivered, NotificationFailed, NotificationAcknowledged,
+    NotificationSent,
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationAcknowledged,
     NotificationDeadLettered,
 )
 UPCASTERS: dict = {}

@@ -66,12 +66,14 @@ class BuildingRegistered(Event):
 
 class PersonRegisteredData(Payload):
     person_id: str
-    role: Literal["sinking_party_member", "direct_party_member", "building_leader", "resident_backbone",
-                  "volunteer"]
+    role: Literal[
+        "sinking_party_member", "direct_party_member", "building_leader", "resident_backbone", "volunteer"
+    ]
     building_id: str | None = None
     household_id: str | None = None
-    display_name: str | None = Field(default=None, max_length=64,
-                                     description="Public name or nickname, never an ID number")
+    display_name: str | None = Field(
+        default=None, max_length=64, description="Public name or nickname, never an ID number"
+    )
 
 
 class PersonRegistered(Event):
@@ -91,10 +93,12 @@ class HouseholdRegisteredData(Payload):
     grid_id: str | None = None
     members: int | None = Field(default=None, ge=0, le=50)
     tags: list[str] = Field(default_factory=list)
-    fields_present: list[str] = Field(default_factory=list,
-                                      description="Ledger fields this household has filled in")
-    sealed: dict[str, str] = Field(default_factory=dict,
-                                   description="Personal fields, AES-GCM sealed with the household key")
+    fields_present: list[str] = Field(
+        default_factory=list, description="Ledger fields this household has filled in"
+    )
+    sealed: dict[str, str] = Field(
+        default_factory=dict, description="Personal fields, AES-GCM sealed with the household key"
+    )
 
 
 class HouseholdRegistered(Event):
@@ -361,10 +365,24 @@ class ResidentDataErased(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    WorkerRegistered, GridDefined, BuildingRegistered, PersonRegistered, HouseholdRegistered,
-    HouseholdProfileUpdated, HouseholdTagged, ShiftStarted, ShiftEnded, VisitLogged,
-    FaceToFaceSessionHeld, BuildingCouncilHeld, ResidentBefriended, TrainingAttended,
-    TalentDiscovered, ResidentSurveyed, VolunteerServiceLogged, VolunteerPointsRedeemed,
+    WorkerRegistered,
+    GridDefined,
+    BuildingRegistered,
+    PersonRegistered,
+    HouseholdRegistered,
+    HouseholdProfileUpdated,
+    HouseholdTagged,
+    ShiftStarted,
+    ShiftEnded,
+    VisitLogged,
+    FaceToFaceSessionHeld,
+    BuildingCouncilHeld,
+    ResidentBefriended,
+    TrainingAttended,
+    TalentDiscovered,
+    ResidentSurveyed,
+    VolunteerServiceLogged,
+    VolunteerPointsRedeemed,
     ResidentDataErased,
 )
 

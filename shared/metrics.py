@@ -1,0 +1,35 @@
+"""Domain metrics shared by every service.  One ``gridwork_`` prefix, base units, bounded labels.
+
+Labels are never a household or a person: community, category, level, target, channel,
+projection, event type — each a small, known set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_APPENDED = Counter("gridwork_events_appended_total", "Events appended to the event store", ["type"])
+APPEND_CONFLICTS = Counter(
+    "gridwork_append_conflicts_total", "Appends refused because the aggregate had moved on", ["context"]
+)
+PROJECTION_EVENTS = Counter(
+    "gridwork_projection_events_total", "Events folded by a projection", ["projection"]
+)
+PROJECTION_CHECKPOINT = Gauge(
+    "gridwork_projection_checkpoint", "Stream sequence a projection has folded up to", ["projection"]
+)
+PROJECTION_LAG_EVENTS = Gauge(
+    "gridwork_projection_lag_events", "Events waiting to be folded by a projection", ["projection"]
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "gridwork_projection_lag_seconds", "Age of the last folded event while events wait", ["projection"]
+)
+PROJECTION_DEAD_LETTERS = Counter(
+    "gridwork_projection_dead_letters_total", "Messages a projection dead-lettered", ["projection"]
+)
+PROJECTION_BATCH_SECONDS = Histogram(
+    "gridwork_projection_batch_seconds",
+    "Time to fold and commit one batch",
+    ["projection"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
