@@ -78,7 +78,7 @@ class EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
         conf.write_text(self.config())
-        log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.data_dir / "nats.log", "ab")
         self.process = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log,
                                         start_new_session=True)
         _wait_until(self._healthy, "nats-server")

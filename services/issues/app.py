@@ -10,7 +10,10 @@ from shared.settings import Settings
 SPEC = ServiceSpec(
     name="issues",
     title="Issues",
-    description="Problems and their travel: reported, assigned, escalated up the ladder to property management, police, the street and the 12345 hotline; Open311.",
+    description=(
+        "Problems and their travel: reported, assigned, escalated up the ladder to property "
+        "management, police, the street and the 12345 hotline; Open311."
+    ),
     routers=[],
     projections=[],
     publishes=[],

@@ -10,7 +10,10 @@ from shared.settings import Settings
 SPEC = ServiceSpec(
     name="notify",
     title="Notify",
-    description="Routes escalations and digests to property management, police, the street office and the secretary, and makes sure they arrive.",
+    description=(
+        "Routes escalations and digests to property management, police, the street office and the "
+        "secretary, and makes sure they arrive."
+    ),
     routers=[],
     projections=[],
     publishes=[],

@@ -10,7 +10,10 @@ from shared.settings import Settings
 SPEC = ServiceSpec(
     name="scoring",
     title="Scoring",
-    description="The 5+1 quotas, the points evaluation and the community's figures, folded from the event stream.",
+    description=(
+        "The 5+1 quotas, the points evaluation and the community's figures, folded from the event "
+        "stream."
+    ),
     routers=[],
     projections=[],
     publishes=[],

@@ -10,7 +10,10 @@ from shared.settings import Settings
 SPEC = ServiceSpec(
     name="visits",
     title="Visits",
-    description="The grid worker's side: people and places, shifts, knocks, sessions, councils, surveys (the 5+1 work) and the household ledger.",
+    description=(
+        "The grid worker's side: people and places, shifts, knocks, sessions, councils, surveys "
+        "(the 5+1 work) and the household ledger."
+    ),
     routers=[],
     projections=[],
     publishes=[],

@@ -60,8 +60,23 @@ class NotificationDeadLettered(_NotificationEvent):
     data: NotificationData
 
 
+class NotificationUnacknowledgedData(Payload):
+    notification_id: str
+    recipient: str
+    channel: Channel
+    subject_ref: str = Field(description="The issue id the unacknowledged escalation is about")
+    waited_seconds: float = Field(ge=0)
+
+
+class NotificationUnacknowledged(_NotificationEvent):
+    """An escalation's recipient did not acknowledge it in time; the issues service climbs the ladder."""
+
+    type: Literal["NotificationUnacknowledged"] = "NotificationUnacknowledged"
+    data: NotificationUnacknowledgedData
+
+
 EVENTS: tuple[type[Event], ...] = (
-    NotificationSent,
+    NotificationUnacknowledged, NotificationSent,
     NotificationDelivered,
     NotificationFailed,
     NotificationAcknowledged,

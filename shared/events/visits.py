@@ -7,10 +7,39 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ContactMode, TalentField
+from .common import Category, ContactMode, Severity, TalentField
 from .envelope import Event, Payload
 
 # ---------------------------------------------------------------- people and places
+
+
+class CommunityRegisteredData(Payload):
+    community_id: str
+    name: str = Field(max_length=100)
+    street: str = Field(description="Street (街道) id the community belongs to")
+    district: str | None = None
+    city: str | None = None
+    area_km2: float | None = Field(default=None, ge=0)
+    residents: int | None = Field(default=None, ge=0)
+
+
+class CommunityRegistered(Event):
+    """A community (社区) joined gridwork, under its street (街道)."""
+
+    context: ClassVar[str] = "visits"
+    aggregate_kind: ClassVar[str] = "community"
+    type: Literal["CommunityRegistered"] = "CommunityRegistered"
+    data: CommunityRegisteredData
+
+
+class ProblemNote(Payload):
+    """A problem found during a visit, a session or a council; the issues service files it."""
+
+    category: Category
+    subcategory: str | None = Field(default=None, max_length=64)
+    severity: Severity = "medium"
+    description: str = Field(max_length=4000)
+    photos: list[str] = Field(default_factory=list, max_length=20)
 
 
 class WorkerRegisteredData(Payload):
@@ -199,7 +228,8 @@ class VisitLoggedData(Payload):
     minutes: int = Field(ge=0, le=600)
     outcome: Literal["contacted", "not_home", "refused", "follow_up"] = "contacted"
     notes: str | None = Field(default=None, max_length=2000)
-    problems_found: int = Field(default=0, ge=0)
+    problems: list[ProblemNote] = Field(default_factory=list, max_length=20,
+                                        description="Problems found; each becomes an IssueReported")
 
 
 class VisitLogged(Event):
@@ -218,6 +248,7 @@ class FaceToFaceSessionHeldData(Payload):
     party_members_present: list[str] = Field(default_factory=list)
     residents_attending: int = Field(default=0, ge=0)
     topics: list[str] = Field(default_factory=list)
+    problems: list[ProblemNote] = Field(default_factory=list, max_length=50)
 
 
 class FaceToFaceSessionHeld(Event):
@@ -237,6 +268,7 @@ class BuildingCouncilHeldData(Payload):
     resident_backbones: list[str] = Field(default_factory=list)
     attendees: int = Field(default=0, ge=0)
     decisions: list[str] = Field(default_factory=list)
+    problems: list[ProblemNote] = Field(default_factory=list, max_length=50)
 
 
 class BuildingCouncilHeld(Event):
@@ -365,7 +397,7 @@ class ResidentDataErased(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    WorkerRegistered,
+    CommunityRegistered, WorkerRegistered,
     GridDefined,
     BuildingRegistered,
     PersonRegistered,

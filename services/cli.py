@@ -1,0 +1,49 @@
+"""``gridwork``: the one command line of the project.
+
+Core commands live here (up, token, migrate, replay, bench append/fold/replay); each service adds
+its own through ``services/<name>/cli.py:register``.  Every command is a small function that
+builds the settings once and passes them down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from services.issues import cli as issues_cli
+from services.issues.app import SPEC as ISSUES
+from services.notify import cli as notify_cli
+from services.notify.app import SPEC as NOTIFY
+from services.scoring import cli as scoring_cli
+from services.scoring.app import SPEC as SCORING
+from services.visits import cli as visits_cli
+from services.visits.app import SPEC as VISITS
+
+SERVICES = ("visits", "issues", "scoring", "notify")
+#: Every projection of every service, by name (for ``gridwork replay`` and the benchmarks).
+PROJECTIONS = {p.name: p for spec in (VISITS, ISSUES, SCORING, NOTIFY) for p in spec.projections}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from shared import commands
+
+    parser = argparse.ArgumentParser(prog="gridwork", description="The 5+1 grid work system.")
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bench_parser = commands_.add_parser("bench", help="benchmarks: events/s and latency beside a naive baseline")
+    bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
+    commands.register(commands_, bench, PROJECTIONS)
+    for module in (visits_cli, issues_cli, scoring_cli, notify_cli):
+        module.register(commands_, bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
