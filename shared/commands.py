@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import secrets
-from collections.abc import Mapping
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .auth import ROLES, mint_token
+from .embedded import EmbeddedNats, EmbeddedPostgres
 from .projection import Projection
 from .settings import Settings
 
@@ -69,3 +80,171 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
     migrate = commands.add_parser("migrate", help="apply the SQL migrations")
     migrate.set_defaults(handler=cmd_migrate)
+
+    up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
+    up.add_argument("--data-dir", help="where the embedded servers keep their data (default ./.gridwork)")
+    up.set_defaults(handler=cmd_up)
+
+
+# ---------------------------------------------------------------------------- gridwork up
+
+SERVICE_NAMES = ("visits", "issues", "scoring", "notify")
+
+
+class LocalStack:
+    """The embedded stack plus the four services as separate processes (``gridwork up``)."""
+
+    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICE_NAMES) -> None:
+        self.settings = settings
+        self.services = services
+        self.nats: EmbeddedNats | None = None
+        self.pg: EmbeddedPostgres | None = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.endpoints: dict[str, Any] = {}
+
+    def start(self, echo: Callable[[str], None] = print) -> dict[str, Any]:
+        s = self.settings
+        data = s.data_dir.resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        nats_url, db_url = s.nats_url, s.database_url
+        if not nats_url:
+            echo(f"starting nats-server (JetStream, sync_interval={s.sync_interval}) in {data / 'nats'}")
+            self.nats = EmbeddedNats(data / "nats", port=s.nats_port, monitor_port=s.nats_monitor_port,
+                                     sync_interval=s.sync_interval).start()
+            nats_url = self.nats.url
+        if not db_url:
+            echo(f"starting PostgreSQL in {data / 'pg'}")
+            self.pg = EmbeddedPostgres(data / "pg").start()
+            db_url = self.pg.url
+        self.settings = s = s.model_copy(update={"nats_url": nats_url, "database_url": db_url})
+        asyncio.run(_prepare(s))
+        env = {**os.environ, "GRIDWORK_NATS_URL": nats_url, "GRIDWORK_DATABASE_URL": db_url,
+               "GRIDWORK_JWT_SECRET": s.jwt_secret, "GRIDWORK_DATA_DIR": str(data),
+               "GRIDWORK_NAMESPACE": s.namespace, "GRIDWORK_HOST": s.host,
+               "GRIDWORK_STREAM_REPLICAS": str(s.stream_replicas)}
+        logs = data / "logs"
+        logs.mkdir(exist_ok=True)
+        urls = {}
+        for name in self.services:
+            port = int(getattr(s, f"{name}_port"))
+            env[f"GRIDWORK_{name.upper()}_PORT"] = str(port)
+            log = open(logs / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log,
+                                                stderr=log, start_new_session=True)
+            urls[name] = f"http://{s.host}:{port}"
+        for name, url in urls.items():
+            _wait_ready(name, url, self.procs[name], logs / f"{name}.log")
+        self.endpoints = {
+            "nats": nats_url,
+            "nats_monitor": self.nats.monitor_url if self.nats else None,
+            "database": db_url,
+            "services": urls,
+            "docs": {name: f"{url}/docs" for name, url in urls.items()},
+            "asyncapi": {name: f"{url}/asyncapi" for name, url in urls.items()},
+            "metrics": {name: f"{url}/metrics" for name, url in urls.items()},
+            "data_dir": str(data),
+        }
+        (data / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2))
+        return self.endpoints
+
+    def check(self) -> list[str]:
+        """Names of services whose process has exited."""
+        return [name for name, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self, echo: Callable[[str], None] = print) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                echo(f"{name} did not stop in 15 s; killing it")
+                proc.kill()
+        self.procs.clear()
+        if self.nats:
+            self.nats.stop()
+        if self.pg:
+            self.pg.stop()
+        echo("stopped; data kept in " + str(self.settings.data_dir.resolve()))
+
+
+async def _prepare(settings: Settings) -> None:
+    """Migrations and streams, once, before the services start."""
+    from .db import create_pool, migrate
+    from .eventstore import EventStore, connect
+
+    nc = await connect(settings, "gridwork-up")
+    try:
+        await EventStore(nc, settings).ensure_streams()
+    finally:
+        await nc.close()
+    pool = await create_pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    finally:
+        await pool.close()
+
+
+def _wait_ready(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"service {name} exited with {proc.returncode}; its log ends:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"service {name} not ready at {url} within {timeout}s (see {log})")
+
+
+def print_endpoints(endpoints: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="gridwork is up")
+    table.add_column("service")
+    table.add_column("URL")
+    table.add_column("API docs")
+    for name, url in endpoints["services"].items():
+        table.add_row(name, url, endpoints["docs"][name])
+    Console().print(table)
+    print(f"NATS      {endpoints['nats']}")
+    print(f"Postgres  {endpoints['database']}")
+    print(f"endpoints written to {Path(endpoints['data_dir']) / 'endpoints.json'}")
+
+
+def run_until_signalled(stack: LocalStack) -> None:
+    """Block until Ctrl-C or SIGTERM, watching the services; then stop everything."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            for name in stack.check():
+                print(f"service {name} exited; see {stack.settings.data_dir / 'logs' / (name + '.log')}")
+                stack.procs.pop(name, None)
+    finally:
+        stack.stop()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.data_dir:
+        overrides["data_dir"] = Path(args.data_dir)
+    settings = load_settings(**overrides)
+    stack = LocalStack(settings)
+    try:
+        endpoints = stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    print_endpoints(endpoints)
+    print("Ctrl-C stops everything (the data stays for the next start).")
+    run_until_signalled(stack)
+    return 0
