@@ -30,6 +30,7 @@ from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from pydantic import BaseModel
 
 from .events import Event, decode, encode
+from .metrics import APPEND_CONFLICTS, EVENTS_APPENDED
 from .settings import Settings
 
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -211,6 +212,8 @@ class EventStore:
             return AppendResult(
                 filt, last.seq - len(events) + 1, last.seq, expected_version + len(events), duplicate=True
             )
+        for event in events:
+            EVENTS_APPENDED.labels(event.type).inc()
         return AppendResult(filt, last.seq - len(events) + 1, last.seq, expected_version + len(events))
 
     async def append_many(
@@ -253,6 +256,8 @@ class EventStore:
                 results[i] = AppendResult(
                     self._filter(events[0]), ack.seq, ack.seq, 1, duplicate=bool(ack.duplicate)
                 )
+                if not ack.duplicate:
+                    EVENTS_APPENDED.labels(events[0].type).inc()
             except PublishRejected as err:
                 if err.err_code != ERR_WRONG_LAST_SEQUENCE:
                     results[i] = AppendError(str(err))
@@ -318,6 +323,7 @@ class EventStore:
                 duplicate=True,
             )
         actual = int((stored[-1].headers or {}).get(HDR_VERSION, "0")) if stored else 0
+        APPEND_CONFLICTS.labels(events[0].context).inc()
         raise ConcurrencyError(filt, expected_version, actual)
 
     # ------------------------------------------------------------------ read

@@ -24,7 +24,7 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -337,25 +337,33 @@ async def stream_reader(
     return puller
 
 
-async def _read_until(puller: Puller, upto: int, batch: int) -> Any:
-    """Yield lists of StoredEvents from ``puller`` until stream sequence ``upto`` is reached."""
-    while True:
-        msgs = await puller.fetch(batch, wait=1)
-        if not msgs:
-            return
-        events = []
-        done = False
-        for m in msgs:
-            if m.event.seq > upto:
-                done = True
-                break
-            events.append(m.event)
-            if m.event.seq == upto or m.pending == 0:
-                done = True
-        if events:
-            yield events
-        if done:
-            return
+class _Carry:
+    """Reads a puller up to a stream sequence, keeping what it fetched beyond it for the next read."""
+
+    def __init__(self, puller: Puller) -> None:
+        self.puller = puller
+        self.left: list[Pulled] = []
+
+    async def until(self, upto: int, batch: int) -> AsyncIterator[list[StoredEvent]]:
+        """Yield batches of events up to and including ``upto`` (or until the stream has no more)."""
+        while True:
+            msgs, self.left = (self.left, []) if self.left else (await self.puller.fetch(batch, wait=1), [])
+            if not msgs:
+                return
+            events: list[StoredEvent] = []
+            done = False
+            for i, m in enumerate(msgs):
+                if m.event.seq > upto:
+                    self.left = msgs[i:]
+                    done = True
+                    break
+                events.append(m.event)
+                if m.event.seq == upto or m.pending == 0:
+                    done = True
+            if events:
+                yield events
+            if done:
+                return
 
 
 async def replay(
@@ -386,9 +394,10 @@ async def replay(
     started = time.perf_counter()
     folded = 0
     sub = await stream_reader(nc, settings, projection)
+    reader = _Carry(sub)
     try:
         if target:
-            async for events in _read_until(sub, target, batch):
+            async for events in reader.until(target, batch):
                 async with pool.acquire() as conn, conn.transaction():
                     folded += await _fold(conn, projection, shadow, events, lock=False)
                 if progress:
@@ -402,7 +411,7 @@ async def replay(
             live_pos = await conn.fetchval(f'SELECT position FROM "{live}"._checkpoint WHERE id = 1')
             shadow_pos = await conn.fetchval(f'SELECT position FROM "{shadow}"._checkpoint WHERE id = 1')
             if live_pos is not None and live_pos > shadow_pos:
-                async for events in _read_until(sub, live_pos, batch):
+                async for events in reader.until(live_pos, batch):
                     async with conn.transaction():
                         folded += await _fold(conn, projection, shadow, events, lock=False)
             old = f"{live}__old"

@@ -41,6 +41,7 @@ class IssueReportedData(Payload):
     level: Level = "building"
     hotline_order_no: str | None = None
     caused_by_visit: str | None = Field(default=None, description="Visit id when found on a visit")
+    address: str | None = Field(default=None, max_length=500, description="Free-text address (Open311)")
 
 
 class IssueReported(_IssueEvent):
@@ -86,6 +87,9 @@ class IssueEscalatedData(Payload):
     category: Category | None = None
     subcategory: str | None = None
     severity: Severity | None = None
+    rule: str | None = Field(default=None, description="Name of the escalation rule (reason rule)")
+    notification_id: str | None = Field(default=None, description="Unacknowledged notification (reason unacknowledged)")
+    timer: str | None = Field(default=None, description="Deadline timer that fired (reason overdue)")
 
 
 class IssueEscalated(_IssueEvent):
@@ -164,6 +168,7 @@ class IssueOverdueData(Payload):
     level: Level
     deadline: AwareDatetime
     state: str
+    timer: str | None = Field(default=None, description="Which deadline: level, response or resolution, and its key")
 
 
 class IssueOverdue(_IssueEvent):
@@ -182,6 +187,7 @@ class HotlineOrderReceivedData(Payload):
     place: Place = Field(default_factory=Place)
     response_deadline: datetime
     resolution_deadline: datetime
+    severity: Severity = "medium"
 
 
 class HotlineOrderReceived(_IssueEvent):
