@@ -24,7 +24,7 @@ from . import natsfix
 from .embedded import EmbeddedNats, EmbeddedPostgres, create_database, free_port
 from .settings import Settings
 
-console = Console()
+console = Console(width=160)
 
 
 @contextlib.asynccontextmanager

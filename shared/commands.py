@@ -64,6 +64,20 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bench(what: str, **kw: int) -> int:
+    import uvloop
+
+    from . import bench
+
+    if what == "append":
+        uvloop.run(bench.bench_append(n=kw["events"], aggregates=kw["aggregates"]))
+    elif what == "fold":
+        uvloop.run(bench.bench_fold(n=kw["events"]))
+    else:
+        uvloop.run(bench.bench_replay(n=kw["events"]))
+    return 0
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction,
              projections: Mapping[str, Projection] | None = None) -> None:
     """Add the core commands."""
@@ -80,6 +94,17 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
     migrate = commands.add_parser("migrate", help="apply the SQL migrations")
     migrate.set_defaults(handler=cmd_migrate)
+
+    append = bench.add_parser("append", help="pipelined appends vs one awaited append per event")
+    append.add_argument("--events", type=int, default=30_000)
+    append.add_argument("--aggregates", type=int, default=100_000, help="design check: N aggregates (0 skips)")
+    append.set_defaults(handler=lambda a: _run_bench("append", events=a.events, aggregates=a.aggregates))
+    fold = bench.add_parser("fold", help="projection fold vs one transaction per event")
+    fold.add_argument("--events", type=int, default=50_000)
+    fold.set_defaults(handler=lambda a: _run_bench("fold", events=a.events))
+    rep = bench.add_parser("replay", help="projection replay vs the raw consume rate")
+    rep.add_argument("--events", type=int, default=100_000)
+    rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events))
 
     up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
     up.add_argument("--data-dir", help="where the embedded servers keep their data (default ./.gridwork)")

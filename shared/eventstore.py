@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -249,23 +250,31 @@ class EventStore:
                 slow.append(one(i, events, expected))
         if slow:
             await asyncio.gather(*slow)
+        if pending:
+            # One deadline for the whole window instead of a timer per event.
+            await asyncio.wait([f for _, f in pending], timeout=30)
+        appended: Counter[str] = Counter()
         for i, fut in pending:
             events = batches[i][0]
-            try:
-                ack = await asyncio.wait_for(fut, 30)
-                results[i] = AppendResult(
-                    self._filter(events[0]), ack.seq, ack.seq, 1, duplicate=bool(ack.duplicate)
-                )
+            if not fut.done():
+                fut.cancel()
+                results[i] = AppendError("no ack from JetStream within 30 s")
+                continue
+            err = fut.exception()
+            if err is None:
+                ack = fut.result()
+                results[i] = AppendResult(self._filter(events[0]), ack.seq, ack.seq, 1, duplicate=ack.duplicate)
                 if not ack.duplicate:
-                    EVENTS_APPENDED.labels(events[0].type).inc()
-            except PublishRejected as err:
-                if err.err_code != ERR_WRONG_LAST_SEQUENCE:
-                    results[i] = AppendError(str(err))
-                    continue
+                    appended[events[0].type] += 1
+            elif isinstance(err, PublishRejected) and err.err_code == ERR_WRONG_LAST_SEQUENCE:
                 try:
                     results[i] = await self._duplicate_or_conflict(self._filter(events[0]), 0, events)
                 except ConcurrencyError as conflict:
                     results[i] = conflict
+            else:
+                results[i] = AppendError(str(err))
+        for etype, count in appended.items():
+            EVENTS_APPENDED.labels(etype).inc(count)
         return results  # type: ignore[return-value]
 
     def _headers(self, event: Event, filt: str) -> dict[str, str]:

@@ -408,7 +408,9 @@ async def replay(
             return {"schema": shadow, "events": folded, "seconds": time.perf_counter() - started}
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(live))
-            live_pos = await conn.fetchval(f'SELECT position FROM "{live}"._checkpoint WHERE id = 1')
+            live_pos = None
+            if await conn.fetchval("SELECT to_regclass($1)", f'"{live}"._checkpoint'):
+                live_pos = await conn.fetchval(f'SELECT position FROM "{live}"._checkpoint WHERE id = 1')
             shadow_pos = await conn.fetchval(f'SELECT position FROM "{shadow}"._checkpoint WHERE id = 1')
             if live_pos is not None and live_pos > shadow_pos:
                 async for events in reader.until(live_pos, batch):
