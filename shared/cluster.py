@@ -186,8 +186,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         sync_interval=args.sync_interval or settings.sync_interval,
         base_port=args.base_port or settings.nats_port,
     )
-    print(f"starting {args.nodes} nats-server nodes (sync_interval={cluster.sync_interval}) "
-          f"in {cluster.data_dir}")
+    print(f"starting {args.nodes} nats-server nodes (sync_interval={cluster.sync_interval}) in {cluster.data_dir}")
     cluster.start()
     print(f"JetStream cluster up, meta leader {cluster.wait_for_meta_leader()}")
     print(f"GRIDWORK_NATS_URL={cluster.url}")
@@ -195,8 +194,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         _wait_for_signal()
         cluster.stop()
         return 0
-    stack = LocalStack(settings.model_copy(update={
-        "nats_url": cluster.url, "stream_replicas": min(3, args.nodes)}))
+    stack = LocalStack(settings.model_copy(update={"nats_url": cluster.url, "stream_replicas": min(3, args.nodes)}))
     try:
         endpoints = stack.start()
     except BaseException:
@@ -232,16 +230,20 @@ def cmd_cluster_streams(args: argparse.Namespace) -> int:
             await nc.close()
 
     asyncio.run(run())
-    print(f"streams {settings.stream_name()}, {settings.dlq_stream_name()} and bucket "
-          f"{settings.snapshot_bucket()} ready ({settings.stream_replicas} replicas)")
+    print(
+        f"streams {settings.stream_name()}, {settings.dlq_stream_name()} and bucket "
+        f"{settings.snapshot_bucket()} ready ({settings.stream_replicas} replicas)"
+    )
     return 0
 
 
 def cmd_cluster_nats_config(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = ("# Rendered from deploy/nats/permissions.toml by `gridwork cluster nats-config`.  Do not edit:\n"
-              "# change the TOML and render again (tests/ops checks the two agree).\n")
+    header = (
+        "# Rendered from deploy/nats/permissions.toml by `gridwork cluster nats-config`.  Do not edit:\n"
+        "# change the TOML and render again (tests/ops checks the two agree).\n"
+    )
     (out / "auth.conf").write_text(header + render_authorization(args.namespace))
     print(f"wrote {out / 'auth.conf'}")
     return 0

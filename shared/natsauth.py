@@ -41,9 +41,7 @@ class UserPermissions:
     subscribe: tuple[str, ...]
 
 
-def load_permissions(
-    namespace: str = "gw", path: Path | None = None
-) -> dict[str, UserPermissions]:
+def load_permissions(namespace: str = "gw", path: Path | None = None) -> dict[str, UserPermissions]:
     """Every user of the permissions file with its subjects for ``namespace`` (``gw`` in production)."""
     raw = tomllib.loads((path or PERMISSIONS_FILE).read_text())
     roles: Mapping[str, Any] = raw.get("roles", {})
@@ -169,9 +167,15 @@ def write_dev_certificates(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

@@ -1,0 +1,249 @@
+"""NATS security on a real nats-server: TLS, one user per service, permissions from one TOML file.
+
+A grid worker's visit is written by the visits service's user; the notify service's user is
+refused when it tries to write a visits event, and nobody but the admin may touch the streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client as NATS
+from pydantic import BaseModel
+
+from shared.cluster import NatsNode
+from shared.db import migrate
+from shared.embedded import free_port
+from shared.events import Event
+from shared.events.notify import NotificationData, NotificationSent
+from shared.events.visits import HouseholdTagged, HouseholdTaggedData
+from shared.eventstore import Aggregate, EventStore, StoredEvent, aggregate_filter
+from shared.natsauth import (
+    PERMISSIONS_FILE,
+    load_permissions,
+    nats_url_for,
+    new_passwords,
+    render_authorization,
+    tls_context,
+    write_dev_certificates,
+)
+from shared.projection import ProjectionRunner, dead_letters
+from shared.settings import Settings
+from tests.support import eventually
+
+COMMUNITY = "bairuijing"
+
+
+@dataclass
+class SecuredNats:
+    node: NatsNode
+    passwords: dict[str, str]
+    ca: Path
+
+    async def connect(self, user: str, password: str | None = None, errors: list[str] | None = None) -> NATS:
+        """Connect the way a service does: credentials in GRIDWORK_NATS_URL, the cluster's CA for TLS."""
+
+        async def on_error(err: Exception) -> None:
+            if errors is not None:
+                errors.append(str(err))
+
+        url = nats_url_for(user, password or self.passwords[user], [self.node.url])
+        return await nats.connect(
+            servers=url.split(","),
+            tls=tls_context(self.ca),
+            error_cb=on_error,
+            allow_reconnect=False,
+            connect_timeout=5,
+        )
+
+
+@pytest.fixture
+def secured(settings: Settings, tmp_path: Path) -> Iterator[SecuredNats]:
+    certs = write_dev_certificates(tmp_path / "certs", ["127.0.0.1", "localhost"])
+    passwords = new_passwords(load_permissions(settings.namespace))
+    node = NatsNode(
+        data_dir=tmp_path / "nats",
+        port=free_port(),
+        monitor_port=free_port(),
+        server_name="secured",
+        authorization=render_authorization(settings.namespace, passwords),
+        tls=certs,
+    ).start()
+    try:
+        yield SecuredNats(node, passwords, certs.ca)
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+async def admin(secured: SecuredNats, settings: Settings) -> AsyncIterator[EventStore]:
+    """The migration job's view: the admin creates the streams before any service starts."""
+    nc = await secured.connect("admin")
+    store = EventStore(nc, settings)
+    await store.ensure_streams()
+    yield store
+    await nc.close()
+
+
+def tagged(household: str, *tags: str) -> HouseholdTagged:
+    return HouseholdTagged.new(
+        community=COMMUNITY,
+        aggregate_id=household,
+        actor="w07",
+        data=HouseholdTaggedData(household_id=household, tags=list(tags)),
+    )
+
+
+class Tags(BaseModel):
+    tags: list[str] = []
+
+
+def _evolve(state: Tags, event: Event) -> Tags:
+    assert isinstance(event, HouseholdTagged)
+    return Tags(tags=[*state.tags, *event.data.tags])
+
+
+HOUSEHOLD = Aggregate("visits", "household", Tags, _evolve, Tags)
+
+
+async def test_the_visits_user_appends_its_events_and_snapshots_over_tls(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    nc = await secured.connect("visits")
+    store = EventStore(nc, settings.model_copy(update={"snapshot_every": 2}))
+    try:
+        first = await store.append([tagged("h-2-1-502", "elderly_alone")], 0)
+        # several events of one aggregate go as one atomic batch
+        batch = await store.append([tagged("h-2-1-502", "special_assistance"), tagged("h-2-1-502", "priority")], 1)
+        assert (first.version, batch.version, batch.duplicate) == (1, 3, False)
+        loaded = await store.load(HOUSEHOLD, COMMUNITY, "h-2-1-502")  # writes a snapshot (KV put)
+        again = await store.load(HOUSEHOLD, COMMUNITY, "h-2-1-502")  # starts from it (KV get)
+        assert loaded.state.tags == again.state.tags == ["elderly_alone", "special_assistance", "priority"]
+        assert again.version == 3
+    finally:
+        await nc.close()
+
+
+async def test_notify_cannot_write_a_visits_event_but_can_write_its_own(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    errors: list[str] = []
+    nc = await secured.connect("notify", errors=errors)
+    store = EventStore(nc, settings)
+    try:
+        forged = tagged("h-4-4-301", "special_assistance")
+        # the server drops the publish and tells the client; no ack ever comes
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.append([forged], 0), 3)
+        violation = f'permissions violation for publish to "{forged.subject(settings.namespace)}"'.lower()
+
+        async def reported() -> bool:
+            return any(violation in e.lower() for e in errors)
+
+        await eventually(reported, what="permissions violation reported")
+        assert (
+            await admin.read(aggregate_filter(settings.namespace, COMMUNITY, "visits", "household", "h-4-4-301")) == []
+        )
+
+        own = NotificationSent.new(
+            community=COMMUNITY,
+            aggregate_id="n-1",
+            actor="notify",
+            data=NotificationData(
+                notification_id="n-1", recipient="police-zhongnan", channel="webhook", subject_ref="i-1"
+            ),
+        )
+        assert not (await store.append([own], 0)).duplicate
+    finally:
+        await nc.close()
+
+
+async def test_only_the_admin_manages_streams(secured: SecuredNats, admin: EventStore, settings: Settings) -> None:
+    errors: list[str] = []
+    nc = await secured.connect("scoring", errors=errors)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):  # the server drops the request
+            await nc.jetstream(timeout=2).delete_stream(settings.stream_name())
+        assert any("$js.api.stream.delete" in e.lower() for e in errors)
+        assert (await admin.js.stream_info(settings.stream_name())).config.name == settings.stream_name()
+    finally:
+        await nc.close()
+
+
+async def test_a_wrong_password_or_an_untrusted_certificate_is_refused(secured: SecuredNats) -> None:
+    with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
+        await secured.connect("visits", password="guessed")
+    with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
+        # the system trust store does not know the cluster's CA
+        await nats.connect(
+            servers=[nats_url_for("visits", secured.passwords["visits"], [secured.node.url])],
+            allow_reconnect=False,
+            connect_timeout=3,
+        )
+
+
+class Poisoned:
+    """A projection that counts households and chokes on one tag, to exercise dead-lettering."""
+
+    name = "ops_households"
+    event_types = ("HouseholdTagged",)
+    ddl = "CREATE TABLE IF NOT EXISTS households (id text PRIMARY KEY);"
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        for e in events:
+            event = e.event()
+            assert isinstance(event, HouseholdTagged)
+            if "poison" in event.data.tags:
+                raise ValueError("unreadable household record")
+            await conn.execute("INSERT INTO households VALUES ($1) ON CONFLICT DO NOTHING", event.aggregate_id)
+
+
+async def test_a_projection_runs_and_dead_letters_under_a_service_user(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    s = settings.model_copy(update={"max_deliver": 1})
+    nc = await secured.connect("scoring")
+    pool = await asyncpg.create_pool(s.database_url, min_size=1, max_size=2)
+    async with pool.acquire() as conn:
+        await migrate(conn)  # the dead_letters table
+    runner = ProjectionRunner(Poisoned(), nc=nc, pool=pool, settings=s)
+    await runner.setup()  # schema and durable consumer, created by the service user
+    task = asyncio.create_task(runner.run())
+    try:
+        await admin.append_many(
+            [([tagged(f"h-{i}", "young")], 0) for i in range(20)] + [([tagged("h-bad", "poison")], 0)]
+        )
+
+        async def folded() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM proj_ops_households.households") == 20
+
+        await eventually(folded, timeout=30, what="20 households folded")
+        letters = await eventually(lambda: dead_letters(nc, s, "ops_households"), timeout=30, what="dead letter")
+        assert letters[0]["reason"] and "unreadable household record" in letters[0]["reason"]
+        status = await eventually(lambda: _lag_zero(runner), timeout=30, what="no lag")
+        assert status["checkpoint"] == await admin.last_sequence()
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+        await pool.close()
+        await nc.close()
+
+
+async def _lag_zero(runner: ProjectionRunner) -> dict[str, object] | None:
+    status = await runner.status()
+    return status if status["lag_events"] == 0 else None
+
+
+def test_the_committed_compose_users_are_rendered_from_the_permissions_file() -> None:
+    committed = (PERMISSIONS_FILE.parent / "auth.conf").read_text()
+    body = "".join(line + "\n" for line in committed.splitlines() if not line.startswith("#"))
+    assert body == render_authorization("gw")
+    # passwords stay out of the repository: each is an environment reference
+    assert "$NATS_NOTIFY_PASSWORD" in committed and 'password: "' not in committed
