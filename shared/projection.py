@@ -19,6 +19,7 @@ keeps serving, then swaps the schemas in one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -397,13 +398,31 @@ async def replay(
     reader = _Carry(sub)
     try:
         if target:
-            async for events in reader.until(target, batch):
-                async with pool.acquire() as conn, conn.transaction():
-                    folded += await _fold(conn, projection, shadow, events, lock=False)
-                if progress:
-                    res = progress(events[-1].seq, target)
-                    if asyncio.iscoroutine(res):
-                        await res
+            # Fetch the next batch while the previous one folds: the broker and the database work
+            # side by side instead of taking turns.
+            queue: asyncio.Queue[list[StoredEvent] | None] = asyncio.Queue(maxsize=2)
+
+            async def fetch_ahead() -> None:
+                try:
+                    async for events in reader.until(target, batch):
+                        await queue.put(events)
+                finally:
+                    await queue.put(None)
+
+            fetcher = asyncio.create_task(fetch_ahead())
+            try:
+                while (events := await queue.get()) is not None:
+                    async with pool.acquire() as conn, conn.transaction():
+                        folded += await _fold(conn, projection, shadow, events, lock=False)
+                    if progress:
+                        res = progress(events[-1].seq, target)
+                        if asyncio.iscoroutine(res):
+                            await res
+            finally:
+                if not fetcher.done():
+                    fetcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fetcher
         if not swap:
             return {"schema": shadow, "events": folded, "seconds": time.perf_counter() - started}
         async with pool.acquire() as conn, conn.transaction():

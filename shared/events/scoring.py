@@ -18,6 +18,8 @@ class QuotaItemResult(Payload):
     actual: float
     met: bool
     points: float = 0
+    label: str | None = Field(default=None, description="The item in words, e.g. 'contact 5 households'")
+    unit: str | None = None
 
 
 class QuotaPeriodClosedData(Payload):
@@ -31,6 +33,11 @@ class QuotaPeriodClosedData(Payload):
     rulebook: str
     rulebook_version: int
     revision: int = Field(default=1, ge=1, description="> 1 when a late event corrected a closed period")
+    correction: Literal["late_event", "rescored"] | None = Field(
+        default=None, description="Why a revision > 1 was issued: late evidence, or a new rulebook version"
+    )
+    previous_points: float | None = Field(default=None, description="Points of the revision this one replaces")
+    changed_items: list[str] = Field(default_factory=list, description="Items that differ from that revision")
 
 
 class QuotaPeriodClosed(Event):
@@ -47,6 +54,14 @@ class PointsAwardedData(Payload):
     points: float
     reason: str
     period_key: str | None = None
+    kind: Literal["quota", "award", "publicity"] = Field(
+        default="award",
+        description="quota: a closed period's points (a correction's delta when revision > 1); "
+        "award / publicity: the secretary's publicity-and-awards list (宣传和获奖)",
+    )
+    revision: int | None = Field(default=None, ge=1, description="The closed period's revision (kind quota)")
+    period: PeriodKind | None = None
+    awarded_by: str | None = None
 
 
 class PointsAwarded(Event):
