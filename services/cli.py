@@ -33,9 +33,57 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands_.add_parser("bench", help="benchmarks: events/s and latency beside a naive baseline")
     bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
     commands.register(commands_, bench, PROJECTIONS)
+    replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")
+    replay.add_argument("projection", help="projection name: " + ", ".join(sorted(PROJECTIONS)))
+    replay.set_defaults(handler=cmd_replay)
     for module in (visits_cli, issues_cli, scoring_cli, notify_cli):
         module.register(commands_, bench)
     return parser
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Rebuild one projection from the first event, with a progress bar, then swap it in."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from shared import natsfix
+    from shared.commands import load_settings
+    from shared.db import create_pool, migrate
+    from shared.eventstore import EventStore, connect
+    from shared.projection import replay
+
+    projection = PROJECTIONS.get(args.projection)
+    if projection is None:
+        print(f"unknown projection {args.projection!r}; known: {', '.join(sorted(PROJECTIONS)) or 'none'}")
+        return 2
+
+    async def run() -> dict[str, object]:
+        natsfix.install()
+        settings = load_settings()
+        nc = await connect(settings, "gridwork-replay")
+        pool = await create_pool(settings)
+        try:
+            await EventStore(nc, settings).ensure_streams()
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            with Progress(TextColumn(f"replaying {projection.name}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("stream seq"), TimeRemainingColumn()) as bar:
+                task = bar.add_task("replay", total=None)
+
+                def progress(done: int, target: int) -> None:
+                    bar.update(task, completed=done, total=target)
+
+                return await replay(projection, nc=nc, pool=pool, settings=settings, progress=progress)
+        finally:
+            await nc.close()
+            await pool.close()
+
+    result = asyncio.run(run())
+    events, seconds = int(result["events"]), float(result["seconds"])  # type: ignore[arg-type]
+    print(f"{projection.name}: {events:,} events folded in {seconds:.1f} s "
+          f"({events / max(seconds, 1e-9):,.0f} events/s); swapped into schema {result['schema']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,19 @@ from .projection import Projection
 from .settings import Settings
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment; the JWT secret falls back to the data dir's (made by ``up``)."""
+def load_settings(*, use_running_stack: bool = True, **overrides: object) -> Settings:
+    """Settings from the environment.
+
+    Unset server URLs fall back to the ``endpoints.json`` of a stack ``gridwork up`` runs in the data
+    dir, and the JWT secret to the data dir's (created on first use), so local commands just work.
+    """
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    endpoints = settings.data_dir / "endpoints.json"
+    if (not settings.nats_url or not settings.database_url) and endpoints.exists() and use_running_stack:
+        # A stack started by `gridwork up` in this data dir: talk to its servers.
+        known = json.loads(endpoints.read_text())
+        settings = settings.model_copy(update={"nats_url": settings.nats_url or known.get("nats"),
+                                               "database_url": settings.database_url or known.get("database")})
     if not settings.jwt_secret:
         settings = settings.model_copy(update={"jwt_secret": local_jwt_secret(settings.data_dir)})
     return settings
@@ -262,7 +272,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
-    settings = load_settings(**overrides)
+    settings = load_settings(use_running_stack=False, **overrides)
     stack = LocalStack(settings)
     try:
         endpoints = stack.start()
