@@ -201,6 +201,7 @@ class LocalStack:
             self.nats.stop()
         if self.pg:
             self.pg.stop()
+        (self.settings.data_dir / "endpoints.json").unlink(missing_ok=True)
         echo("stopped; data kept in " + str(self.settings.data_dir.resolve()))
 
 
