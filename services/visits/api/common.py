@@ -1,0 +1,72 @@
+"""What every visits route shares: the handlers' dependencies, scope checks, documented errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+from shared.auth import Principal
+from shared.errors import Forbidden
+
+from ..handlers import Deps
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: what went wrong, why, and which field."""
+
+    error: ErrorDetail
+
+
+def _err(description: str, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    example: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        example["field"] = field
+    return {"model": ErrorBody, "description": description,
+            "content": {"application/json": {"example": {"error": example}}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _err("No or invalid bearer token", "unauthorized", "bearer token required"),
+    403: _err("Role or scope does not allow this", "forbidden", "household h-1 is not in grid g-2",
+              "household_id"),
+    404: _err("Unknown household, building, worker…", "not_found", "household h-9 is not registered",
+              "household_id"),
+    409: _err("Stale version, or a state that forbids it", "version_conflict",
+              "household h-1: expected version 1, found 2"),
+    422: _err("Invalid input; the field is named", "invalid",
+              "occurred_at 2025-01-01T09:00:00+08:00 is more than 30 days back", "occurred_at"),
+}
+
+
+def deps_of(request: Request) -> Deps:
+    """The handlers' dependencies, built by the service's on_start hook."""
+    return request.app.state.runtime.state["visits"]
+
+
+async def in_scope(principal: Principal, community: str, deps: Deps) -> None:
+    """403 unless the token covers ``community`` (a street admin: a community of their street)."""
+    street = None
+    if principal.role == "street_admin":
+        street = await deps.directory.street_of(community)
+        if street is None or street != principal.street:
+            raise Forbidden(f"community {community} is not in street {principal.street}", field="community")
+    principal.require_community(community, street)
+
+
+def own_worker(principal: Principal, worker_id: str) -> None:
+    """A grid worker reads only their own records."""
+    if principal.role == "grid_worker" and principal.worker_id != worker_id:
+        raise Forbidden("a grid worker reads only their own records", field="worker_id")
+
+
+def created(response: Response, duplicate: bool) -> None:
+    """201 for a new record, 200 when it was already stored."""
+    response.status_code = 200 if duplicate else 201

@@ -1,0 +1,421 @@
+"""The resident basic-information ledger (居民基础信息底册): import, completion, export.
+
+Communities keep the ledger as a spreadsheet today.  ``gridwork import`` and the upload endpoint
+read it from CSV (UTF-8, or GB18030 as Excel saves it in China) or XLSX.  Columns, in any order,
+with an English or a Chinese header (case and spaces ignored):
+
+=============  ==========================  ========  ==============================================
+column         Chinese headers accepted    required  rule
+=============  ==========================  ========  ==============================================
+household_id   户编号 / 户号                no        default ``<building>-<unit>-<room>``; ascii id
+building       楼栋 / 楼栋编号              yes       a registered building id
+unit           单元                        yes*      (*) when there is no household_id
+room           房号 / 门牌号                yes*      (*) when there is no household_id
+grid           网格                        no        default: the building's grid
+name           姓名 / 户主姓名              no        personal, sealed
+phone          电话 / 联系电话 / 手机号      no        personal, sealed; mobile or landline
+id_number      身份证号 / 证件号码          no        personal, sealed; 18 characters, check digit
+address        地址 / 详细地址 / 住址        no        personal, sealed
+members        人数 / 家庭人数 / 户籍人数    no        integer 0–50
+tags           标签 / 人员类别              no        separated by ``;`` ``,`` ``、`` ``|``; Chinese
+                                                     labels (独居老人, 特殊帮扶…) map to tags
+=============  ==========================  ========  ==============================================
+
+Each row is validated on its own; every rejected row is reported with its line (the header is
+line 1) and the reason.  A household is identified by its natural key (household_id, or
+building-unit-room), so importing the same file again registers nothing twice: rows whose
+household exists and holds the same data are ``unchanged``, rows whose data changed become a
+``HouseholdProfileUpdated``/``HouseholdTagged``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.auth import Principal
+from shared.events import TOKEN_PATTERN, Event
+from shared.events.visits import HouseholdRegistered, HouseholdRegisteredData
+from shared.eventstore import AppendResult, ConcurrencyError
+
+from .directory import DIRECTORY, HOUSEHOLD
+from .domain import (
+    ERASED,
+    PERSONAL_FIELDS,
+    REQUIRED_LEDGER_FIELDS,
+    HouseholdState,
+    check_tags,
+    decide_profile_update,
+    decide_tagging,
+)
+from .handlers import Deps
+from .pii import seal, unseal
+from .schemas import Completion, CompletionGroup, ImportReport, RowRejection, valid_id_number, valid_phone
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "household_id": ("household_id", "household", "户编号", "户号"),
+    "building": ("building", "building_id", "楼栋", "楼栋编号", "楼号"),
+    "unit": ("unit", "单元", "单元号"),
+    "room": ("room", "room_no", "房号", "门牌号", "室"),
+    "grid": ("grid", "grid_id", "网格", "所属网格"),
+    "name": ("name", "head_of_household", "姓名", "户主姓名", "户主"),
+    "phone": ("phone", "mobile", "telephone", "电话", "联系电话", "手机号", "手机"),
+    "id_number": ("id_number", "id_no", "身份证号", "身份证号码", "证件号码"),
+    "address": ("address", "地址", "详细地址", "住址"),
+    "members": ("members", "household_size", "人数", "家庭人数", "户籍人数", "人口数"),
+    "tags": ("tags", "标签", "人员类别", "类别"),
+}
+_HEADER = {alias.replace(" ", "").lower(): col for col, aliases in COLUMNS.items() for alias in aliases}
+
+#: Chinese labels communities use in their sheets, mapped to gridwork tags.
+TAG_LABELS = {
+    "特殊帮扶": "special_assistance", "特殊帮扶对象": "special_assistance", "帮扶": "special_assistance",
+    "独居老人": "elderly_alone", "空巢老人": "elderly_alone", "高龄": "elderly_alone",
+    "残疾": "disabled", "残疾人": "disabled", "困难": "hardship", "困难户": "hardship", "低保": "hardship",
+    "青年": "young", "年轻": "young", "党员": "party_member", "养犬": "dog_owner",
+}
+_SPLIT = re.compile(r"[;,，；、|/]+")
+_ID = re.compile(TOKEN_PATTERN)
+
+
+@dataclass
+class LedgerRow:
+    """One valid row of the ledger."""
+
+    line: int
+    household_id: str
+    building_id: str
+    unit: str | None
+    room: str | None
+    grid_id: str | None
+    members: int | None
+    tags: list[str]
+    personal: dict[str, str]
+
+
+@dataclass
+class Parsed:
+    rows: list[LedgerRow] = field(default_factory=list)
+    rejected: list[RowRejection] = field(default_factory=list)
+    total: int = 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # Excel stores 301 as 301.0
+    return str(value).strip()
+
+
+def read_table(content: bytes, filename: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of a CSV or XLSX file, the header first."""
+    if filename.lower().endswith((".xlsx", ".xlsm")):
+        from openpyxl import load_workbook
+
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield line, [_cell(v) for v in values]
+        book.close()
+        return
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = content.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes any byte string
+        raise ValueError("the file is neither UTF-8 nor GB18030 text")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for cells in reader:
+        yield reader.line_num, [c.strip() for c in cells]
+
+
+def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> Parsed:
+    """Validate every row; the good ones become :class:`LedgerRow`, the others a rejection with its line."""
+    out = Parsed()
+    table = read_table(content, filename)
+    header: list[str | None] | None = None
+    seen: dict[str, int] = {}
+    for line, cells in table:
+        if header is None:
+            header = [_HEADER.get(c.replace(" ", "").lower()) for c in cells]
+            missing = [c for c in ("building",) if c not in header]
+            if missing:
+                out.rejected.append(RowRejection(line=line, field=missing[0], reason=(
+                    f"no {missing[0]} column; headers accepted: {', '.join(COLUMNS[missing[0]])}")))
+                return out
+            continue
+        if not any(cells):
+            continue  # blank lines are not rows
+        out.total += 1
+        if out.total > max_rows:
+            out.rejected.append(RowRejection(line=line, reason=f"file has more than {max_rows} rows"))
+            break
+        raw = {col: cells[i] for i, col in enumerate(header) if col and i < len(cells) and cells[i]}
+        try:
+            row = _row(line, raw)
+        except _RowError as err:
+            out.rejected.append(RowRejection(line=line, field=err.field, reason=err.reason))
+            continue
+        if row.household_id in seen:
+            out.rejected.append(RowRejection(line=line, field="household_id", reason=(
+                f"household {row.household_id} already appears on line {seen[row.household_id]}")))
+            continue
+        seen[row.household_id] = line
+        out.rows.append(row)
+    if header is None:
+        out.rejected.append(RowRejection(line=1, reason="the file is empty"))
+    return out
+
+
+class _RowError(Exception):
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _row(line: int, raw: dict[str, str]) -> LedgerRow:
+    building = raw.get("building")
+    if not building:
+        raise _RowError("building", "building is required")
+    if not _ID.match(building):
+        raise _RowError("building", f"building id {building!r} must be ascii letters, digits, - or _")
+    unit, room = raw.get("unit"), raw.get("room")
+    hid = raw.get("household_id")
+    if not hid:
+        if not unit or not room:
+            raise _RowError("room" if unit else "unit", "unit and room are required when there is no household_id")
+        hid = f"{building}-{unit}-{room}"
+    if not _ID.match(hid):
+        raise _RowError("household_id", f"household id {hid!r} must be ascii letters, digits, - or _ "
+                        "(add a household_id column)")
+    grid = raw.get("grid")
+    if grid and not _ID.match(grid):
+        raise _RowError("grid", f"grid id {grid!r} must be ascii letters, digits, - or _")
+    members: int | None = None
+    if raw.get("members"):
+        try:
+            members = int(float(raw["members"]))
+        except ValueError:
+            raise _RowError("members", f"members {raw['members']!r} is not a number") from None
+        if not 0 <= members <= 50:
+            raise _RowError("members", "members must be between 0 and 50")
+    personal: dict[str, str] = {}
+    for fld in PERSONAL_FIELDS:
+        value = raw.get(fld)
+        if not value:
+            continue
+        try:
+            if fld == "phone":
+                value = valid_phone(value)
+            elif fld == "id_number":
+                value = valid_id_number(value)
+        except ValueError as err:
+            raise _RowError(fld, str(err)) from None
+        if len(value) > 200:
+            raise _RowError(fld, f"{fld} is longer than 200 characters")
+        personal[fld] = value
+    tags: list[str] = []
+    for label in _SPLIT.split(raw.get("tags", "")):
+        label = label.strip()
+        if label:
+            tags.append(TAG_LABELS.get(label, label))
+    try:
+        tags = check_tags(tags)
+    except Exception as err:
+        raise _RowError("tags", str(err)) from None
+    return LedgerRow(line, hid, building, unit, room, grid, members, tags, personal)
+
+
+def _present(row: LedgerRow) -> list[str]:
+    have = set(row.personal) | ({"members"} if row.members is not None else set())
+    return [f for f in REQUIRED_LEDGER_FIELDS if f in have]
+
+
+async def import_ledger(community: str, parsed: Parsed, principal: Principal, *, deps: Deps) -> ImportReport:
+    """Register new households, update changed ones, leave the same ones alone — each row once."""
+    rejected = list(parsed.rejected)
+    buildings = await deps.directory.buildings(community, {r.building_id for r in parsed.rows})
+    rows: list[LedgerRow] = []
+    for row in parsed.rows:
+        building = buildings.get(row.building_id)
+        if building is None:
+            rejected.append(RowRejection(line=row.line, field="building",
+                                         reason=f"building {row.building_id} is not registered"))
+            continue
+        row.grid_id = row.grid_id or building.get("grid_id")
+        if principal.role == "grid_worker" and row.grid_id != principal.grid:
+            rejected.append(RowRejection(line=row.line, field="grid",
+                                         reason=f"household is in grid {row.grid_id}, not {principal.grid}"))
+            continue
+        rows.append(row)
+
+    ids = [r.household_id for r in rows]
+    async with deps.pool.acquire() as conn:
+        known = {
+            r["household_id"]: r
+            for r in await conn.fetch(
+                f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, "
+                f"erased, version FROM {DIRECTORY}.households WHERE community = $1 AND household_id = ANY($2)",
+                community, ids,
+            )
+        }
+    keys = await deps.keys.keys(community, ids, create=True)
+    fresh = [r for r in rows if r.household_id not in known]
+    existing = [r for r in rows if r.household_id in known]
+    registered = updated = unchanged = 0
+
+    batches: list[tuple[list[Event], int]] = []
+    for row in fresh:
+        key = keys[row.household_id].key
+        if key is None:  # erased before the projection knew the household
+            existing.append(row)
+            continue
+        data = HouseholdRegisteredData(
+            household_id=row.household_id, building_id=row.building_id, unit=row.unit, room=row.room,
+            grid_id=row.grid_id, members=row.members, tags=row.tags, fields_present=_present(row),
+            sealed=seal(key, community, row.household_id, row.personal),
+        )
+        batches.append(([HouseholdRegistered.new(community=community, aggregate_id=row.household_id,
+                                                 actor=principal.sub, data=data)], 0))
+    results = await deps.store.append_many(batches) if batches else []
+    new_rows = [r for r in fresh if keys[r.household_id].key is not None]
+    for row, res in zip(new_rows, results, strict=True):
+        if isinstance(res, AppendResult):
+            registered += 0 if res.duplicate else 1
+        elif isinstance(res, ConcurrencyError):
+            existing.append(row)  # registered meanwhile (or the projection lags): compare below
+        else:
+            rejected.append(RowRejection(line=row.line, reason=f"not stored: {res}; import the file again"))
+
+    for row in existing:
+        state, version = await _current(community, row.household_id, known.get(row.household_id), deps=deps)
+        if state.erased:
+            unchanged += 1  # erased households never get their personal data back from an old sheet
+            continue
+        key = keys[row.household_id].key
+        current = unseal(key, community, row.household_id, state.sealed)
+        changed = {f: v for f, v in row.personal.items() if current.get(f) != v}
+        events = decide_profile_update(
+            state, community=community, actor=principal.sub,
+            sealed=seal(key, community, row.household_id, changed) if key and changed else {},
+            cleared=[], members=row.members,
+        )
+        events += decide_tagging(
+            state, community=community, actor=principal.sub, add=row.tags, remove=[]
+        )
+        if not events:
+            unchanged += 1
+            continue
+        try:
+            await deps.store.append(events, version)
+        except ConcurrencyError:
+            rejected.append(RowRejection(line=row.line, reason="the household changed during the import; "
+                                         "import the file again"))
+            continue
+        deps.directory.forget(community, row.household_id)
+        updated += 1
+    rejected.sort(key=lambda r: r.line)
+    return ImportReport(rows=parsed.total, registered=registered, updated=updated, unchanged=unchanged,
+                        rejected=rejected)
+
+
+async def _current(community: str, household_id: str, row: Any, *, deps: Deps) -> tuple[HouseholdState, int]:
+    """The household from the projection row, or from its stream when the projection lags."""
+    if row is not None:
+        sealed = row["sealed"]
+        state = HouseholdState(
+            registered=True, household_id=household_id, building_id=row["building_id"], unit=row["unit"],
+            room=row["room"], grid_id=row["grid_id"], members=row["members"], tags=list(row["tags"]),
+            fields_present=list(row["fields_present"]),
+            sealed=json.loads(sealed) if isinstance(sealed, str) else sealed, erased=row["erased"],
+        )
+        return state, row["version"]
+    loaded = await deps.store.load(HOUSEHOLD, community, household_id)
+    return loaded.state, loaded.version
+
+
+async def completion(community: str, grid_id: str | None, *, deps: Deps) -> Completion:
+    """Ledger completion per grid and for the community: households holding every required field."""
+    present = ", ".join(
+        f"count(*) FILTER (WHERE NOT '{f}' = ANY(fields_present)) AS missing_{f}" for f in REQUIRED_LEDGER_FIELDS
+    )
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT grid_id, count(*) AS households, "
+            f"count(*) FILTER (WHERE fields_present @> $2::text[]) AS complete, {present} "
+            f"FROM {DIRECTORY}.households WHERE community = $1 AND ($3::text IS NULL OR grid_id = $3) "
+            "GROUP BY grid_id ORDER BY grid_id NULLS LAST",
+            community, list(REQUIRED_LEDGER_FIELDS), grid_id,
+        )
+    grids = []
+    for r in rows:
+        n = r["households"]
+        grids.append(CompletionGroup(
+            grid_id=r["grid_id"], households=n, complete=r["complete"], rate=round(r["complete"] / n, 4) if n else 0,
+            missing={f: r[f"missing_{f}"] for f in REQUIRED_LEDGER_FIELDS},
+        ))
+    total = sum(g.households for g in grids)
+    complete = sum(g.complete for g in grids)
+    rate = round(complete / total, 4) if total else 0.0
+    bar = deps.settings.ledger_completion_bar
+    return Completion(
+        community=community, required_fields=list(REQUIRED_LEDGER_FIELDS), bar=bar, households=total,
+        complete=complete, rate=rate, meets_bar=total > 0 and complete / total > bar,
+        missing={f: sum(g.missing[f] for g in grids) for f in REQUIRED_LEDGER_FIELDS}, grids=grids,
+    )
+
+
+EXPORT_COLUMNS = ("household_id", "building", "unit", "room", "grid", "name", "phone", "id_number", "address",
+                  "members", "tags", "complete")
+
+
+async def export_ledger(community: str, principal: Principal, *, deps: Deps) -> str:
+    """The ledger as CSV (the import's own columns); erased households read "erased".  Audited."""
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, erased "
+            f"FROM {DIRECTORY}.households WHERE community = $1 ORDER BY household_id",
+            community,
+        )
+    keys = await deps.keys.keys(community, [r["household_id"] for r in rows], create=False)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    reads: list[tuple[str, list[str]]] = []
+    for r in rows:
+        hid = r["household_id"]
+        sealed = json.loads(r["sealed"]) if isinstance(r["sealed"], str) else r["sealed"]
+        if r["erased"]:
+            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
+        else:
+            personal = unseal(keys[hid].key, community, hid, sealed)
+            if keys[hid].key is not None:
+                reads.append((hid, sorted(personal)))
+        missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
+        writer.writerow([hid, r["building_id"], r["unit"] or "", r["room"] or "", r["grid_id"] or "",
+                         *(personal.get(f, "") for f in PERSONAL_FIELDS),
+                         "" if r["members"] is None else r["members"], ";".join(r["tags"]),
+                         "yes" if not missing else "no"])
+    await deps.audit.record(principal, community, reads, "ledger_export")
+    return out.getvalue()
+
+
+def parse_upload(content: bytes, filename: str, max_rows: int) -> Parsed:
+    """Parse an uploaded ledger; a file that is not a table becomes one rejection on line 1."""
+    try:
+        return parse_ledger(content, filename, max_rows)
+    except (ValueError, KeyError, OSError, ValidationError) as err:
+        return Parsed(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {err}")])
+    except Exception as err:  # openpyxl raises zipfile errors for a file that is not XLSX
+        return Parsed(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {type(err).__name__}")])

@@ -1,0 +1,331 @@
+"""Read models of the visits service.
+
+* ``visits_directory``: who and where — communities, grids, buildings, workers, persons and
+  households (with grid, tags, ledger fields and version).  Handlers validate against it and
+  the API serves it.  Sealed personal fields are kept as ciphertext and dropped on erasure.
+* ``visits_activity``: what was done — visits per household, each worker's day (visits,
+  special-assistance visits, minutes in the grid, problems found), sessions with whether they
+  count, councils, and volunteer balances.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.events import SHANGHAI
+from shared.eventstore import StoredEvent
+
+from .domain import PERSONAL_FIELDS
+
+
+class DirectoryProjection:
+    """The directory of people and places, and the household ledger."""
+
+    name = "visits_directory"
+    event_types = (
+        "CommunityRegistered",
+        "GridDefined",
+        "BuildingRegistered",
+        "WorkerRegistered",
+        "PersonRegistered",
+        "HouseholdRegistered",
+        "HouseholdProfileUpdated",
+        "HouseholdTagged",
+        "ResidentDataErased",
+    )
+    ddl = """
+    CREATE TABLE IF NOT EXISTS communities (
+        community text PRIMARY KEY, name text NOT NULL, street text NOT NULL, district text, city text,
+        area_km2 double precision, residents integer, registered_at timestamptz NOT NULL);
+    CREATE INDEX IF NOT EXISTS communities_by_street ON communities (street);
+    CREATE TABLE IF NOT EXISTS grids (
+        community text NOT NULL, grid_id text NOT NULL, name text NOT NULL, worker_id text,
+        buildings text[] NOT NULL DEFAULT '{}', version integer NOT NULL,
+        PRIMARY KEY (community, grid_id));
+    CREATE TABLE IF NOT EXISTS buildings (
+        community text NOT NULL, building_id text NOT NULL, compound text, phase text, number text NOT NULL,
+        units integer NOT NULL, grid_id text, version integer NOT NULL,
+        PRIMARY KEY (community, building_id));
+    CREATE TABLE IF NOT EXISTS workers (
+        community text NOT NULL, worker_id text NOT NULL, name text NOT NULL, role text NOT NULL,
+        grid_id text, street text, version integer NOT NULL,
+        PRIMARY KEY (community, worker_id));
+    CREATE TABLE IF NOT EXISTS persons (
+        community text NOT NULL, person_id text NOT NULL, role text NOT NULL, building_id text,
+        household_id text, display_name text, version integer NOT NULL,
+        PRIMARY KEY (community, person_id));
+    CREATE TABLE IF NOT EXISTS households (
+        community text NOT NULL, household_id text NOT NULL, building_id text NOT NULL, unit text, room text,
+        grid_id text, grid_pinned boolean NOT NULL DEFAULT false, members integer,
+        tags text[] NOT NULL DEFAULT '{}', fields_present text[] NOT NULL DEFAULT '{}',
+        sealed jsonb NOT NULL DEFAULT '{}', erased boolean NOT NULL DEFAULT false,
+        version integer NOT NULL, registered_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+        PRIMARY KEY (community, household_id));
+    CREATE INDEX IF NOT EXISTS households_by_grid ON households (community, grid_id);
+    CREATE INDEX IF NOT EXISTS households_by_building ON households (community, building_id);
+    """
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        """Fold directory events one by one (they are few; the ledger import is the big burst)."""
+        registered: list[tuple[Any, ...]] = []
+        for stored in events:
+            e = stored.event()
+            d: Any = e.data
+            c, v = e.community, e.aggregate_version
+            if e.type == "HouseholdRegistered":
+                # Buffer registrations: an imported ledger arrives as thousands of them in a row.
+                registered.append(
+                    (c, d.household_id, d.building_id, d.unit, d.room, d.grid_id, d.members, list(d.tags),
+                     list(d.fields_present), json.dumps(d.sealed), v, e.occurred_at)
+                )
+                continue
+            if registered:
+                await self._register_households(conn, registered)
+                registered = []
+            if e.type == "CommunityRegistered":
+                await conn.execute(
+                    "INSERT INTO communities VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (community) DO "
+                    "UPDATE SET name = $2, street = $3, district = $4, city = $5, area_km2 = $6, residents = $7",
+                    d.community_id, d.name, d.street, d.district, d.city, d.area_km2, d.residents, e.occurred_at,
+                )
+            elif e.type == "GridDefined":
+                await conn.execute(
+                    "INSERT INTO grids VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community, grid_id) DO "
+                    "UPDATE SET name = $3, worker_id = $4, buildings = $5, version = $6",
+                    c, d.grid_id, d.name, d.worker_id, list(d.buildings), v,
+                )
+                # A redrawn grid takes its buildings, and their households, with it.
+                await conn.execute(
+                    "UPDATE buildings SET grid_id = NULL WHERE community = $1 AND grid_id = $2 "
+                    "AND NOT building_id = ANY($3::text[])",
+                    c, d.grid_id, list(d.buildings),
+                )
+                await conn.execute(
+                    "UPDATE buildings SET grid_id = $2 WHERE community = $1 AND building_id = ANY($3::text[])",
+                    c, d.grid_id, list(d.buildings),
+                )
+                await conn.execute(
+                    "UPDATE households h SET grid_id = b.grid_id FROM buildings b WHERE h.community = $1 "
+                    "AND b.community = $1 AND h.building_id = b.building_id AND NOT h.grid_pinned "
+                    "AND h.grid_id IS DISTINCT FROM b.grid_id",
+                    c,
+                )
+                if d.worker_id:
+                    await conn.execute(
+                        "UPDATE workers SET grid_id = $3 WHERE community = $1 AND worker_id = $2", c, d.worker_id,
+                        d.grid_id,
+                    )
+            elif e.type == "BuildingRegistered":
+                await conn.execute(
+                    "INSERT INTO buildings VALUES ($1, $2, $3, $4, $5, $6, "
+                    "COALESCE($7, (SELECT grid_id FROM grids WHERE community = $1 AND $2 = ANY(buildings))), $8) "
+                    "ON CONFLICT (community, building_id) DO UPDATE SET compound = $3, phase = $4, number = $5, "
+                    "units = $6, grid_id = COALESCE($7, buildings.grid_id), version = $8",
+                    c, d.building_id, d.compound, d.phase, d.number, d.units, d.grid_id, v,
+                )
+                await conn.execute(
+                    "UPDATE households h SET grid_id = b.grid_id FROM buildings b WHERE h.community = $1 "
+                    "AND b.community = $1 AND b.building_id = $2 AND h.building_id = $2 AND NOT h.grid_pinned "
+                    "AND h.grid_id IS DISTINCT FROM b.grid_id",
+                    c, d.building_id,
+                )
+            elif e.type == "WorkerRegistered":
+                await conn.execute(
+                    "INSERT INTO workers VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (community, worker_id) "
+                    "DO UPDATE SET name = $3, role = $4, grid_id = $5, street = $6, version = $7",
+                    c, d.worker_id, d.name, d.role, d.grid_id, d.street, v,
+                )
+            elif e.type == "PersonRegistered":
+                await conn.execute(
+                    "INSERT INTO persons VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (community, person_id) "
+                    "DO UPDATE SET role = $3, building_id = $4, household_id = $5, display_name = $6, version = $7",
+                    c, d.person_id, d.role, d.building_id, d.household_id, d.display_name, v,
+                )
+            elif e.type == "HouseholdProfileUpdated":
+                await conn.execute(
+                    "UPDATE households SET fields_present = $3, sealed = sealed || $4::jsonb, "
+                    "members = COALESCE($5, members), version = $6, updated_at = $7 "
+                    "WHERE community = $1 AND household_id = $2",
+                    c, d.household_id, list(d.fields_present), json.dumps(d.sealed), d.members, v, e.occurred_at,
+                )
+            elif e.type == "HouseholdTagged":
+                await conn.execute(
+                    "UPDATE households SET tags = ARRAY(SELECT DISTINCT t FROM unnest(tags || $3::text[]) t "
+                    "WHERE NOT t = ANY($4::text[]) ORDER BY t), version = $5, updated_at = $6 "
+                    "WHERE community = $1 AND household_id = $2",
+                    c, d.household_id, list(d.tags), list(d.removed), v, e.occurred_at,
+                )
+            elif e.type == "ResidentDataErased":
+                await conn.execute(
+                    "UPDATE households SET erased = true, sealed = '{}', "
+                    "fields_present = ARRAY(SELECT f FROM unnest(fields_present) f WHERE NOT f = ANY($3::text[])), "
+                    "version = $4, updated_at = $5 WHERE community = $1 AND household_id = $2",
+                    c, d.household_id, list(PERSONAL_FIELDS), v, e.occurred_at,
+                )
+        if registered:
+            await self._register_households(conn, registered)
+
+    async def _register_households(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+        await conn.executemany(
+            "INSERT INTO households (community, household_id, building_id, unit, room, grid_id, grid_pinned, "
+            "members, tags, fields_present, sealed, version, registered_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, "
+            "COALESCE($6, (SELECT grid_id FROM buildings WHERE community = $1 AND building_id = $3)), "
+            "$6 IS NOT NULL AND $6 IS DISTINCT FROM "
+            "(SELECT grid_id FROM buildings WHERE community = $1 AND building_id = $3), "
+            "$7, $8, $9, $10::jsonb, $11, $12, $12) ON CONFLICT (community, household_id) DO NOTHING",
+            rows,
+        )
+
+
+def _day(when: str) -> Any:
+    return datetime.fromisoformat(when).astimezone(SHANGHAI).date()
+
+
+def _at(when: str) -> datetime:
+    return datetime.fromisoformat(when)
+
+
+class ActivityProjection:
+    """What grid workers did, folded for the field app and the ledger (counts survive erasure)."""
+
+    name = "visits_activity"
+    event_types = (
+        "VisitLogged",
+        "ShiftEnded",
+        "FaceToFaceSessionHeld",
+        "BuildingCouncilHeld",
+        "ResidentBefriended",
+        "TrainingAttended",
+        "TalentDiscovered",
+        "ResidentSurveyed",
+        "VolunteerServiceLogged",
+        "VolunteerPointsRedeemed",
+    )
+    ddl = """
+    CREATE TABLE IF NOT EXISTS household_visits (
+        community text NOT NULL, household_id text NOT NULL, visits integer NOT NULL,
+        special_visits integer NOT NULL, last_visit_at timestamptz NOT NULL,
+        PRIMARY KEY (community, household_id));
+    CREATE TABLE IF NOT EXISTS worker_days (
+        community text NOT NULL, worker_id text NOT NULL, day date NOT NULL,
+        visits integer NOT NULL DEFAULT 0, special_visits integer NOT NULL DEFAULT 0,
+        visit_minutes integer NOT NULL DEFAULT 0, shift_minutes double precision NOT NULL DEFAULT 0,
+        problems integer NOT NULL DEFAULT 0, befriended integer NOT NULL DEFAULT 0,
+        trainings integer NOT NULL DEFAULT 0, talents integer NOT NULL DEFAULT 0,
+        surveys integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (community, worker_id, day));
+    CREATE TABLE IF NOT EXISTS sessions (
+        community text NOT NULL, session_id text NOT NULL, worker_id text NOT NULL, station text NOT NULL,
+        held_at timestamptz NOT NULL, party_members integer NOT NULL, residents integer NOT NULL,
+        topics text[] NOT NULL, problems integer NOT NULL,
+        PRIMARY KEY (community, session_id));
+    CREATE TABLE IF NOT EXISTS councils (
+        community text NOT NULL, council_id text NOT NULL, worker_id text NOT NULL, building_id text NOT NULL,
+        held_at timestamptz NOT NULL, party_members integer NOT NULL, resident_backbones integer NOT NULL,
+        decisions text[] NOT NULL, problems integer NOT NULL,
+        PRIMARY KEY (community, council_id));
+    CREATE TABLE IF NOT EXISTS volunteer_points (
+        community text NOT NULL, household_id text NOT NULL, earned bigint NOT NULL DEFAULT 0,
+        redeemed bigint NOT NULL DEFAULT 0, hours double precision NOT NULL DEFAULT 0,
+        PRIMARY KEY (community, household_id));
+    """
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        """Aggregate the batch in memory, then one upsert per table (a sync burst is 500 visits)."""
+        household: dict[tuple[str, str], list[Any]] = {}
+        days: dict[tuple[str, str, Any], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        sessions: list[tuple[Any, ...]] = []
+        councils: list[tuple[Any, ...]] = []
+        points: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        for stored in events:
+            # json.loads, not the pydantic model: this is the hot path of a sync burst.
+            raw = json.loads(stored.data)
+            d, c, when = raw["data"], raw["community"], raw["occurred_at"]
+            t = stored.type
+            if t == "VisitLogged":
+                special = 1 if d.get("special_assistance") else 0
+                key = (c, d["household_id"])
+                at = _at(when)
+                row = household.get(key)
+                if row is None:
+                    household[key] = [1, special, at]
+                else:
+                    row[0] += 1
+                    row[1] += special
+                    row[2] = max(row[2], at)
+                day = days[(c, d["worker_id"], _day(when))]
+                day["visits"] += 1
+                day["special_visits"] += special
+                day["visit_minutes"] += d.get("minutes", 0)
+                day["problems"] += len(d.get("problems", ()))
+            elif t == "ShiftEnded":
+                days[(c, d["worker_id"], _day(d["started_at"]))]["shift_minutes"] += d["minutes"]
+            elif t == "FaceToFaceSessionHeld":
+                sessions.append(
+                    (c, d["session_id"], d["worker_id"], d["station"], _at(when), len(d["party_members_present"]),
+                     d["residents_attending"], d["topics"], len(d["problems"]))
+                )
+                days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
+            elif t == "BuildingCouncilHeld":
+                councils.append(
+                    (c, d["council_id"], d["worker_id"], d["building_id"], _at(when), len(d["party_members"]),
+                     len(d["resident_backbones"]), d["decisions"], len(d["problems"]))
+                )
+                days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
+            elif t == "ResidentBefriended":
+                days[(c, d["worker_id"], _day(when))]["befriended"] += 1
+            elif t == "TrainingAttended":
+                days[(c, d["worker_id"], _day(when))]["trainings"] += 1
+            elif t == "TalentDiscovered":
+                days[(c, d["worker_id"], _day(when))]["talents"] += 1
+            elif t == "ResidentSurveyed" and d.get("worker_id"):
+                days[(c, d["worker_id"], _day(when))]["surveys"] += 1
+            elif t == "VolunteerServiceLogged":
+                acc = points[(c, d["household_id"])]
+                acc[0] += d["points"]
+                acc[2] += d["hours"]
+            elif t == "VolunteerPointsRedeemed":
+                points[(c, d["household_id"])][1] += d["points"]
+        if household:
+            await conn.executemany(
+                "INSERT INTO household_visits VALUES ($1, $2, $3, $4, $5) ON CONFLICT (community, household_id) "
+                "DO UPDATE SET visits = household_visits.visits + $3, "
+                "special_visits = household_visits.special_visits + $4, "
+                "last_visit_at = GREATEST(household_visits.last_visit_at, $5)",
+                [(c, h, n, s, at) for (c, h), (n, s, at) in household.items()],
+            )
+        if days:
+            cols = ("visits", "special_visits", "visit_minutes", "shift_minutes", "problems", "befriended",
+                    "trainings", "talents", "surveys")
+            sets = ", ".join(f"{col} = worker_days.{col} + EXCLUDED.{col}" for col in cols)
+            await conn.executemany(
+                f"INSERT INTO worker_days (community, worker_id, day, {', '.join(cols)}) "
+                f"VALUES ($1, $2, $3, {', '.join(f'${i}' for i in range(4, 4 + len(cols)))}) "
+                f"ON CONFLICT (community, worker_id, day) DO UPDATE SET {sets}",
+                [
+                    (c, w, day, *(int(v[col]) if col != "shift_minutes" else float(v[col]) for col in cols))
+                    for (c, w, day), v in days.items()
+                ],
+            )
+        if sessions:
+            await conn.executemany(
+                "INSERT INTO sessions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING", sessions
+            )
+        if councils:
+            await conn.executemany(
+                "INSERT INTO councils VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING", councils
+            )
+        if points:
+            await conn.executemany(
+                "INSERT INTO volunteer_points VALUES ($1, $2, $3, $4, $5) ON CONFLICT (community, household_id) "
+                "DO UPDATE SET earned = volunteer_points.earned + $3, redeemed = volunteer_points.redeemed + $4, "
+                "hours = volunteer_points.hours + $5",
+                [(c, h, int(e), int(r), hrs) for (c, h), (e, r, hrs) in points.items()],
+            )
