@@ -16,6 +16,25 @@ import asyncpg
 from .events import EVENT_TYPES, SHANGHAI
 from .eventstore import StoredEvent
 
+_MARK = b'"occurred_at":"'
+
+
+def occurred_day(data: bytes) -> date:
+    """The Asia/Shanghai day an event happened, read straight from its JSON bytes.
+
+    Events are written with their occurred_at in +08:00, so the date is the first ten characters;
+    any other offset (or an unexpected layout) takes the full parse.
+    """
+    at = data.find(_MARK)
+    if at >= 0:
+        start = at + len(_MARK)
+        end = data.find(b'"', start)
+        text = data[start:end].decode()
+        if text.endswith("+08:00"):
+            return date.fromisoformat(text[:10])
+        return datetime.fromisoformat(text).astimezone(SHANGHAI).date()
+    return datetime.fromisoformat(json.loads(data)["occurred_at"]).astimezone(SHANGHAI).date()
+
 
 class ActivityProjection:
     """Counts every event by (community, context, type, day of occurrence in Asia/Shanghai)."""
@@ -37,9 +56,7 @@ class ActivityProjection:
         counts: Counter[tuple[str, str, str, date]] = Counter()
         for e in events:
             _ns, community, context, _kind, _id, etype = e.subject.split(".")
-            occurred = json.loads(e.data)["occurred_at"]
-            day = datetime.fromisoformat(occurred).astimezone(SHANGHAI).date()
-            counts[(community, context, etype, day)] += 1
+            counts[(community, context, etype, occurred_day(e.data))] += 1
         await conn.executemany(
             """INSERT INTO activity (community, context, type, day, events) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (community, context, type, day) DO UPDATE SET events = activity.events + EXCLUDED.events""",
