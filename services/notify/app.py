@@ -4,23 +4,59 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from shared.events.issues import IssueClosed, IssueEscalated, IssueMerged, IssueOverdue, IssueReported, IssueResolved
+from shared.events.notify import (
+    NotificationAcknowledged,
+    NotificationDeadLettered,
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationSent,
+    NotificationUnacknowledged,
+)
+from shared.events.scoring import QuotaPeriodClosed
+from shared.events.visits import CommunityRegistered
 from shared.service import ServiceSpec, create_app
-from shared.settings import Settings
+
+from .api import router
+from .projections import NotifyRouting
+from .settings import NotifySettings
+from .timers import timers
+from .worker import delivery_worker
 
 SPEC = ServiceSpec(
     name="notify",
     title="Notify",
     description=(
         "Routes escalations and digests to property management, police, the street office and the "
-        "secretary, and makes sure they arrive."
+        "secretary, and makes sure they arrive: signed webhooks, WeCom robots, email, SMS; retries, "
+        "dead letters, acknowledgements."
     ),
-    routers=[],
-    projections=[],
-    publishes=[],
-    consumes=[],
+    routers=[router],
+    projections=[NotifyRouting()],
+    background=[delivery_worker, timers],
+    publishes=[
+        NotificationSent,
+        NotificationDelivered,
+        NotificationFailed,
+        NotificationDeadLettered,
+        NotificationAcknowledged,
+        NotificationUnacknowledged,
+    ],
+    consumes=[
+        IssueReported,
+        IssueEscalated,
+        IssueOverdue,
+        IssueResolved,
+        IssueClosed,
+        IssueMerged,
+        QuotaPeriodClosed,
+        CommunityRegistered,
+    ],
+    port_setting="notify_port",
+    settings_type=NotifySettings,
 )
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
+def build_app(settings: NotifySettings | None = None) -> FastAPI:
     """The ASGI app (tests pass their own settings; `python -m services.notify` reads the environment)."""
     return create_app(SPEC, settings)

@@ -1,0 +1,424 @@
+"""The delivery worker: works off the outbox, once per notification, with retries and dead letters.
+
+Claiming: ``FOR UPDATE SKIP LOCKED`` picks due rows (and rows whose lease ran out because a
+worker died holding them) and leases them, so several notify processes share the outbox without
+sending anything twice.  The projection wakes the worker with ``pg_notify`` on commit; a poll
+catches what a lost wake-up or a backoff timer leaves.
+
+Retries, two layers:
+
+* a quick in-process burst with stamina (exponential backoff with jitter, a few tries within a
+  second) rides out a blip without giving the row back;
+* after the burst the row goes back to ``pending`` with a persistent backoff (doubling, jittered,
+  capped), so a recipient that is down for hours holds no worker slot, and a notify restart
+  carries on where it was.  After ``notify_max_attempts`` the row is ``dead`` with its last error.
+
+Every attempt appends its step events (NotificationSent and NotificationDelivered, or
+NotificationSent and NotificationFailed, plus NotificationDeadLettered at the end) with ids
+derived from (notification, step, attempt).
+
+On shutdown, sends in progress are finished and recorded; rows waiting in a backoff are released
+for the next process.  A hard kill between a send and its record can repeat that one send; the
+notification id travels with every channel (webhook header, SMS id, Message-ID) so the receiver
+can drop the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import stamina
+import structlog
+
+from shared.events import now
+from shared.events.notify import (
+    NotificationData,
+    NotificationDeadLettered,
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationSent,
+)
+from shared.service import Runtime
+
+from .channels import Address, DeliveryError, Message, Sender, build_senders, redact
+from .directory import Sealer, address_of
+from .domain import backoff_seconds
+from .metrics import ESCALATION_DELIVERY, NOTIFICATIONS
+from .outbox import append_steps, history
+from .projections import WAKE_CHANNEL
+from .settings import NotifySettings
+from .signing import make_token
+from .templates import render
+
+log = structlog.get_logger("gridwork.notify.delivery")
+
+CLAIM = """
+WITH due AS (
+    SELECT notification_id, state AS was, community, recipient_id
+    FROM notify_deliveries
+    WHERE (state = 'pending' AND due_at <= now()) OR (state = 'sending' AND lease_until < now())
+    ORDER BY due_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE notify_deliveries d
+SET state = 'sending', lease_until = now() + make_interval(secs => $2), updated_at = now()
+FROM due LEFT JOIN notify_recipients r ON r.community = due.community AND r.recipient_id = due.recipient_id
+WHERE d.notification_id = due.notification_id
+RETURNING d.notification_id, d.community, d.source_id, d.source_recorded_at, d.correlation_id, d.subject_ref,
+    d.kind, d.recipient_id, d.channel, d.urgent, d.facts, d.ack_id, d.attempts, d.budget_from, d.version,
+    d.created_at, due.was, r.language, r.channels AS recipient_channels, r.sealed, r.active AS recipient_active
+"""
+
+
+@dataclass
+class Job:
+    """One claimed notification while it is being worked on."""
+
+    row: asyncpg.Record
+    attempts: int
+    version: int
+    sending: bool = False  # inside a send and its record: let it finish on shutdown
+    done: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.row["notification_id"])
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        return None
+
+
+@dataclass
+class DeliveryWorker:
+    """Claims due notifications and sends them, ``notify_concurrency`` at a time."""
+
+    runtime: Runtime
+    senders: dict[str, Sender] = field(default_factory=dict)
+    inflight: dict[asyncio.Task[None], Job] = field(default_factory=dict)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        settings = self.runtime.settings
+        assert isinstance(settings, NotifySettings), "the notify service runs on NotifySettings"
+        self.settings: NotifySettings = settings
+        self.sealer = Sealer(settings.sealing_key())
+        self.link_key = settings.link_key()
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        """Claim and send until cancelled; then finish sends in progress and release the rest."""
+        s = self.settings
+        limits = httpx.Limits(max_connections=max(10, s.notify_concurrency), max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=s.notify_send_timeout_seconds, limits=limits) as client:
+            self.senders = build_senders(s, client)
+            listener = await self.runtime.pool.acquire()
+            await listener.add_listener(WAKE_CHANNEL, self._on_wake)
+            try:
+                await self._loop()
+            except asyncio.CancelledError:
+                await self._shutdown()
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(WAKE_CHANNEL, self._on_wake)
+                await self.runtime.pool.release(listener)
+
+    def _on_wake(self, *_args: Any) -> None:
+        self.wakeup.set()
+
+    async def _loop(self) -> None:
+        s = self.settings
+        while True:
+            self.wakeup.clear()  # before claiming: a wake-up during the claim is not lost
+            free = s.notify_concurrency - len(self.inflight)
+            rows = await self.claim(free) if free > 0 else []
+            for row in rows:
+                job = Job(row, attempts=row["attempts"], version=row["version"])
+                task = asyncio.create_task(self._deliver(job), name=f"deliver:{job.id}")
+                self.inflight[task] = job
+                task.add_done_callback(self._finished)
+            if rows and len(rows) == free:
+                continue  # there may be more due right now
+            await self._wait(s.notify_poll_seconds if free > 0 else s.notify_poll_seconds * 5)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.inflight.pop(task, None)
+        self.wakeup.set()  # a slot is free
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery_task_failed", error=repr(task.exception()))
+
+    async def _wait(self, poll: float) -> None:
+        timeout = poll
+        async with self.runtime.pool.acquire() as conn:
+            next_due = await conn.fetchval("SELECT min(due_at) FROM notify_deliveries WHERE state = 'pending'")
+        if next_due is not None:
+            timeout = min(poll, max(0.0, (next_due - now()).total_seconds()) + 0.005)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+
+    async def _shutdown(self) -> None:
+        for task, job in list(self.inflight.items()):
+            if not job.sending:
+                task.cancel()  # waiting in a backoff: released for the next process
+        if self.inflight:
+            await asyncio.wait(list(self.inflight), timeout=self.settings.notify_send_timeout_seconds + 5)
+
+    async def claim(self, limit: int) -> list[asyncpg.Record]:
+        """Lease up to ``limit`` due notifications (and any whose lease ran out)."""
+        async with self.runtime.pool.acquire() as conn:
+            return await conn.fetch(CLAIM, limit, float(self.settings.notify_lease_seconds))
+
+    # ------------------------------------------------------------------ one notification
+
+    async def _deliver(self, job: Job) -> None:
+        try:
+            if job.row["was"] == "sending" and await self._recover(job):
+                return
+            await self._attempts(job)
+        except asyncio.CancelledError:
+            if not job.done:
+                await self._release(job)
+            raise
+
+    async def _attempts(self, job: Job) -> None:
+        s = self.settings
+        row = job.row
+        try:
+            message, address = self._prepare(row)
+        except DeliveryError as err:
+            await self._record_failure(job, err, now(), final=True)
+            return
+        sender = self.senders[row["channel"]]
+        budget = s.notify_max_attempts - (job.attempts - row["budget_from"])
+        if budget <= 0:
+            await self._record_failure(job, DeliveryError("retry budget spent", tried=False), now(), final=True)
+            return
+        try:
+            async for attempt in stamina.retry_context(
+                on=lambda err: isinstance(err, DeliveryError) and not err.permanent,
+                attempts=min(s.notify_burst_attempts, budget),
+                timeout=None,
+                wait_initial=s.notify_burst_wait_initial,
+                wait_max=s.notify_burst_wait_max,
+                wait_jitter=s.notify_burst_wait_initial,
+            ):
+                with attempt:
+                    started = now()
+                    job.sending = True
+                    try:
+                        await sender.send(message, address)
+                    except DeliveryError as err:
+                        err.message = redact(err.message, address.secrets())
+                        final = err.permanent or job.attempts + 1 - row["budget_from"] >= s.notify_max_attempts
+                        await self._record_failure(job, err, started, final=final)
+                        if final:
+                            return
+                        raise
+                    finally:
+                        job.sending = False
+                    await self._record_success(job, started)
+                    return
+        except DeliveryError:
+            await self._reschedule(job)
+
+    def _prepare(self, row: asyncpg.Record) -> tuple[Message, Address]:
+        if row["recipient_channels"] is None or not row["recipient_active"]:
+            raise DeliveryError("recipient is no longer in the directory", permanent=True, tried=False)
+        address = address_of(
+            self.sealer, row["community"], row["recipient_id"], row["recipient_channels"], row["sealed"]
+        )
+        facts = json.loads(row["facts"])
+        ack_url = None
+        if row["ack_id"]:
+            expires = int(row["created_at"].timestamp() + self.settings.notify_ack_link_ttl_seconds)
+            token = make_token(self.link_key, row["community"], row["notification_id"], expires)
+            ack_url = f"{self.settings.notify_public_url.rstrip('/')}/v1/ack/{token}"
+        rendered = render(row["kind"], row["language"] or "zh", facts, ack_url)
+        message = Message(
+            notification_id=row["notification_id"],
+            community=row["community"],
+            subject_ref=row["subject_ref"],
+            kind=row["kind"],
+            title=rendered.title,
+            text=rendered.text,
+            markdown=rendered.markdown,
+            short=rendered.short,
+            urgent=row["urgent"],
+            ack_url=ack_url,
+            facts=facts,
+        )
+        return message, address
+
+    # ------------------------------------------------------------------ recording
+
+    def _data(self, job: Job, attempt: int, error: str | None = None) -> NotificationData:
+        row = job.row
+        return NotificationData(
+            notification_id=row["notification_id"],
+            recipient=row["recipient_id"],
+            channel=row["channel"],
+            subject_ref=row["subject_ref"],
+            attempt=max(1, attempt),
+            error=error[:2000] if error else None,
+        )
+
+    def _event(self, cls: Any, job: Job, step: str, attempt: int, at: datetime, error: str | None = None) -> Any:
+        row = job.row
+        return cls.new(
+            community=row["community"],
+            aggregate_id=row["notification_id"],
+            actor="notify",
+            data=self._data(job, attempt, error),
+            occurred_at=at,
+            idempotency_key=f"{step}:{attempt}",
+            causation_id=_uuid(row["source_id"]),
+            correlation_id=row["correlation_id"],
+        )
+
+    async def _record_success(self, job: Job, started: datetime) -> None:
+        row = job.row
+        attempt = job.attempts + 1
+        events = [
+            self._event(NotificationSent, job, "sent", attempt, started),
+            self._event(NotificationDelivered, job, "delivered", attempt, started),
+        ]
+        version = await append_steps(
+            self.runtime.store,
+            events,
+            job.version,
+            lambda e: e.type == "NotificationDelivered",
+        )
+        async with self.runtime.pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE notify_deliveries SET state = 'delivered', attempts = $2, version = $3, last_error = NULL,
+                       lease_until = NULL, delivered_at = now(), updated_at = now() WHERE notification_id = $1""",
+                row["notification_id"],
+                attempt,
+                version,
+            )
+        job.attempts, job.version, job.done = attempt, version, True
+        NOTIFICATIONS.labels(row["channel"], "delivered").inc()
+        if row["kind"] == "escalation" and row["source_recorded_at"] is not None:
+            ESCALATION_DELIVERY.labels(row["channel"]).observe(
+                max(0.0, (now() - row["source_recorded_at"]).total_seconds())
+            )
+        log.info(
+            "delivered",
+            notification_id=row["notification_id"],
+            community=row["community"],
+            channel=row["channel"],
+            recipient=row["recipient_id"],
+            attempt=attempt,
+        )
+
+    async def _record_failure(self, job: Job, err: DeliveryError, started: datetime, *, final: bool) -> None:
+        row = job.row
+        attempt = job.attempts + 1
+        events: list[Any] = []
+        if err.tried:
+            events.append(self._event(NotificationSent, job, "sent", attempt, started))
+        events.append(self._event(NotificationFailed, job, "failed", attempt, started, err.message))
+        if final:
+            events.append(self._event(NotificationDeadLettered, job, "dead", attempt, started, err.message))
+        step = "NotificationDeadLettered" if final else "NotificationFailed"
+        version = await append_steps(
+            self.runtime.store,
+            events,
+            job.version,
+            lambda e: e.type == step and e.data.attempt == attempt,  # type: ignore[attr-defined]
+        )
+        async with self.runtime.pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE notify_deliveries SET attempts = $2, version = $3, last_error = $4, updated_at = now(),
+                       state = CASE WHEN $5 THEN 'dead' ELSE state END,
+                       dead_at = CASE WHEN $5 THEN now() ELSE dead_at END,
+                       lease_until = CASE WHEN $5 THEN NULL
+                                          ELSE now() + make_interval(secs => $6) END
+                   WHERE notification_id = $1""",
+                row["notification_id"],
+                attempt,
+                version,
+                err.message,
+                final,
+                float(self.settings.notify_lease_seconds),
+            )
+        job.attempts, job.version = attempt, version
+        NOTIFICATIONS.labels(row["channel"], "failed").inc()
+        if final:
+            job.done = True
+            NOTIFICATIONS.labels(row["channel"], "dead_lettered").inc()
+        log.warning(
+            "dead_lettered" if final else "delivery_failed",
+            notification_id=row["notification_id"],
+            community=row["community"],
+            channel=row["channel"],
+            recipient=row["recipient_id"],
+            attempt=attempt,
+            error=err.message,
+        )
+
+    async def _reschedule(self, job: Job) -> None:
+        """The burst failed: back to pending after a persistent, jittered, growing backoff."""
+        s = self.settings
+        rounds = max(1, (job.attempts - job.row["budget_from"]) // s.notify_burst_attempts)
+        delay = backoff_seconds(rounds, initial=s.notify_backoff_initial_seconds, maximum=s.notify_backoff_max_seconds)
+        async with self.runtime.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE notify_deliveries SET state = 'pending', due_at = $2, lease_until = NULL, updated_at = now() "
+                "WHERE notification_id = $1 AND state = 'sending'",
+                job.id,
+                now() + timedelta(seconds=delay),
+            )
+        job.done = True
+
+    async def _release(self, job: Job) -> None:
+        """Give a claimed row back (shutdown while it waited in a backoff)."""
+        with contextlib.suppress(Exception):
+            async with self.runtime.pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE notify_deliveries SET state = 'pending', due_at = now(), lease_until = NULL, "
+                    "updated_at = now() WHERE notification_id = $1 AND state = 'sending'",
+                    job.id,
+                )
+
+    async def _recover(self, job: Job) -> bool:
+        """A row whose lease ran out: trust the event history over the row; True if nothing is left to do."""
+        steps = await history(self.runtime.store, NotificationSent, job.row["community"], job.id)
+        job.version = len(steps)
+        attempts = [e.data.attempt for e in steps if e.type in ("NotificationFailed", "NotificationDelivered")]
+        job.attempts = max([job.attempts, *attempts])
+        final = next((e for e in steps if e.type in ("NotificationDelivered", "NotificationDeadLettered")), None)
+        if final is None:
+            return False
+        state = "delivered" if final.type == "NotificationDelivered" else "dead"
+        async with self.runtime.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE notify_deliveries SET state = $2, attempts = $3, version = $4, lease_until = NULL, "
+                "updated_at = now() WHERE notification_id = $1",
+                job.id,
+                state,
+                job.attempts,
+                job.version,
+            )
+        job.done = True
+        log.info("recovered", notification_id=job.id, state=state)
+        return True
+
+
+async def delivery_worker(runtime: Runtime) -> None:
+    """Background task: the delivery worker of this process."""
+    await DeliveryWorker(runtime).run()
