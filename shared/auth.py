@@ -38,57 +38,88 @@ class Principal(BaseModel):
         if self.role in ("ops",):
             return True
         if self.role == "street_admin":
-            return self.street is not None and (street_of is None or street_of == self.street or
-                                                self.community == community)
+            return self.street is not None and (
+                street_of is None or street_of == self.street or self.community == community
+            )
         if self.role == "hotline":
             return self.community in (None, community)
         return self.community == community
 
     def require_community(self, community: str, street_of: str | None = None) -> None:
         if not self.can_see_community(community, street_of):
-            raise HTTPException(403, detail={"code": "forbidden",
-                                             "message": f"token scope does not cover community {community}"})
+            raise HTTPException(
+                403, detail={"code": "forbidden", "message": f"token scope does not cover community {community}"}
+            )
 
 
-def mint_token(settings: Settings, *, role: str, sub: str | None = None, community: str | None = None,
-               street: str | None = None, grid: str | None = None, worker_id: str | None = None,
-               agency: str | None = None, ttl_seconds: int = 12 * 3600) -> str:
+def mint_token(
+    settings: Settings,
+    *,
+    role: str,
+    sub: str | None = None,
+    community: str | None = None,
+    street: str | None = None,
+    grid: str | None = None,
+    worker_id: str | None = None,
+    agency: str | None = None,
+    ttl_seconds: int = 12 * 3600,
+) -> str:
     """Sign a token (used by ``gridwork token``, the demo and the tests)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if not settings.jwt_secret:
         raise RuntimeError("GRIDWORK_JWT_SECRET is not set")
     now = int(time.time())
-    claims = {"sub": sub or worker_id or role, "role": role, "iat": now, "exp": now + ttl_seconds,
-              "iss": settings.jwt_issuer}
-    for key, value in (("community", community), ("street", street), ("grid", grid),
-                       ("worker_id", worker_id), ("agency", agency)):
+    claims = {
+        "sub": sub or worker_id or role,
+        "role": role,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": settings.jwt_issuer,
+    }
+    for key, value in (
+        ("community", community),
+        ("street", street),
+        ("grid", grid),
+        ("worker_id", worker_id),
+        ("agency", agency),
+    ):
         if value is not None:
             claims[key] = value
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
-    claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer,
-                        options={"require": ["exp", "sub", "role"]})
+    claims = jwt.decode(
+        token,
+        settings.jwt_secret,
+        algorithms=["HS256"],
+        issuer=settings.jwt_issuer,
+        options={"require": ["exp", "sub", "role"]},
+    )
     return Principal.model_validate({k: v for k, v in claims.items() if k in Principal.model_fields})
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_principal(request: Request,
-                      creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+def current_principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
     """401 without a valid bearer token."""
     if creds is None or creds.scheme.lower() != "bearer":
-        raise HTTPException(401, detail={"code": "unauthorized", "message": "bearer token required"},
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            detail={"code": "unauthorized", "message": "bearer token required"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     settings: Settings = request.app.state.settings
     try:
         return decode_token(settings, creds.credentials)
     except jwt.PyJWTError as err:
-        raise HTTPException(401, detail={"code": "unauthorized", "message": f"invalid token: {err}"},
-                            headers={"WWW-Authenticate": "Bearer"}) from err
+        raise HTTPException(
+            401,
+            detail={"code": "unauthorized", "message": f"invalid token: {err}"},
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from err
 
 
 def require(*roles: str) -> Callable[..., Principal]:
@@ -97,9 +128,13 @@ def require(*roles: str) -> Callable[..., Principal]:
 
     def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if allowed and principal.role not in allowed:
-            raise HTTPException(403, detail={"code": "forbidden",
-                                             "message": f"role {principal.role} may not do this; "
-                                                        f"needs one of {', '.join(sorted(allowed))}"})
+            raise HTTPException(
+                403,
+                detail={
+                    "code": "forbidden",
+                    "message": f"role {principal.role} may not do this; needs one of {', '.join(sorted(allowed))}",
+                },
+            )
         return principal
 
     return dependency

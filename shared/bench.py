@@ -36,12 +36,26 @@ def visit_batches(n: int, prefix: str, communities: int = 20) -> list[tuple[list
     for i in range(n):
         community = f"c{i % communities:02d}"
         worker = f"w{(i // communities) % 25:02d}"
-        out.append(([VisitLogged.new(
-            community=community, aggregate_id=f"{prefix}{i}", actor=worker,
-            occurred_at=START + timedelta(seconds=37 * i),
-            data=VisitLoggedData(visit_id=f"{prefix}{i}", worker_id=worker, household_id=f"h{i % 8000}",
-                                 mode=("regular", "online", "priority")[i % 3], minutes=5 + i % 20),
-        )], 0))
+        out.append(
+            (
+                [
+                    VisitLogged.new(
+                        community=community,
+                        aggregate_id=f"{prefix}{i}",
+                        actor=worker,
+                        occurred_at=START + timedelta(seconds=37 * i),
+                        data=VisitLoggedData(
+                            visit_id=f"{prefix}{i}",
+                            worker_id=worker,
+                            household_id=f"h{i % 8000}",
+                            mode=("regular", "online", "priority")[i % 3],
+                            minutes=5 + i % 20,
+                        ),
+                    )
+                ],
+                0,
+            )
+        )
     return out
 
 
@@ -55,8 +69,9 @@ async def _open(settings: Settings) -> tuple[Any, EventStore, Any]:
     return nc, store, pool
 
 
-async def bench_append(n: int = 30_000, naive: int = 2_000, repeats: int = 3, chunk: int = 2_000,
-                       aggregates: int = 100_000) -> list[dict[str, Any]]:
+async def bench_append(
+    n: int = 30_000, naive: int = 2_000, repeats: int = 3, chunk: int = 2_000, aggregates: int = 100_000
+) -> list[dict[str, Any]]:
     async with bench_stack("append") as settings:
         nc, store, pool = await _open(settings)
         rows = []
@@ -69,8 +84,15 @@ async def bench_append(n: int = 30_000, naive: int = 2_000, repeats: int = 3, ch
             await store.append(events, expected)
             lat.append(time.perf_counter() - t)
         naive_rate = naive / (time.perf_counter() - started)
-        rows.append({"variant": "naive: one awaited append per event", "events": naive,
-                     "events/s": naive_rate, **percentiles(lat), "latency of": "one event"})
+        rows.append(
+            {
+                "variant": "naive: one awaited append per event",
+                "events": naive,
+                "events/s": naive_rate,
+                **percentiles(lat),
+                "latency of": "one event",
+            }
+        )
         # Pipelined, median of `repeats` runs.
         rates, chunk_lat = [], []
         for r in range(repeats):
@@ -78,27 +100,43 @@ async def bench_append(n: int = 30_000, naive: int = 2_000, repeats: int = 3, ch
             started = time.perf_counter()
             for i in range(0, n, chunk):
                 t = time.perf_counter()
-                results = await store.append_many(batches[i:i + chunk])
+                results = await store.append_many(batches[i : i + chunk])
                 chunk_lat.append(time.perf_counter() - t)
                 assert not any(isinstance(x, Exception) for x in results)
             rates.append(n / (time.perf_counter() - started))
         rates.sort()
-        rows.append({"variant": f"pipelined append_many ({chunk}/call, window {settings.publish_window})",
-                     "events": n * repeats, "events/s": rates[len(rates) // 2], **percentiles(chunk_lat),
-                     "latency of": f"{chunk}-event call", "vs naive": f"{rates[len(rates) // 2] / naive_rate:.1f}x"})
+        rows.append(
+            {
+                "variant": f"pipelined append_many ({chunk}/call, window {settings.publish_window})",
+                "events": n * repeats,
+                "events/s": rates[len(rates) // 2],
+                **percentiles(chunk_lat),
+                "latency of": f"{chunk}-event call",
+                "vs naive": f"{rates[len(rates) // 2] / naive_rate:.1f}x",
+            }
+        )
         # The subject design at scale: first events of 100,000 aggregates in one stream.
         if aggregates:
             batches = visit_batches(aggregates, "agg")
             started = time.perf_counter()
             for i in range(0, aggregates, chunk):
-                await store.append_many(batches[i:i + chunk])
+                await store.append_many(batches[i : i + chunk])
             rate = aggregates / (time.perf_counter() - started)
-            rows.append({"variant": f"{aggregates:,} distinct aggregates, first event each", "events": aggregates,
-                         "events/s": rate, "vs naive": f"{rate / naive_rate:.1f}x"})
+            rows.append(
+                {
+                    "variant": f"{aggregates:,} distinct aggregates, first event each",
+                    "events": aggregates,
+                    "events/s": rate,
+                    "vs naive": f"{rate / naive_rate:.1f}x",
+                }
+            )
         await nc.close()
         await pool.close()
-    report("gridwork bench append — events appended with Nats-Msg-Id and expected-sequence checks", rows,
-           "latency in ms; every append carries per-aggregate optimistic concurrency and dedupe headers")
+    report(
+        "gridwork bench append — events appended with Nats-Msg-Id and expected-sequence checks",
+        rows,
+        "latency in ms; every append carries per-aggregate optimistic concurrency and dedupe headers",
+    )
     return rows
 
 
@@ -108,8 +146,9 @@ class _Named(ActivityProjection):
 
 
 async def _fold_once(nc: Any, pool: Any, settings: Settings, name: str, until: int, batch: int) -> tuple[float, list]:
-    runner = ProjectionRunner(_Named(name), nc=nc, pool=pool,
-                              settings=settings.model_copy(update={"projection_batch": batch}))
+    runner = ProjectionRunner(
+        _Named(name), nc=nc, pool=pool, settings=settings.model_copy(update={"projection_batch": batch})
+    )
     await runner.setup()
     started = time.perf_counter()
     task = asyncio.create_task(runner.run())
@@ -146,9 +185,15 @@ async def bench_fold(n: int = 50_000, naive: int = 2_000, repeats: int = 3) -> l
             rates.append(n / elapsed)
         rates.sort()
         med = rates[len(rates) // 2]
-        rows.append({"variant": f"runner: {settings.projection_batch}-event batches, checkpoint in the same tx",
-                     "events": n, "events/s": med, "vs naive": f"{med / naive_rate:.1f}x",
-                     "runs": ", ".join(f"{x:,.0f}" for x in rates)})
+        rows.append(
+            {
+                "variant": f"runner: {settings.projection_batch}-event batches, checkpoint in the same tx",
+                "events": n,
+                "events/s": med,
+                "vs naive": f"{med / naive_rate:.1f}x",
+                "runs": ", ".join(f"{x:,.0f}" for x in rates),
+            }
+        )
         await nc.close()
         await pool.close()
     report("gridwork bench fold — activity projection folded into PostgreSQL, exactly once", rows)
@@ -158,7 +203,7 @@ async def bench_fold(n: int = 50_000, naive: int = 2_000, repeats: int = 3) -> l
 async def _append_all(store: EventStore, n: int) -> None:
     batches = visit_batches(n, "f")
     for i in range(0, n, 1000):
-        await store.append_many(batches[i:i + 1000])
+        await store.append_many(batches[i : i + 1000])
 
 
 async def bench_replay(n: int = 100_000, repeats: int = 3) -> list[dict[str, Any]]:
@@ -177,8 +222,7 @@ async def bench_replay(n: int = 100_000, repeats: int = 3) -> list[dict[str, Any
             await puller.stop()
         raw.sort()
         raw_rate = raw[len(raw) // 2]
-        rows.append({"variant": "raw consume: pull the same events, no database", "events": n,
-                     "events/s": raw_rate})
+        rows.append({"variant": "raw consume: pull the same events, no database", "events": n, "events/s": raw_rate})
         rates = []
         for _ in range(repeats):
             result = await replay(ActivityProjection(), nc=nc, pool=pool, settings=settings)
@@ -186,8 +230,15 @@ async def bench_replay(n: int = 100_000, repeats: int = 3) -> list[dict[str, Any
             rates.append(n / result["seconds"])
         rates.sort()
         med = rates[len(rates) // 2]
-        rows.append({"variant": "replay into a fresh schema + atomic swap", "events": n, "events/s": med,
-                     "vs raw consume": f"{med / raw_rate:.0%}", "runs": ", ".join(f"{x:,.0f}" for x in rates)})
+        rows.append(
+            {
+                "variant": "replay into a fresh schema + atomic swap",
+                "events": n,
+                "events/s": med,
+                "vs raw consume": f"{med / raw_rate:.0%}",
+                "runs": ", ".join(f"{x:,.0f}" for x in rates),
+            }
+        )
         await nc.close()
         await pool.close()
     report("gridwork bench replay — rebuilding the activity projection from the first event", rows)

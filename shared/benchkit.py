@@ -39,15 +39,23 @@ async def bench_stack(name: str = "bench", sync_interval: str = "2m") -> AsyncIt
     with tempfile.TemporaryDirectory(prefix=f"gridwork-{name}-") as tmp:
         try:
             if not nats_url:
-                nats = EmbeddedNats(Path(tmp) / "nats", port=free_port(), monitor_port=free_port(),
-                                    sync_interval=sync_interval).start()
+                nats = EmbeddedNats(
+                    Path(tmp) / "nats", port=free_port(), monitor_port=free_port(), sync_interval=sync_interval
+                ).start()
                 nats_url = nats.url
             if not db_url:
                 pg = EmbeddedPostgres(Path(tmp) / "pg").start()
                 db_url = pg.url
             bench_db = await create_database(db_url, f"gw_{tag}")
-            yield Settings(nats_url=nats_url, database_url=bench_db, namespace=tag, data_dir=Path(tmp),
-                           jwt_secret=secrets.token_hex(32), log_format="json", log_level="WARNING")
+            yield Settings(
+                nats_url=nats_url,
+                database_url=bench_db,
+                namespace=tag,
+                data_dir=Path(tmp),
+                jwt_secret=secrets.token_hex(32),
+                log_format="json",
+                log_level="WARNING",
+            )
         finally:
             if nats:
                 nats.stop()

@@ -35,8 +35,12 @@ def load_settings(*, use_running_stack: bool = True, **overrides: object) -> Set
     if (not settings.nats_url or not settings.database_url) and endpoints.exists() and use_running_stack:
         # A stack started by `gridwork up` in this data dir: talk to its servers.
         known = json.loads(endpoints.read_text())
-        settings = settings.model_copy(update={"nats_url": settings.nats_url or known.get("nats"),
-                                               "database_url": settings.database_url or known.get("database")})
+        settings = settings.model_copy(
+            update={
+                "nats_url": settings.nats_url or known.get("nats"),
+                "database_url": settings.database_url or known.get("database"),
+            }
+        )
     if not settings.jwt_secret:
         settings = settings.model_copy(update={"jwt_secret": local_jwt_secret(settings.data_dir)})
     return settings
@@ -54,8 +58,19 @@ def local_jwt_secret(data_dir: Path) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = load_settings()
-    print(mint_token(settings, role=args.role, sub=args.sub, community=args.community, street=args.street,
-                     grid=args.grid, worker_id=args.worker, agency=args.agency, ttl_seconds=args.ttl))
+    print(
+        mint_token(
+            settings,
+            role=args.role,
+            sub=args.sub,
+            community=args.community,
+            street=args.street,
+            grid=args.grid,
+            worker_id=args.worker,
+            agency=args.agency,
+            ttl_seconds=args.ttl,
+        )
+    )
     return 0
 
 
@@ -88,8 +103,11 @@ def _run_bench(what: str, **kw: int) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction,
-             projections: Mapping[str, Projection] | None = None) -> None:
+def register(
+    commands: argparse._SubParsersAction,
+    bench: argparse._SubParsersAction,
+    projections: Mapping[str, Projection] | None = None,
+) -> None:
     """Add the core commands."""
     token = commands.add_parser("token", help="mint a bearer token for local use")
     token.add_argument("--role", required=True, choices=ROLES)
@@ -144,8 +162,9 @@ class LocalStack:
         nats_url, db_url = s.nats_url, s.database_url
         if not nats_url:
             echo(f"starting nats-server (JetStream, sync_interval={s.sync_interval}) in {data / 'nats'}")
-            self.nats = EmbeddedNats(data / "nats", port=s.nats_port, monitor_port=s.nats_monitor_port,
-                                     sync_interval=s.sync_interval).start()
+            self.nats = EmbeddedNats(
+                data / "nats", port=s.nats_port, monitor_port=s.nats_monitor_port, sync_interval=s.sync_interval
+            ).start()
             nats_url = self.nats.url
         if not db_url:
             echo(f"starting PostgreSQL in {data / 'pg'}")
@@ -153,10 +172,16 @@ class LocalStack:
             db_url = self.pg.url
         self.settings = s = s.model_copy(update={"nats_url": nats_url, "database_url": db_url})
         asyncio.run(_prepare(s))
-        env = {**os.environ, "GRIDWORK_NATS_URL": nats_url, "GRIDWORK_DATABASE_URL": db_url,
-               "GRIDWORK_JWT_SECRET": s.jwt_secret, "GRIDWORK_DATA_DIR": str(data),
-               "GRIDWORK_NAMESPACE": s.namespace, "GRIDWORK_HOST": s.host,
-               "GRIDWORK_STREAM_REPLICAS": str(s.stream_replicas)}
+        env = {
+            **os.environ,
+            "GRIDWORK_NATS_URL": nats_url,
+            "GRIDWORK_DATABASE_URL": db_url,
+            "GRIDWORK_JWT_SECRET": s.jwt_secret,
+            "GRIDWORK_DATA_DIR": str(data),
+            "GRIDWORK_NAMESPACE": s.namespace,
+            "GRIDWORK_HOST": s.host,
+            "GRIDWORK_STREAM_REPLICAS": str(s.stream_replicas),
+        }
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
         urls = {}
@@ -164,8 +189,9 @@ class LocalStack:
             port = int(getattr(s, f"{name}_port"))
             env[f"GRIDWORK_{name.upper()}_PORT"] = str(port)
             log = open(logs / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log,
-                                                stderr=log, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=log, start_new_session=True
+            )
             urls[name] = f"http://{s.host}:{port}"
         for name, url in urls.items():
             _wait_ready(name, url, self.procs[name], logs / f"{name}.log")

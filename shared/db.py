@@ -18,9 +18,7 @@ async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 
     """A pool on ``GRIDWORK_DATABASE_URL``.  Owned by a lifespan; never created at import time."""
     if not settings.database_url:
         raise RuntimeError("GRIDWORK_DATABASE_URL is not set (run `gridwork up` or set it)")
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=min_size, max_size=max_size, command_timeout=60
-    )
+    pool = await asyncpg.create_pool(settings.database_url, min_size=min_size, max_size=max_size, command_timeout=60)
     assert pool is not None
     return pool
 
@@ -47,9 +45,7 @@ async def migrate(conn: asyncpg.Connection, dirs: Iterable[Path] | None = None) 
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {
-            r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
-        }
+        done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
         applied: list[str] = []
         for folder in dirs or migration_dirs():
             owner = folder.parent.name
@@ -63,9 +59,7 @@ async def migrate(conn: asyncpg.Connection, dirs: Iterable[Path] | None = None) 
                     continue
                 async with conn.transaction():
                     await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum
-                    )
+                    await conn.execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum)
                 applied.append(name)
         return applied
     finally:

@@ -71,7 +71,7 @@ class EmbeddedNats:
             f"listen: 127.0.0.1:{self.port}\n"
             f"http: 127.0.0.1:{self.monitor_port}\n"
             f"max_payload: 8MB\n"
-            f"jetstream {{\n  store_dir: \"{store}\"\n  sync_interval: \"{self.sync_interval}\"\n}}\n"
+            f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n'
         )
 
     def start(self) -> EmbeddedNats:
@@ -79,8 +79,9 @@ class EmbeddedNats:
         conf = self.data_dir / "nats.conf"
         conf.write_text(self.config())
         log = open(self.data_dir / "nats.log", "ab")
-        self.process = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
+        )
         _wait_until(self._healthy, "nats-server")
         return self
 
@@ -129,8 +130,12 @@ class EmbeddedPostgres:
 
         server = self._server
         try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata,  # type: ignore[attr-defined]
-                   user=server.system_user, timeout=30)  # type: ignore[attr-defined]
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=server.pgdata,  # type: ignore[attr-defined]
+                user=server.system_user,
+                timeout=30,
+            )  # type: ignore[attr-defined]
         except Exception:  # already stopped
             pass
         self._server = None

@@ -155,9 +155,7 @@ class EventStore:
             except nats.js.errors.BadRequestError:
                 await self.js.update_stream(cfg)
         self._kv = await self.js.create_key_value(
-            KeyValueConfig(
-                bucket=s.snapshot_bucket(), history=1, storage=StorageType.FILE, replicas=s.stream_replicas
-            )
+            KeyValueConfig(bucket=s.snapshot_bucket(), history=1, storage=StorageType.FILE, replicas=s.stream_replicas)
         )
 
     async def _snapshots(self) -> Any:
@@ -173,9 +171,7 @@ class EventStore:
     # ------------------------------------------------------------------ append
 
     def _filter(self, event: Event) -> str:
-        return aggregate_filter(
-            self.ns, event.community, event.context, event.aggregate_type, event.aggregate_id
-        )
+        return aggregate_filter(self.ns, event.community, event.context, event.aggregate_type, event.aggregate_id)
 
     async def append(
         self, events: Sequence[Event], expected_version: int, *, expected_seq: int | None = None
@@ -197,9 +193,7 @@ class EventStore:
             expected_seq = await self._seq_of_version(filt, expected_version, events)
             if expected_seq < 0:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
-        stamped = [
-            e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)
-        ]
+        stamped = [e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)]
         try:
             if len(stamped) == 1:
                 last = await self._publish_one(stamped[0], filt, expected_seq)
@@ -301,9 +295,7 @@ class EventStore:
                     await self.nc.publish(event.subject(self.ns), encode(event), headers=headers)
                     continue
                 headers["Nats-Batch-Commit"] = "1"
-                reply = await self.nc.request(
-                    event.subject(self.ns), encode(event), timeout=10, headers=headers
-                )
+                reply = await self.nc.request(event.subject(self.ns), encode(event), timeout=10, headers=headers)
         return _parse_ack(reply)
 
     async def _seq_of_version(self, filt: str, expected_version: int, events: Sequence[Event]) -> int:
@@ -317,9 +309,7 @@ class EventStore:
         version = int((last.headers or {}).get(HDR_VERSION, "0"))
         return last.seq if version == expected_version else -1
 
-    async def _duplicate_or_conflict(
-        self, filt: str, expected_version: int, events: Sequence[Event]
-    ) -> AppendResult:
+    async def _duplicate_or_conflict(self, filt: str, expected_version: int, events: Sequence[Event]) -> AppendResult:
         stored = await self.read(filt)
         ids = {str(e.id) for e in events}
         mine = [s for s in stored if (s.headers or {}).get(HDR_MSG_ID) in ids]
@@ -337,9 +327,7 @@ class EventStore:
 
     # ------------------------------------------------------------------ read
 
-    async def read(
-        self, subject_filter: str, after_seq: int = 0, limit: int | None = None
-    ) -> list[StoredEvent]:
+    async def read(self, subject_filter: str, after_seq: int = 0, limit: int | None = None) -> list[StoredEvent]:
         """Events on ``subject_filter`` after ``after_seq``, in stream order (batched direct get)."""
         out: list[StoredEvent] = []
         inbox = self.nc.new_inbox()
@@ -351,9 +339,7 @@ class EventStore:
                 if want <= 0:
                     break
                 req = {"seq": start, "next_by_subj": subject_filter, "batch": want}
-                await self.nc.publish(
-                    f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(), reply=inbox
-                )
+                await self.nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(), reply=inbox)
                 pending = 0
                 got = 0
                 while True:

@@ -12,9 +12,7 @@ EVENTS_APPENDED = Counter("gridwork_events_appended_total", "Events appended to 
 APPEND_CONFLICTS = Counter(
     "gridwork_append_conflicts_total", "Appends refused because the aggregate had moved on", ["context"]
 )
-PROJECTION_EVENTS = Counter(
-    "gridwork_projection_events_total", "Events folded by a projection", ["projection"]
-)
+PROJECTION_EVENTS = Counter("gridwork_projection_events_total", "Events folded by a projection", ["projection"])
 PROJECTION_CHECKPOINT = Gauge(
     "gridwork_projection_checkpoint", "Stream sequence a projection has folded up to", ["projection"]
 )

@@ -227,9 +227,7 @@ class ProjectionRunner:
                     for i, m in enumerate(msgs):
                         try:
                             async with conn.transaction():  # a savepoint per event
-                                applied += await _fold(
-                                    conn, self.projection, self.schema, [m.event], lock=False
-                                )
+                                applied += await _fold(conn, self.projection, self.schema, [m.event], lock=False)
                             last_done = m
                         except Exception as err:
                             if m.deliveries >= self.settings.max_deliver:
@@ -319,9 +317,7 @@ class ProjectionRunner:
         }
 
 
-async def stream_reader(
-    nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1
-) -> Puller:
+async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> Puller:
     """An ephemeral, ack-less pull consumer over the projection's events (for replays)."""
     js = nc.jetstream(timeout=10)
     config = ConsumerConfig(

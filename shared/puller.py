@@ -69,9 +69,7 @@ class Puller:
             self._done.set()
             return
         seq, deliveries, ts, pending = parse_ack_subject(reply)
-        self._buf.append(
-            Pulled(StoredEvent(seq, msg.subject, msg.data, msg.headers, ts), deliveries, reply, pending)
-        )
+        self._buf.append(Pulled(StoredEvent(seq, msg.subject, msg.data, msg.headers, ts), deliveries, reply, pending))
         if len(self._buf) >= self._want:
             self._done.set()
 

@@ -129,15 +129,23 @@ def asyncapi_document(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
     broker = NatsBroker(settings.nats_url or "nats://127.0.0.1:4222")
     ns = settings.namespace
     for cls in spec.publishes:
-        broker.publisher(f"{ns}.{{community}}.{cls.context}.{cls.aggregate_kind}.{{aggregate_id}}.{cls.__name__}",
-                         schema=cls, title=f"{cls.__name__}", description=(cls.__doc__ or "").strip())
+        broker.publisher(
+            f"{ns}.{{community}}.{cls.context}.{cls.aggregate_kind}.{{aggregate_id}}.{cls.__name__}",
+            schema=cls,
+            title=f"{cls.__name__}",
+            description=(cls.__doc__ or "").strip(),
+        )
     for cls in spec.consumes:
+
         def _doc(event: Any) -> None:  # describes the consumed payload; never called
             return None
 
         _doc.__annotations__ = {"event": cls, "return": None}
-        broker.subscriber(f"{ns}.*.{cls.context}.{cls.aggregate_kind}.*.{cls.__name__}",
-                          title=f"{spec.name}:{cls.__name__}", description=(cls.__doc__ or "").strip())(_doc)
+        broker.subscriber(
+            f"{ns}.*.{cls.context}.{cls.aggregate_kind}.*.{cls.__name__}",
+            title=f"{spec.name}:{cls.__name__}",
+            description=(cls.__doc__ or "").strip(),
+        )(_doc)
     doc = AsyncAPI(broker, title=f"gridwork {spec.name}", version="0.1.0", description=spec.description)
     return doc.to_specification().to_jsonable()
 
@@ -167,8 +175,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             await runtime.close()
             log.info("service_stopped")
 
-    app = FastAPI(title=f"gridwork {spec.name}", description=spec.description, version="0.1.0",
-                  lifespan=lifespan)
+    app = FastAPI(title=f"gridwork {spec.name}", description=spec.description, version="0.1.0", lifespan=lifespan)
     if settings is not None:
         app.state.settings = settings
     Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app)
@@ -179,9 +186,17 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ConcurrencyError)
     async def _conflict(_request: Request, err: ConcurrencyError) -> JSONResponse:
-        return JSONResponse({"error": {"code": "version_conflict", "message": str(err),
-                                       "expected_version": err.expected, "current_version": err.actual}},
-                            status_code=409)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "version_conflict",
+                    "message": str(err),
+                    "expected_version": err.expected,
+                    "current_version": err.actual,
+                }
+            },
+            status_code=409,
+        )
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, err: HTTPException) -> JSONResponse:
@@ -190,11 +205,21 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-                  for e in err.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in err.errors()
+        ]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
-        return JSONResponse({"error": {"code": "invalid", "message": f"{first['field']}: {first['message']}",
-                                       "field": first["field"], "errors": errors}}, status_code=422)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "invalid",
+                    "message": f"{first['field']}: {first['message']}",
+                    "field": first["field"],
+                    "errors": errors,
+                }
+            },
+            status_code=422,
+        )
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -220,8 +245,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 except Exception as err:
                     checks["projections"].append({"projection": runner.projection.name, "error": str(err)})
         ready = checks["nats"] and checks["postgres"]
-        return JSONResponse({"status": "ready" if ready else "not_ready", "service": spec.name, **checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "service": spec.name, **checks},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -250,6 +277,13 @@ def serve(spec: ServiceSpec) -> None:
     port = int(getattr(settings, spec.port_setting or f"{spec.name}_port"))
     started = time.time()
     app = create_app(spec, settings)
-    uvicorn.run(app, host=settings.host, port=port, loop="uvloop", log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=port,
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     log.info("served", seconds=round(time.time() - started, 1))

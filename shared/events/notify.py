@@ -76,7 +76,8 @@ class NotificationUnacknowledged(_NotificationEvent):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    NotificationUnacknowledged, NotificationSent,
+    NotificationUnacknowledged,
+    NotificationSent,
     NotificationDelivered,
     NotificationFailed,
     NotificationAcknowledged,

@@ -95,9 +95,7 @@ class BuildingRegistered(Event):
 
 class PersonRegisteredData(Payload):
     person_id: str
-    role: Literal[
-        "sinking_party_member", "direct_party_member", "building_leader", "resident_backbone", "volunteer"
-    ]
+    role: Literal["sinking_party_member", "direct_party_member", "building_leader", "resident_backbone", "volunteer"]
     building_id: str | None = None
     household_id: str | None = None
     display_name: str | None = Field(
@@ -122,9 +120,7 @@ class HouseholdRegisteredData(Payload):
     grid_id: str | None = None
     members: int | None = Field(default=None, ge=0, le=50)
     tags: list[str] = Field(default_factory=list)
-    fields_present: list[str] = Field(
-        default_factory=list, description="Ledger fields this household has filled in"
-    )
+    fields_present: list[str] = Field(default_factory=list, description="Ledger fields this household has filled in")
     sealed: dict[str, str] = Field(
         default_factory=dict, description="Personal fields, AES-GCM sealed with the household key"
     )
@@ -228,8 +224,9 @@ class VisitLoggedData(Payload):
     minutes: int = Field(ge=0, le=600)
     outcome: Literal["contacted", "not_home", "refused", "follow_up"] = "contacted"
     notes: str | None = Field(default=None, max_length=2000)
-    problems: list[ProblemNote] = Field(default_factory=list, max_length=20,
-                                        description="Problems found; each becomes an IssueReported")
+    problems: list[ProblemNote] = Field(
+        default_factory=list, max_length=20, description="Problems found; each becomes an IssueReported"
+    )
 
 
 class VisitLogged(Event):
@@ -397,7 +394,8 @@ class ResidentDataErased(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (
-    CommunityRegistered, WorkerRegistered,
+    CommunityRegistered,
+    WorkerRegistered,
     GridDefined,
     BuildingRegistered,
     PersonRegistered,

@@ -20,8 +20,9 @@ class Note(BaseModel):
 
 
 @router.post("/v1/communities/{community}/notes")
-async def add_note(community: str, note: Note,
-                   principal: Principal = Depends(require("secretary", "grid_worker"))) -> dict[str, str]:
+async def add_note(
+    community: str, note: Note, principal: Principal = Depends(require("secretary", "grid_worker"))
+) -> dict[str, str]:
     principal.require_community(community)
     if note.text == "stale":
         raise Conflict("the note changed meanwhile", field="text", current_state="closed")
@@ -34,13 +35,22 @@ async def whoami(request: Request, principal: Principal = Depends(require())) ->
 
 
 def _visit() -> VisitLogged:
-    return VisitLogged.new(community="bairuijing", aggregate_id="v1", actor="w01",
-                           data=VisitLoggedData(visit_id="v1", worker_id="w01", household_id="h1", mode="online",
-                                                minutes=3))
+    return VisitLogged.new(
+        community="bairuijing",
+        aggregate_id="v1",
+        actor="w01",
+        data=VisitLoggedData(visit_id="v1", worker_id="w01", household_id="h1", mode="online", minutes=3),
+    )
 
 
-SPEC = ServiceSpec(name="probe", title="Probe", description="Foundation probe service", routers=[router],
-                   publishes=[VisitLogged], consumes=[VisitLogged])
+SPEC = ServiceSpec(
+    name="probe",
+    title="Probe",
+    description="Foundation probe service",
+    routers=[router],
+    publishes=[VisitLogged],
+    consumes=[VisitLogged],
+)
 
 
 async def test_tokens_missing_wrong_role_and_wrong_scope_are_refused(settings: Settings) -> None:
@@ -55,8 +65,9 @@ async def test_tokens_missing_wrong_role_and_wrong_scope_are_refused(settings: S
         hotline = await client.post(url, json={"text": "hi"}, headers=auth(settings, "hotline"))
         assert hotline.status_code == 403 and "role hotline" in hotline.json()["error"]["message"]
 
-        other = await client.post(url, json={"text": "hi"},
-                                  headers=auth(settings, "secretary", community="another-community"))
+        other = await client.post(
+            url, json={"text": "hi"}, headers=auth(settings, "secretary", community="another-community")
+        )
         assert other.status_code == 403
 
         ok = await client.post(url, json={"text": "hi"}, headers=auth(settings, "secretary", community="bairuijing"))
@@ -71,8 +82,12 @@ async def test_bad_input_names_the_field_and_conflicts_say_why(settings: Setting
         assert bad.json()["error"]["field"] == "text"
         conflict = await client.post("/v1/communities/bairuijing/notes", json={"text": "stale"}, headers=headers)
         assert conflict.status_code == 409
-        assert conflict.json()["error"] == {"code": "conflict", "message": "the note changed meanwhile",
-                                            "field": "text", "current_state": "closed"}
+        assert conflict.json()["error"] == {
+            "code": "conflict",
+            "message": "the note changed meanwhile",
+            "field": "text",
+            "current_state": "closed",
+        }
 
 
 async def test_health_readiness_metrics_and_asyncapi(settings: Settings) -> None:

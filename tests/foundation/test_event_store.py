@@ -15,9 +15,14 @@ from shared.settings import Settings
 
 
 def tagged(household: str, *tags: str, key: str | None = None, at: datetime | None = None) -> HouseholdTagged:
-    return HouseholdTagged.new(community="bairuijing", aggregate_id=household, actor="w01",
-                               data=HouseholdTaggedData(household_id=household, tags=list(tags)),
-                               idempotency_key=key, occurred_at=at)
+    return HouseholdTagged.new(
+        community="bairuijing",
+        aggregate_id=household,
+        actor="w01",
+        data=HouseholdTaggedData(household_id=household, tags=list(tags)),
+        idempotency_key=key,
+        occurred_at=at,
+    )
 
 
 @pytest.fixture
@@ -75,11 +80,20 @@ async def test_several_events_of_one_aggregate_append_atomically(store: EventSto
 async def test_a_v1_event_stored_in_jetstream_upcasts_to_v2(store: EventStore) -> None:
     # A HouseholdTagged written by an older release: schema v1 had one `tag`, not a `tags` list.
     v1 = {
-        "id": "01935f5e-8b7a-7cc3-9f00-0123456789ab", "type": "HouseholdTagged", "schema_version": 1,
-        "source": "visits", "community": "bairuijing", "aggregate_type": "household", "aggregate_id": "h-old",
-        "aggregate_version": 1, "occurred_at": "2025-03-01T09:30:00+08:00",
-        "recorded_at": "2025-03-01T09:30:01+08:00", "actor": "w07", "correlation_id": None,
-        "causation_id": None, "data": {"household_id": "h-old", "tag": "elderly_alone"},
+        "id": "01935f5e-8b7a-7cc3-9f00-0123456789ab",
+        "type": "HouseholdTagged",
+        "schema_version": 1,
+        "source": "visits",
+        "community": "bairuijing",
+        "aggregate_type": "household",
+        "aggregate_id": "h-old",
+        "aggregate_version": 1,
+        "occurred_at": "2025-03-01T09:30:00+08:00",
+        "recorded_at": "2025-03-01T09:30:01+08:00",
+        "actor": "w07",
+        "correlation_id": None,
+        "causation_id": None,
+        "data": {"household_id": "h-old", "tag": "elderly_alone"},
     }
     subject = f"{store.ns}.bairuijing.visits.household.h-old.HouseholdTagged"
     await store.js.publish(subject, json.dumps(v1).encode(), headers={"Gw-Version": "1"})
@@ -103,8 +117,9 @@ async def test_load_uses_a_snapshot_after_enough_events(settings: Settings) -> N
     nc = await connect(settings, "test")
     store = EventStore(nc, settings)
     await store.ensure_streams()
-    spec = Aggregate("visits", "household", initial=Tags,
-                     evolve=lambda s, e: Tags(tags=[*s.tags, *e.data.tags]), state_type=Tags)
+    spec = Aggregate(
+        "visits", "household", initial=Tags, evolve=lambda s, e: Tags(tags=[*s.tags, *e.data.tags]), state_type=Tags
+    )
     for i in range(12):
         await store.append([tagged("h-snap", f"t{i}")], i)
     first = await store.load(spec, "bairuijing", "h-snap")  # folds 12 events, writes a snapshot
@@ -118,9 +133,22 @@ async def test_load_uses_a_snapshot_after_enough_events(settings: Settings) -> N
 
 
 async def test_visits_for_many_households_pipeline(store: EventStore) -> None:
-    batch = [([VisitLogged.new(community="bairuijing", aggregate_id=f"v{i}", actor="w01",
-                               data=VisitLoggedData(visit_id=f"v{i}", worker_id="w01", household_id=f"h{i}",
-                                                    mode="regular", minutes=8))], 0) for i in range(2000)]
+    batch = [
+        (
+            [
+                VisitLogged.new(
+                    community="bairuijing",
+                    aggregate_id=f"v{i}",
+                    actor="w01",
+                    data=VisitLoggedData(
+                        visit_id=f"v{i}", worker_id="w01", household_id=f"h{i}", mode="regular", minutes=8
+                    ),
+                )
+            ],
+            0,
+        )
+        for i in range(2000)
+    ]
     results = await store.append_many(batch, window=256)
     assert all(not isinstance(r, Exception) and not r.duplicate for r in results)
     assert len({r.last_seq for r in results}) == 2000  # type: ignore[union-attr]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from datetime import datetime, timedelta
 
@@ -24,11 +23,27 @@ START = datetime(2025, 4, 14, 9, 0, tzinfo=SHANGHAI)
 
 
 def visits(n: int, first: int = 0, community: str = "bairuijing") -> list:
-    return [([VisitLogged.new(community=community, aggregate_id=f"v{i}", actor=f"w{i % 25:02d}",
-                              occurred_at=START + timedelta(minutes=7 * i),
-                              data=VisitLoggedData(visit_id=f"v{i}", worker_id=f"w{i % 25:02d}",
-                                                   household_id=f"h{i % 800}", mode="regular", minutes=10))], 0)
-            for i in range(first, first + n)]
+    return [
+        (
+            [
+                VisitLogged.new(
+                    community=community,
+                    aggregate_id=f"v{i}",
+                    actor=f"w{i % 25:02d}",
+                    occurred_at=START + timedelta(minutes=7 * i),
+                    data=VisitLoggedData(
+                        visit_id=f"v{i}",
+                        worker_id=f"w{i % 25:02d}",
+                        household_id=f"h{i % 800}",
+                        mode="regular",
+                        minutes=10,
+                    ),
+                )
+            ],
+            0,
+        )
+        for i in range(first, first + n)
+    ]
 
 
 @pytest.fixture
@@ -45,7 +60,9 @@ async def env(settings: Settings):
 
 
 async def table(pool: asyncpg.Pool, schema: str) -> list[tuple]:
-    rows = await pool.fetch(f'SELECT community, context, type, day, events FROM "{schema}".activity ORDER BY 1, 2, 3, 4')
+    rows = await pool.fetch(
+        f'SELECT community, context, type, day, events FROM "{schema}".activity ORDER BY 1, 2, 3, 4'
+    )
     return [tuple(r) for r in rows]
 
 
@@ -82,9 +99,15 @@ async def _status_at(runner: ProjectionRunner, seq: int) -> bool:
 
 
 def _worker_env(settings: Settings, until: int, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "GRIDWORK_NATS_URL": settings.nats_url or "", "GRIDWORK_DATABASE_URL": settings.database_url or "",
-           "GRIDWORK_NAMESPACE": settings.namespace, "GRIDWORK_PROJECTION_BATCH": "100",
-           "GRIDWORK_TEST_FOLD_UNTIL": str(until), "GRIDWORK_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "GRIDWORK_NATS_URL": settings.nats_url or "",
+        "GRIDWORK_DATABASE_URL": settings.database_url or "",
+        "GRIDWORK_NAMESPACE": settings.namespace,
+        "GRIDWORK_PROJECTION_BATCH": "100",
+        "GRIDWORK_TEST_FOLD_UNTIL": str(until),
+        "GRIDWORK_LOG_FORMAT": "json",
+    }
     env.update(extra)
     return env
 
@@ -96,7 +119,8 @@ async def test_a_consumer_killed_between_commit_and_ack_counts_nothing_twice(env
     cmd = [sys.executable, "-m", "tests.foundation.fold_worker"]
 
     crashed = await asyncio.create_subprocess_exec(
-        *cmd, env=_worker_env(settings, n, GRIDWORK_FAULT_KILL_AFTER_COMMIT="7"))
+        *cmd, env=_worker_env(settings, n, GRIDWORK_FAULT_KILL_AFTER_COMMIT="7")
+    )
     assert await asyncio.wait_for(crashed.wait(), 120) == -9  # SIGKILLed right after its 7th commit
     checkpoint = await pool.fetchval("SELECT position FROM proj_activity._checkpoint")
     assert checkpoint == 700  # seven batches of 100 committed, the 7th never acked
@@ -105,8 +129,9 @@ async def test_a_consumer_killed_between_commit_and_ack_counts_nothing_twice(env
     assert await asyncio.wait_for(restarted.wait(), 120) == 0
 
     assert await total(pool) == n
-    fresh = await replay(ActivityProjection(), nc=env[0], pool=pool, settings=settings, swap=False,
-                         target_schema="proj_activity_fresh")
+    fresh = await replay(
+        ActivityProjection(), nc=env[0], pool=pool, settings=settings, swap=False, target_schema="proj_activity_fresh"
+    )
     assert fresh["events"] == n
     assert await table(pool, "proj_activity") == await table(pool, "proj_activity_fresh")
 
@@ -123,8 +148,14 @@ async def test_replay_rebuilds_while_the_live_projection_keeps_folding(env, sett
         await pool.execute("UPDATE proj_activity.activity SET events = events + 1000")
         writer = asyncio.create_task(store.append_many(visits(1000, first=2000)))
         progress: list[tuple[int, int]] = []
-        result = await replay(ActivityProjection(), nc=nc, pool=pool, settings=settings,
-                              progress=lambda done, target: progress.append((done, target)), batch=500)
+        result = await replay(
+            ActivityProjection(),
+            nc=nc,
+            pool=pool,
+            settings=settings,
+            progress=lambda done, target: progress.append((done, target)),
+            batch=500,
+        )
         await writer
         assert result["schema"] == "proj_activity" and progress
         await eventually(lambda: _status_at(runner, 3000), timeout=30, what="live projection after the swap")
