@@ -1,0 +1,254 @@
+"""HTTP API of the scoring service (/v1): progress, boards, exports, figures, awards, rulebooks.
+
+Routes are thin: parse and check the request, check the caller's scope, call a query, shape the
+answer.  The rules and the clock come from the runtime (the clock is injectable for tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared.auth import Principal, require
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.events import SHANGHAI, TOKEN_PATTERN
+from shared.events.scoring import PointsAwarded, PointsAwardedData
+from shared.eventstore import ConcurrencyError
+from shared.service import Runtime
+
+from . import exports, queries
+from .calendar import Period, local_day, parse_period, period_of
+from .domain import RuleSet
+
+router = APIRouter(prefix="/v1", tags=["scoring"])
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _rules(request: Request) -> RuleSet:
+    return _runtime(request).state["rules"]
+
+
+def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = _runtime(request).state["clock"]
+    return clock()
+
+
+def _period(request: Request, key: str | None) -> Period:
+    if key is None:
+        return period_of("month", local_day(_now(request)))
+    try:
+        return parse_period(key)
+    except ValueError as err:
+        raise Invalid(str(err), field="period") from err
+
+
+async def _check_community(request: Request, principal: Principal, community: str) -> None:
+    """The caller's token must cover the community (a street admin: the community's street)."""
+    if principal.role == "street_admin":
+        street = await queries.street_of(_runtime(request).pool, community)
+        if street is None or street != principal.street:
+            raise Forbidden(f"community {community} is not in street {principal.street}", field="community")
+        return
+    principal.require_community(community)
+
+
+def _as_of(request: Request, as_of: date | None) -> date:
+    return as_of or local_day(_now(request))
+
+
+@router.get("/communities/{community}/workers/{worker_id}/progress")
+async def worker_progress(
+    request: Request,
+    community: str,
+    worker_id: str,
+    at: datetime | None = Query(default=None, description="Moment to report on (default: now, Asia/Shanghai)"),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
+) -> dict[str, Any]:
+    """A grid worker's progress now: today 3/5 households, 4.2/5 h… and the week, month, quarter, year."""
+    await _check_community(request, principal, community)
+    if principal.role == "grid_worker" and principal.worker_id != worker_id:
+        raise Forbidden("a grid worker sees only their own progress", field="worker_id")
+    moment = at or _now(request)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHANGHAI)
+    return await queries.worker_progress(_runtime(request).pool, _rules(request), community, worker_id, moment)
+
+
+@router.get("/communities/{community}/board")
+async def community_board(
+    request: Request,
+    community: str,
+    period: str | None = Query(default=None, description="2025-10-09, 2025-W41, 2025-10, 2025-Q4 or 2025"),
+    as_of: date | None = Query(default=None, description="Count quota items due up to this day (default: today)"),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
+) -> dict[str, Any]:
+    """The community's points evaluation (评优积分制), ranked, for a period (default: this month)."""
+    await _check_community(request, principal, community)
+    return await queries.community_board(
+        _runtime(request).pool, _rules(request), community, _period(request, period), _as_of(request, as_of)
+    )
+
+
+@router.get("/communities/{community}/board/export")
+async def community_board_export(
+    request: Request,
+    community: str,
+    period: str | None = None,
+    as_of: date | None = None,
+    format: Literal["csv", "xlsx"] = "xlsx",
+    principal: Principal = Depends(require("secretary", "street_admin", "ops")),
+) -> Response:
+    """The 评优表 to print, as CSV or XLSX."""
+    await _check_community(request, principal, community)
+    p = _period(request, period)
+    board = await queries.community_board(_runtime(request).pool, _rules(request), community, p, _as_of(request, as_of))
+    return Response(
+        exports.community_board_file(board, format),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="pingyou-{community}-{p.key}.{format}"'},
+    )
+
+
+def _check_street(principal: Principal, street: str) -> None:
+    if principal.role == "street_admin" and principal.street != street:
+        raise Forbidden(f"token scope does not cover street {street}", field="street")
+
+
+@router.get("/streets/{street}/board")
+async def street_board(
+    request: Request,
+    street: str,
+    period: str | None = None,
+    as_of: date | None = None,
+    principal: Principal = Depends(require("street_admin", "ops")),
+) -> dict[str, Any]:
+    """The street roll-up across its communities (community → street from CommunityRegistered)."""
+    _check_street(principal, street)
+    return await queries.street_board(
+        _runtime(request).pool, _rules(request), street, _period(request, period), _as_of(request, as_of)
+    )
+
+
+@router.get("/streets/{street}/board/export")
+async def street_board_export(
+    request: Request,
+    street: str,
+    period: str | None = None,
+    as_of: date | None = None,
+    format: Literal["csv", "xlsx"] = "xlsx",
+    principal: Principal = Depends(require("street_admin", "ops")),
+) -> Response:
+    """The street roll-up to print: communities and workers (XLSX: two sheets; CSV: workers)."""
+    _check_street(principal, street)
+    p = _period(request, period)
+    board = await queries.street_board(_runtime(request).pool, _rules(request), street, p, _as_of(request, as_of))
+    return Response(
+        exports.street_board_file(board, format),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="pingyou-{street}-{p.key}.{format}"'},
+    )
+
+
+@router.get("/communities/{community}/figures")
+async def community_figures(
+    request: Request,
+    community: str,
+    year: int | None = Query(default=None, ge=2000, le=2100),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
+) -> dict[str, Any]:
+    """Visits this year vs 63,000, ledger completion vs 90%, trainings vs 25, survey rates, open problems."""
+    await _check_community(request, principal, community)
+    return await queries.community_figures(
+        _runtime(request).pool, _rules(request), community, year or local_day(_now(request)).year
+    )
+
+
+class AwardIn(BaseModel):
+    """A publicity or award entry (宣传和获奖) for a grid worker."""
+
+    award_id: str = Field(pattern=TOKEN_PATTERN, max_length=60, description="Client-chosen id: a retry is a no-op")
+    worker_id: str = Field(min_length=1, max_length=64)
+    points: float = Field(ge=-100, le=100)
+    kind: Literal["award", "publicity"] = "award"
+    reason: str = Field(min_length=1, max_length=200)
+    occurred_at: datetime | None = None
+
+
+@router.post("/communities/{community}/awards", status_code=201)
+async def award_points(
+    request: Request,
+    community: str,
+    body: AwardIn,
+    principal: Principal = Depends(require("secretary", "ops")),
+) -> JSONResponse:
+    """Record publicity-and-awards points for a worker (idempotent on ``award_id``)."""
+    await _check_community(request, principal, community)
+    if body.points == 0:
+        raise Invalid("points must not be zero", field="points")
+    runtime = _runtime(request)
+    known = await runtime.pool.fetchval(
+        "SELECT 1 FROM proj_scoring.roster WHERE community = $1 AND worker_id = $2", community, body.worker_id
+    )
+    if not known:
+        raise Invalid(f"worker {body.worker_id} is not on the roster of {community}", field="worker_id")
+    when = body.occurred_at or _now(request)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=SHANGHAI)
+    event = PointsAwarded.new(
+        community=community,
+        aggregate_id=f"a-{body.award_id}",
+        actor=principal.sub,
+        occurred_at=when,
+        idempotency_key="award",
+        data=PointsAwardedData(
+            worker_id=body.worker_id, points=body.points, reason=body.reason, kind=body.kind, awarded_by=principal.sub
+        ),
+    )
+    try:
+        result = await runtime.store.append([event], 0)
+    except ConcurrencyError as err:
+        raise Conflict(f"award {body.award_id} already exists with other content", field="award_id") from err
+    payload = {"award_id": body.award_id, "event_id": str(event.id), "duplicate": result.duplicate}
+    return JSONResponse(payload, status_code=200 if result.duplicate else 201)
+
+
+@router.get("/communities/{community}/rulebook")
+async def community_rulebook(
+    request: Request,
+    community: str,
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
+) -> dict[str, Any]:
+    """The rulebook (items, targets, points) this community is scored by."""
+    await _check_community(request, principal, community)
+    return _rules(request).for_community(community).model_dump()
+
+
+@router.get("/rulebooks")
+async def rulebooks(
+    request: Request, principal: Principal = Depends(require("secretary", "street_admin", "ops"))
+) -> dict[str, Any]:
+    """Every loaded rulebook with its version, and which communities run a non-default one."""
+    rules = _rules(request)
+    if not rules.books:
+        raise NotFound("no rulebooks loaded")
+    return {
+        "default": rules.default.ref,
+        "rulebooks": [
+            {"id": b.id, "version": b.version, "name": b.name, "name_zh": b.name_zh, "items": len(b.items)}
+            for b in rules.books.values()
+        ],
+        "assigned": {c: b.ref for c, b in sorted(rules.assigned.items())},
+    }

@@ -1,0 +1,698 @@
+"""The scoring read model: quotas per worker and period, standings, community figures.
+
+One projection (schema ``proj_scoring``) folds everything scoring needs, so that one checkpoint
+covers all of it and a replay rebuilds all of it:
+
+* ``quota_item``   — per worker, period and item: target, actual, met, points (and the
+                     rulebook + version that scored it).  ``actual``/``met``/``points`` are
+                     generated columns: the formula lives in one place per language
+                     (here and ``Item.evaluate``).
+* ``standing``     — the points evaluation (评优积分制) per worker, per day and per month:
+                     attendance, reception-log entries, awards, quota points, items met.
+                     Boards read a handful of rows per worker instead of summing items.
+* ``figures``, ``ledger``, ``household``, ``issue``, ``training_seen`` — the community figures.
+* ``community``, ``roster`` — community → street and worker → community, from the events.
+* ``closure``      — the last closed revision of each worker-period (folded from scoring's own
+                     ``QuotaPeriodClosed``), and ``changed_seq`` telling the closer which closed
+                     periods moved since (a late event) and need a correction.
+
+The fold is built for speed: each batch is decoded with ``json.loads`` (no pydantic), aggregated
+in dictionaries, then written with one ``unnest`` upsert per table.  Old and new values of an
+item come back from the upsert (``prev_*`` columns), so crossing a target updates the standings
+without reading anything first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from shared.eventstore import StoredEvent
+
+from .calendar import DayInfo, Period, day_info, local_day_key
+from .domain import Item, Rulebook, RuleSet
+
+SCHEMA = "proj_scoring"
+SEP = "\x1f"  # joins a batch's distinct values into one text parameter per row
+
+#: Events the figures, the roster and the closing bookkeeping read (the rulebooks add theirs).
+BASE_EVENT_TYPES = (
+    "CommunityRegistered",
+    "WorkerRegistered",
+    "HouseholdRegistered",
+    "HouseholdProfileUpdated",
+    "ResidentDataErased",
+    "VisitLogged",
+    "TrainingAttended",
+    "ResidentSurveyed",
+    "IssueReported",
+    "IssueEscalated",
+    "IssueResolved",
+    "IssueClosed",
+    "IssueMerged",
+    "IssueReopened",
+    "QuotaPeriodClosed",
+    "PointsAwarded",
+)
+
+_ACTUAL = "(CASE WHEN rate THEN CASE WHEN den > 0 THEN num / den ELSE 0 END ELSE num / divisor END)"
+
+DDL = f"""
+CREATE TABLE IF NOT EXISTS quota_item (
+    community        text    NOT NULL,
+    worker_id        text    NOT NULL,
+    period_key       text    NOT NULL,
+    item             text    NOT NULL,
+    period           text    NOT NULL,
+    due              date    NOT NULL,
+    num              float8  NOT NULL DEFAULT 0,
+    den              float8  NOT NULL DEFAULT 0,
+    vals             text[],
+    target           float8,
+    points_if_met    float8  NOT NULL,
+    divisor          float8  NOT NULL DEFAULT 1,
+    rate             boolean NOT NULL DEFAULT false,
+    indicator        boolean NOT NULL DEFAULT false,
+    actual           float8  GENERATED ALWAYS AS {_ACTUAL} STORED,
+    met              boolean GENERATED ALWAYS AS (target IS NOT NULL AND {_ACTUAL} >= target) STORED,
+    points           float8  GENERATED ALWAYS AS
+                         (CASE WHEN target IS NOT NULL AND {_ACTUAL} >= target THEN points_if_met ELSE 0 END) STORED,
+    prev_num         float8,
+    prev_met         boolean,
+    prev_points      float8,
+    rulebook         text    NOT NULL,
+    rulebook_version integer NOT NULL,
+    changed_seq      bigint  NOT NULL,
+    PRIMARY KEY (community, worker_id, period_key, item)
+);
+CREATE TABLE IF NOT EXISTS standing (
+    community          text    NOT NULL,
+    grain              text    NOT NULL CHECK (grain IN ('d', 'm')),
+    day                date    NOT NULL,
+    worker_id          text    NOT NULL,
+    attendance         integer NOT NULL DEFAULT 0,
+    reception          integer NOT NULL DEFAULT 0,
+    items_met          integer NOT NULL DEFAULT 0,
+    attendance_points  float8  NOT NULL DEFAULT 0,
+    reception_points   float8  NOT NULL DEFAULT 0,
+    award_points       float8  NOT NULL DEFAULT 0,
+    quota_points       float8  NOT NULL DEFAULT 0,
+    PRIMARY KEY (community, grain, day, worker_id)
+);
+CREATE TABLE IF NOT EXISTS figures (
+    community          text    NOT NULL,
+    year               integer NOT NULL,
+    visits             bigint  NOT NULL DEFAULT 0,
+    trainings          integer NOT NULL DEFAULT 0,
+    surveys            integer NOT NULL DEFAULT 0,
+    surveyed_visited   integer NOT NULL DEFAULT 0,
+    surveyed_knows     integer NOT NULL DEFAULT 0,
+    surveyed_satisfied integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (community, year)
+);
+CREATE TABLE IF NOT EXISTS training_seen (
+    community   text    NOT NULL,
+    year        integer NOT NULL,
+    training_id text    NOT NULL,
+    PRIMARY KEY (community, year, training_id)
+);
+CREATE TABLE IF NOT EXISTS household (
+    community    text    NOT NULL,
+    household_id text    NOT NULL,
+    fields       text[]  NOT NULL,
+    filled       integer NOT NULL,
+    complete     boolean NOT NULL,
+    PRIMARY KEY (community, household_id)
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    community  text    PRIMARY KEY,
+    households integer NOT NULL DEFAULT 0,
+    complete   integer NOT NULL DEFAULT 0,
+    filled     bigint  NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS issue (
+    community text    NOT NULL,
+    issue_id  text    NOT NULL,
+    category  text,
+    level     text,
+    open      boolean NOT NULL,
+    PRIMARY KEY (community, issue_id)
+);
+CREATE INDEX IF NOT EXISTS issue_open ON issue (community, category, level) WHERE open;
+CREATE TABLE IF NOT EXISTS community (
+    community text PRIMARY KEY,
+    name      text,
+    street    text,
+    district  text,
+    city      text
+);
+CREATE INDEX IF NOT EXISTS community_street ON community (street, community);
+CREATE TABLE IF NOT EXISTS roster (
+    community     text NOT NULL,
+    worker_id     text NOT NULL,
+    name          text,
+    role          text NOT NULL,
+    grid_id       text,
+    registered_on date NOT NULL,
+    PRIMARY KEY (community, worker_id)
+);
+CREATE TABLE IF NOT EXISTS closure (
+    community        text    NOT NULL,
+    worker_id        text    NOT NULL,
+    period_key       text    NOT NULL,
+    period           text    NOT NULL,
+    revision         integer NOT NULL,
+    items            jsonb   NOT NULL,
+    points           float8  NOT NULL,
+    rulebook         text    NOT NULL,
+    rulebook_version integer NOT NULL,
+    closed_seq       bigint  NOT NULL,
+    changed_seq      bigint  NOT NULL,
+    awarded_points   float8  NOT NULL DEFAULT 0,
+    awarded_revision integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (community, worker_id, period_key)
+);
+CREATE INDEX IF NOT EXISTS closure_changed ON closure (changed_seq);
+CREATE TABLE IF NOT EXISTS rulebook_use (
+    community text    NOT NULL,
+    rulebook  text    NOT NULL,
+    version   integer NOT NULL,
+    PRIMARY KEY (community, rulebook, version)
+);
+"""
+
+_ITEM_COLUMNS = (
+    "community, worker_id, period_key, item, period, due, num, den, target, points_if_met, divisor, rate, "
+    "indicator, rulebook, rulebook_version"
+)
+_ITEM_UNNEST = (
+    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::float8[], $8::float8[], "
+    "$9::float8[], $10::float8[], $11::float8[], $12::bool[], $13::bool[], $14::text[], $15::int[]"
+)
+_ITEM_SETS = """prev_num = q.num, prev_met = q.met, prev_points = q.points,
+        target = EXCLUDED.target, points_if_met = EXCLUDED.points_if_met, divisor = EXCLUDED.divisor,
+        rate = EXCLUDED.rate, indicator = EXCLUDED.indicator, rulebook = EXCLUDED.rulebook,
+        rulebook_version = EXCLUDED.rulebook_version, changed_seq = EXCLUDED.changed_seq"""
+_RETURNING = "RETURNING community, worker_id, period_key, item, prev_num, prev_met, prev_points, num, met, points"
+
+UPSERT_ADDITIVE = f"""
+    INSERT INTO quota_item AS q ({_ITEM_COLUMNS}, changed_seq)
+    SELECT u.*, $16::bigint FROM {_ITEM_UNNEST}) AS u
+    ON CONFLICT (community, worker_id, period_key, item) DO UPDATE SET {_ITEM_SETS},
+        num = q.num + EXCLUDED.num, den = q.den + EXCLUDED.den
+    {_RETURNING}"""
+
+# Distinct measures: the batch's values per row arrive joined by SEP; only unseen ones count.
+UPSERT_DISTINCT = f"""
+    INSERT INTO quota_item AS q ({_ITEM_COLUMNS}, vals, changed_seq)
+    SELECT u.c1, u.c2, u.c3, u.c4, u.c5, u.c6, cardinality(string_to_array(u.c7, E'\\x1f')), 0, u.c9,
+           u.c10, u.c11, u.c12, u.c13, u.c14, u.c15, string_to_array(u.c7, E'\\x1f'), $16::bigint
+    FROM {_ITEM_UNNEST.replace("$7::float8[]", "$7::text[]")})
+         AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15)
+    ON CONFLICT (community, worker_id, period_key, item) DO UPDATE SET {_ITEM_SETS},
+        vals = q.vals || ARRAY(SELECT x FROM unnest(EXCLUDED.vals) AS x WHERE x <> ALL (q.vals)),
+        num = q.num + (SELECT count(*) FROM unnest(EXCLUDED.vals) AS x WHERE x <> ALL (q.vals))
+    WHERE NOT (EXCLUDED.vals <@ q.vals)
+    {_RETURNING}"""
+
+UPSERT_STANDING = """
+    INSERT INTO standing AS s (community, grain, day, worker_id, attendance, reception, items_met,
+                               attendance_points, reception_points, award_points, quota_points)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::int[], $6::int[], $7::int[],
+                         $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+    ON CONFLICT (community, grain, day, worker_id) DO UPDATE SET
+        attendance = s.attendance + EXCLUDED.attendance,
+        reception = s.reception + EXCLUDED.reception,
+        items_met = s.items_met + EXCLUDED.items_met,
+        attendance_points = s.attendance_points + EXCLUDED.attendance_points,
+        reception_points = s.reception_points + EXCLUDED.reception_points,
+        award_points = s.award_points + EXCLUDED.award_points,
+        quota_points = s.quota_points + EXCLUDED.quota_points"""
+
+UPSERT_FIGURES = """
+    INSERT INTO figures AS f (community, year, visits, trainings, surveys, surveyed_visited, surveyed_knows,
+                              surveyed_satisfied)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[],
+                         $8::int[])
+    ON CONFLICT (community, year) DO UPDATE SET
+        visits = f.visits + EXCLUDED.visits, trainings = f.trainings + EXCLUDED.trainings,
+        surveys = f.surveys + EXCLUDED.surveys, surveyed_visited = f.surveyed_visited + EXCLUDED.surveyed_visited,
+        surveyed_knows = f.surveyed_knows + EXCLUDED.surveyed_knows,
+        surveyed_satisfied = f.surveyed_satisfied + EXCLUDED.surveyed_satisfied"""
+
+MARK_CHANGED = """
+    UPDATE closure AS c SET changed_seq = $4
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(community, worker_id, period_key)
+    WHERE c.community = u.community AND c.worker_id = u.worker_id AND c.period_key = u.period_key"""
+
+
+class _Standing:
+    """Deltas of one standing row (a worker's day or month)."""
+
+    __slots__ = (
+        "attendance",
+        "attendance_points",
+        "award_points",
+        "items_met",
+        "quota_points",
+        "reception",
+        "reception_points",
+    )
+
+    def __init__(self) -> None:
+        self.attendance = 0
+        self.reception = 0
+        self.items_met = 0
+        self.attendance_points = 0.0
+        self.reception_points = 0.0
+        self.award_points = 0.0
+        self.quota_points = 0.0
+
+
+class _Batch:
+    """One batch of events, aggregated in memory before it is written."""
+
+    def __init__(self, projection: ScoringProjection) -> None:
+        self.rules = projection.rules
+        self.sources = self.rules.sources
+        self.additive: dict[tuple[str, str, str, str], list[float]] = {}
+        self.distinct: dict[tuple[str, str, str, str], set[str]] = {}
+        self.meta: dict[tuple[str, str, str, str], tuple[Item, Period, DayInfo, Rulebook]] = {}
+        self.standing: dict[tuple[str, str, date, str], _Standing] = {}
+        self.visits: Counter[tuple[str, int]] = Counter()
+        self.surveys: dict[tuple[str, int], list[int]] = {}
+        self.trainings: set[tuple[str, int, str]] = set()
+        self.household_ops: list[tuple[str, str, str, list[str]]] = []
+        self.issues: dict[tuple[str, str], list[Any]] = {}
+        self.communities: dict[str, tuple[Any, ...]] = {}
+        self.roster: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.closures: list[tuple[Any, ...]] = []
+        self.quota_awards: list[tuple[Any, ...]] = []
+        self.books_used: set[tuple[str, str, int]] = set()
+        self.handlers: dict[str, Callable[[str, dict[str, Any], dict[str, Any], int], None]] = {
+            "CommunityRegistered": self._community,
+            "WorkerRegistered": self._worker,
+            "HouseholdRegistered": self._household,
+            "HouseholdProfileUpdated": self._household,
+            "ResidentDataErased": self._household,
+            "VisitLogged": self._visit,
+            "TrainingAttended": self._training,
+            "ResidentSurveyed": self._survey,
+            "IssueReported": self._issue,
+            "IssueEscalated": self._issue,
+            "IssueResolved": self._issue,
+            "IssueClosed": self._issue,
+            "IssueMerged": self._issue,
+            "IssueReopened": self._issue,
+            "QuotaPeriodClosed": self._closed,
+            "PointsAwarded": self._awarded,
+        }
+
+    # ------------------------------------------------------------ per event (hot path)
+
+    def add(self, etype: str, raw: dict[str, Any], seq: int) -> None:
+        community: str = raw["community"]
+        book = self.rules.for_community(community)
+        data: dict[str, Any] = raw["data"]
+        handler = self.handlers.get(etype)
+        if handler is not None:
+            handler(community, raw, data, seq)
+        sources = self.sources[book.id].get(etype)
+        if sources:
+            occurred: str = raw["occurred_at"]
+            for s in sources:
+                if not s.accept(data):
+                    continue
+                worker = data.get(s.worker)
+                if not worker:
+                    continue
+                info = day_info(local_day_key(data.get(s.when) or occurred if s.when else occurred))
+                item = s.item
+                period = info.periods[item.period]
+                key = (community, worker, period.key, item.id)
+                if key not in self.meta:
+                    self.meta[key] = (item, period, info, book)
+                measure = s.measure
+                if measure == "distinct":
+                    value = data.get(s.field)  # type: ignore[arg-type]
+                    if value is None:
+                        continue
+                    seen = self.distinct.get(key)
+                    if seen is None:
+                        self.distinct[key] = seen = set()
+                    seen.add(str(value).replace(SEP, " "))
+                    continue
+                acc = self.additive.get(key)
+                if acc is None:
+                    self.additive[key] = acc = [0.0, 0.0]
+                if measure == "count":
+                    acc[0] += 1
+                elif measure == "sum":
+                    acc[0] += float(data.get(s.field) or 0)  # type: ignore[arg-type]
+                else:  # rate: a yes/no per event
+                    value = data.get(s.field)  # type: ignore[arg-type]
+                    yes = (value is not None and value >= s.at_least) if s.at_least is not None else bool(value)
+                    acc[0] += 1.0 if yes else 0.0
+                    acc[1] += 1
+        if etype in book.evaluation.reception_events:
+            worker = data.get("worker_id")
+            if worker:
+                info = day_info(local_day_key(raw["occurred_at"]))
+                for row in self._standings(community, worker, info.day, info.month_start):
+                    row.reception += 1
+                    row.reception_points += book.evaluation.reception_points
+
+    def _standings(self, community: str, worker: str, day: date, month: date) -> tuple[_Standing, _Standing]:
+        out = []
+        for key in ((community, "d", day, worker), (community, "m", month, worker)):
+            row = self.standing.get(key)
+            if row is None:
+                self.standing[key] = row = _Standing()
+            out.append(row)
+        return out[0], out[1]
+
+    def _community(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        self.communities[community] = (community, d.get("name"), d.get("street"), d.get("district"), d.get("city"))
+
+    def _worker(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        day = date.fromisoformat(local_day_key(raw["occurred_at"]))
+        self.roster[(community, d["worker_id"])] = (
+            community,
+            d["worker_id"],
+            d.get("name"),
+            d.get("role") or "grid_worker",
+            d.get("grid_id"),
+            day,
+        )
+
+    def _household(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        op = raw["type"]
+        self.household_ops.append((community, d["household_id"], op, list(d.get("fields_present") or ())))
+
+    def _visit(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        self.visits[(community, int(local_day_key(raw["occurred_at"])[:4]))] += 1
+
+    def _training(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        self.trainings.add((community, int(local_day_key(raw["occurred_at"])[:4]), d["training_id"]))
+
+    def _survey(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        book = self.rules.for_community(community)
+        key = (community, int(local_day_key(raw["occurred_at"])[:4]))
+        acc = self.surveys.get(key)
+        if acc is None:
+            self.surveys[key] = acc = [0, 0, 0, 0]
+        acc[0] += 1
+        acc[1] += bool(d.get("visited"))
+        acc[2] += bool(d.get("knows_grid_worker"))
+        acc[3] += int(d.get("satisfaction", 0)) >= book.figures.satisfied_at_least
+
+    def _issue(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        key = (community, d["issue_id"])
+        state = self.issues.get(key)
+        if state is None:
+            self.issues[key] = state = [None, None, None]  # category, level, open (None: unchanged)
+        etype = raw["type"]
+        if etype == "IssueReported":
+            state[0], state[1], state[2] = d.get("category"), d.get("level") or "building", True
+        elif etype == "IssueEscalated":
+            state[1] = d.get("to_level")
+            if d.get("category") and state[0] is None:
+                state[0] = d["category"]
+        elif etype == "IssueReopened":
+            state[2] = True
+        else:  # resolved, closed, merged into another
+            state[2] = False
+
+    def _closed(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        items = [{k: i.get(k) for k in ("item", "target", "actual", "met", "points")} for i in d["items"]]
+        self.closures.append(
+            (
+                community,
+                d["worker_id"],
+                d["period_key"],
+                d["period"],
+                int(d.get("revision", 1)),
+                json.dumps(items),
+                float(d["points"]),
+                d["rulebook"],
+                int(d["rulebook_version"]),
+                seq,
+            )
+        )
+
+    def _awarded(self, community: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
+        kind = d.get("kind") or "award"
+        if kind == "quota":
+            # Bookkeeping only: quota points already count live, from the items themselves.
+            self.quota_awards.append(
+                (community, d["worker_id"], d.get("period_key"), float(d["points"]), int(d.get("revision") or 1))
+            )
+            return
+        book = self.rules.for_community(community)
+        info = day_info(local_day_key(raw["occurred_at"]))
+        for row in self._standings(community, d["worker_id"], info.day, info.month_start):
+            row.award_points += float(d["points"]) * book.evaluation.award_weight
+
+    # ------------------------------------------------------------ per batch (one statement per table)
+
+    async def write(self, conn: asyncpg.Connection, seq: int) -> None:
+        if self.communities:
+            await conn.executemany(
+                """INSERT INTO community (community, name, street, district, city) VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (community) DO UPDATE SET name = EXCLUDED.name, street = EXCLUDED.street,
+                       district = EXCLUDED.district, city = EXCLUDED.city""",
+                list(self.communities.values()),
+            )
+        if self.roster:
+            await conn.executemany(
+                """INSERT INTO roster (community, worker_id, name, role, grid_id, registered_on)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (community, worker_id) DO UPDATE SET name = EXCLUDED.name, role = EXCLUDED.role,
+                       grid_id = EXCLUDED.grid_id,
+                       registered_on = LEAST(roster.registered_on, EXCLUDED.registered_on)""",
+                list(self.roster.values()),
+            )
+        if self.household_ops:
+            await self._write_households(conn)
+        if self.issues:
+            keys = list(self.issues)
+            await conn.execute(
+                """INSERT INTO issue AS i (community, issue_id, category, level, open)
+                   SELECT c, id, cat, lvl, coalesce(op, true)
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) AS u(c, id, cat, lvl, op)
+                   ON CONFLICT (community, issue_id) DO UPDATE SET
+                       category = coalesce(EXCLUDED.category, i.category),
+                       level = coalesce(EXCLUDED.level, i.level),
+                       open = CASE WHEN EXCLUDED.open IS NULL THEN i.open ELSE EXCLUDED.open END""",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                *([self.issues[k][j] for k in keys] for j in range(3)),
+            )
+        await self._write_figures(conn)
+        changed = await self._write_items(conn, seq)
+        if self.standing:
+            keys = list(self.standing)
+            rows = [self.standing[k] for k in keys]
+            await conn.execute(
+                UPSERT_STANDING,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+                [r.attendance for r in rows],
+                [r.reception for r in rows],
+                [r.items_met for r in rows],
+                [r.attendance_points for r in rows],
+                [r.reception_points for r in rows],
+                [r.award_points for r in rows],
+                [r.quota_points for r in rows],
+            )
+        if self.closures:
+            await conn.executemany(
+                """INSERT INTO closure (community, worker_id, period_key, period, revision, items, points, rulebook,
+                                        rulebook_version, closed_seq, changed_seq)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
+                   ON CONFLICT (community, worker_id, period_key) DO UPDATE SET
+                       period = EXCLUDED.period, revision = EXCLUDED.revision, items = EXCLUDED.items,
+                       points = EXCLUDED.points, rulebook = EXCLUDED.rulebook,
+                       rulebook_version = EXCLUDED.rulebook_version, closed_seq = EXCLUDED.closed_seq,
+                       changed_seq = EXCLUDED.changed_seq
+                   WHERE closure.revision < EXCLUDED.revision""",
+                [(*c, seq) for c in self.closures],
+            )
+        if self.quota_awards:
+            await conn.executemany(
+                """UPDATE closure SET awarded_points = awarded_points + $4,
+                       awarded_revision = GREATEST(awarded_revision, $5)
+                   WHERE community = $1 AND worker_id = $2 AND period_key = $3""",
+                self.quota_awards,
+            )
+        if changed:
+            await conn.execute(
+                MARK_CHANGED, [k[0] for k in changed], [k[1] for k in changed], [k[2] for k in changed], seq
+            )
+        if self.books_used:
+            await conn.executemany(
+                "INSERT INTO rulebook_use (community, rulebook, version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                list(self.books_used),
+            )
+
+    async def _write_items(self, conn: asyncpg.Connection, seq: int) -> set[tuple[str, str, str]]:
+        changed: set[tuple[str, str, str]] = set()
+        for statement, values in ((UPSERT_ADDITIVE, self.additive), (UPSERT_DISTINCT, self.distinct)):
+            if not values:
+                continue
+            keys = list(values)
+            cols: list[list[Any]] = [[] for _ in range(15)]
+            for key in keys:
+                item, period, info, book = self.meta[key]
+                self.books_used.add((key[0], book.id, book.version))
+                scored = period.kind != "day" or info.workday
+                for col, v in zip(cols, (*key, period.kind, period.due), strict=False):
+                    col.append(v)
+                if statement is UPSERT_DISTINCT:
+                    cols[6].append(SEP.join(values[key]))  # type: ignore[arg-type]
+                    cols[7].append(0.0)
+                else:
+                    acc = values[key]
+                    cols[6].append(acc[0])  # type: ignore[index]
+                    cols[7].append(acc[1])  # type: ignore[index]
+                cols[8].append(item.target if scored else None)
+                cols[9].append(item.points)
+                cols[10].append(item.divisor)
+                cols[11].append(item.measure == "rate")
+                cols[12].append(item.indicator)
+                cols[13].append(book.id)
+                cols[14].append(book.version)
+            rows = await conn.fetch(statement, *cols, seq)
+            for r in rows:
+                key = (r[0], r[1], r[2], r[3])
+                changed.add((r[0], r[1], r[2]))
+                item, period, info, book = self.meta[key]
+                prev_num = r[4] or 0.0
+                d_points = r[9] - (r[6] or 0.0)
+                d_met = 0 if item.indicator else int(r[8]) - int(bool(r[5]))
+                attended = item.id == book.evaluation.attendance_item and info.workday and prev_num == 0 and r[7] > 0
+                if not (d_points or d_met or attended):
+                    continue
+                due = period.due
+                for row in self._standings(r[0], r[1], due, due.replace(day=1)):
+                    row.quota_points += d_points
+                    row.items_met += d_met
+                    if attended:
+                        row.attendance += 1
+                        row.attendance_points += book.evaluation.attendance_points
+        return changed
+
+    async def _write_figures(self, conn: asyncpg.Connection) -> None:
+        if self.trainings:
+            seen = list(self.trainings)
+            fresh = await conn.fetch(
+                """INSERT INTO training_seen (community, year, training_id)
+                   SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) ON CONFLICT DO NOTHING
+                   RETURNING community, year""",
+                [s[0] for s in seen],
+                [s[1] for s in seen],
+                [s[2] for s in seen],
+            )
+            trainings = Counter((r[0], r[1]) for r in fresh)
+        else:
+            trainings = Counter()
+        keys = set(self.visits) | set(self.surveys) | set(trainings)
+        if not keys:
+            return
+        ordered = list(keys)
+        surveys = [self.surveys.get(k, [0, 0, 0, 0]) for k in ordered]
+        await conn.execute(
+            UPSERT_FIGURES,
+            [k[0] for k in ordered],
+            [k[1] for k in ordered],
+            [self.visits.get(k, 0) for k in ordered],
+            [trainings.get(k, 0) for k in ordered],
+            *([s[j] for s in surveys] for j in range(4)),
+        )
+
+    async def _write_households(self, conn: asyncpg.Connection) -> None:
+        touched = list({(c, h) for c, h, _op, _f in self.household_ops})
+        rows = await conn.fetch(
+            """SELECT h.community, h.household_id, h.fields, h.filled, h.complete FROM household h
+               JOIN unnest($1::text[], $2::text[]) AS u(c, id) ON h.community = u.c AND h.household_id = u.id""",
+            [t[0] for t in touched],
+            [t[1] for t in touched],
+        )
+        before: dict[tuple[str, str], tuple[list[str], int, bool]] = {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+        fields: dict[tuple[str, str], list[str]] = {k: list(v[0]) for k, v in before.items()}
+        for community, household, op, present in self.household_ops:
+            key = (community, household)
+            if op == "ResidentDataErased":
+                personal = set(self.rules.for_community(community).figures.ledger_personal_fields)
+                fields[key] = [f for f in fields.get(key, []) if f not in personal]
+            else:  # registered or updated: fields_present is the household's full list after the change
+                fields[key] = present
+        out = []
+        ledger: dict[str, list[int]] = {}
+        for (community, household), present in fields.items():
+            required = self.rules.for_community(community).figures.ledger_required_fields
+            filled = len(set(present) & set(required))
+            complete = filled == len(required)
+            old = before.get((community, household))
+            delta = ledger.setdefault(community, [0, 0, 0])
+            delta[0] += 0 if old else 1
+            delta[1] += int(complete) - int(old[2] if old else False)
+            delta[2] += filled - (old[1] if old else 0)
+            out.append((community, household, present, filled, complete))
+        await conn.executemany(
+            """INSERT INTO household (community, household_id, fields, filled, complete) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (community, household_id) DO UPDATE SET fields = EXCLUDED.fields,
+                   filled = EXCLUDED.filled, complete = EXCLUDED.complete""",
+            out,
+        )
+        await conn.executemany(
+            """INSERT INTO ledger AS l (community, households, complete, filled) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (community) DO UPDATE SET households = l.households + EXCLUDED.households,
+                   complete = l.complete + EXCLUDED.complete, filled = l.filled + EXCLUDED.filled""",
+            [(c, *d) for c, d in ledger.items()],
+        )
+
+
+class ScoringProjection:
+    """The scoring read model (see the module docstring).  ``rules`` decide what counts."""
+
+    name = "scoring"
+
+    def __init__(self, rules: RuleSet | Callable[[], RuleSet] | None = None) -> None:
+        # Rules may be given lazily, so a module-level instance reads no files at import time.
+        self._rules: RuleSet | None = rules if isinstance(rules, RuleSet) else None
+        self._load = rules if callable(rules) else None
+
+    @property
+    def rules(self) -> RuleSet:
+        if self._rules is None:
+            if self._load is not None:
+                self._rules = self._load()
+            else:
+                from .settings import ScoringSettings
+
+                self._rules = ScoringSettings().rules()
+        return self._rules
+
+    @property
+    def event_types(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(sorted(set(BASE_EVENT_TYPES) | self.rules.event_types()))
+
+    ddl = DDL
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+        """Fold a batch: aggregate in memory, then one upsert per table."""
+        batch = _Batch(self)
+        loads = json.loads
+        add = batch.add
+        for e in events:
+            subject = e.subject
+            add(subject[subject.rfind(".") + 1 :], loads(e.data), e.seq)
+        await batch.write(conn, events[-1].seq)

@@ -1,0 +1,400 @@
+"""Reads of the scoring model: a worker's progress, the community board, the street roll-up, figures.
+
+Each is one or two indexed queries on the projection's tables plus a little arithmetic from the
+rulebook and the calendar; nothing here writes.  The board reads the ``standing`` rows (one per
+worker per day, or per month for months, quarters and years), so a street of 20 communities is a
+few hundred rows whatever the period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from shared.events import CATEGORIES, LEVELS
+
+from .calendar import (
+    KINDS,
+    Period,
+    calendar_known,
+    is_workday,
+    local_day,
+    period_of,
+    periods_between,
+    scored,
+    working_days,
+)
+from .domain import Rulebook, RuleSet
+from .projections import SCHEMA
+
+
+async def street_of(conn: asyncpg.Connection | asyncpg.Pool, community: str, schema: str = SCHEMA) -> str | None:
+    """The street (街道) a community registered under, if it did."""
+    return await conn.fetchval(f"SELECT street FROM {schema}.community WHERE community = $1", community)
+
+
+# ---------------------------------------------------------------- a worker's progress now
+
+
+def _summary(results: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for r in results:
+        if r["target"] is None:
+            continue
+        actual = r["actual"]
+        shown = (
+            f"{actual:.0%}" if r["unit"] == "rate" else (f"{actual:g}" if actual == int(actual) else f"{actual:.1f}")
+        )
+        target = f"{r['target']:.0%}" if r["unit"] == "rate" else f"{r['target']:g}"
+        parts.append(f"{shown}/{target} {r['unit']}".strip())
+    return ", ".join(parts)
+
+
+async def worker_progress(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    rules: RuleSet,
+    community: str,
+    worker: str,
+    at: datetime,
+    schema: str = SCHEMA,
+) -> dict[str, Any]:
+    """Every period containing ``at``: each item's target, actual, met and points so far."""
+    book = rules.for_community(community)
+    today = local_day(at)
+    periods = [period_of(k, today) for k in book.kinds()]
+    keys = [p.key for p in periods]
+    rows = await conn.fetch(
+        f"""SELECT period_key, item, num, den, rulebook, rulebook_version FROM {schema}.quota_item
+            WHERE community = $1 AND worker_id = $2 AND period_key = ANY($3::text[])""",
+        community,
+        worker,
+        keys,
+    )
+    closed = {
+        r[0]: r[1]
+        for r in await conn.fetch(
+            f"""SELECT period_key, revision FROM {schema}.closure
+                WHERE community = $1 AND worker_id = $2 AND period_key = ANY($3::text[])""",
+            community,
+            worker,
+            keys,
+        )
+    }
+    numbers: dict[str, dict[str, tuple[float, float]]] = {}
+    versions: set[tuple[str, int]] = set()
+    for r in rows:
+        numbers.setdefault(r[0], {})[r[1]] = (r[2], r[3])
+        versions.add((r[4], r[5]))
+    out = []
+    for p in periods:
+        is_scored = scored(p)
+        items = []
+        for item in book.items_of(p.kind):
+            res = item.evaluate(*numbers.get(p.key, {}).get(item.id, (0.0, 0.0)), scored=is_scored)
+            items.append(
+                {
+                    "item": item.id,
+                    "label": item.label,
+                    "label_zh": item.label_zh,
+                    "unit": item.unit,
+                    "target": res.target,
+                    "actual": res.actual,
+                    "met": res.met,
+                    "points": res.points,
+                    "indicator": item.indicator,
+                }
+            )
+        out.append(
+            {
+                "period": p.kind,
+                "key": p.key,
+                "start": p.start,
+                "end": p.end,
+                "due": p.due,
+                "scored": is_scored,
+                "items": items,
+                "points": round(sum(i["points"] for i in items), 6),
+                "summary": _summary(items) if is_scored else "not a working day: no daily quota",
+                "closed_revision": closed.get(p.key),
+            }
+        )
+    return {
+        "community": community,
+        "worker_id": worker,
+        "at": at,
+        "day": today,
+        "workday": is_workday(today),
+        "calendar_known": calendar_known(today.year),
+        "rulebook": {"id": book.id, "version": book.version, "name": book.name, "name_zh": book.name_zh},
+        "rescore_needed": any(v != (book.id, book.version) for v in versions),
+        "periods": out,
+    }
+
+
+# ---------------------------------------------------------------- boards (评优表)
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a worker could have done in a period up to a day: working days and quota items due."""
+
+    working_days: int
+    items_due: int
+
+
+_EXPECTATIONS: dict[tuple[int, str, str, date], Expectation] = {}
+
+
+def expectation(book: Rulebook, period: Period, as_of: date) -> Expectation:
+    """Working days, and quota items (not indicators) of the periods due inside ``period`` that began by ``as_of``.
+
+    Items of a worker registered part-way through count from the period's start all the same.
+    """
+    cache_key = (id(book), book.ref, period.key, as_of)
+    hit = _EXPECTATIONS.get(cache_key)
+    if hit is not None:
+        return hit
+    last = min(period.end, as_of)
+    days_worked = working_days(period.start, last) if last >= period.start else 0
+    due = 0
+    for kind in KINDS:
+        counted = [i for i in book.items_of(kind) if not i.indicator]
+        if not counted:
+            continue
+        for p in periods_between(kind, period.start, period.end):
+            if period.start <= p.due <= period.end and p.start <= as_of and scored(p):
+                due += len(counted)
+    if len(_EXPECTATIONS) > 4096:
+        _EXPECTATIONS.clear()
+    _EXPECTATIONS[cache_key] = hit = Expectation(days_worked, due)
+    return hit
+
+
+def _grain(period: Period) -> str:
+    return "d" if period.kind in ("day", "week") else "m"
+
+
+_BOARD_COLUMNS = """
+    coalesce(sum(s.attendance), 0)::int AS attendance, coalesce(sum(s.reception), 0)::int AS reception,
+    coalesce(sum(s.items_met), 0)::int AS items_met,
+    coalesce(sum(s.attendance_points), 0) AS attendance_points,
+    coalesce(sum(s.reception_points), 0) AS reception_points,
+    coalesce(sum(s.award_points), 0) AS award_points, coalesce(sum(s.quota_points), 0) AS quota_points"""
+
+
+def _rank(rows: list[dict[str, Any]], key: str = "total") -> list[dict[str, Any]]:
+    """Competition ranking (1, 2, 2, 4) by ``key``, highest first; ties listed by id."""
+    ordered = sorted(rows, key=lambda r: (-r[key], r.get("community", ""), r.get("worker_id", "")))
+    previous: float | None = None
+    rank = 0
+    for i, row in enumerate(ordered, start=1):
+        if previous is None or row[key] != previous:
+            rank, previous = i, row[key]
+        row["rank"] = rank
+    return ordered
+
+
+def _worker_row(r: asyncpg.Record, exp: Expectation, community: str | None = None) -> dict[str, Any]:
+    total = round(r["attendance_points"] + r["reception_points"] + r["award_points"] + r["quota_points"], 4)
+    row = {
+        "worker_id": r["worker_id"],
+        "name": r["name"],
+        "grid_id": r["grid_id"],
+        "attendance_days": r["attendance"],
+        "working_days": exp.working_days,
+        "attendance_points": round(r["attendance_points"], 4),
+        "reception_entries": r["reception"],
+        "reception_points": round(r["reception_points"], 4),
+        "award_points": round(r["award_points"], 4),
+        "quota_points": round(r["quota_points"], 4),
+        "items_met": r["items_met"],
+        "items_due": exp.items_due,
+        "completion": round(min(1.0, r["items_met"] / exp.items_due), 4) if exp.items_due else None,
+        "total": total,
+    }
+    if community is not None:
+        row = {"community": community, **row}
+    return row
+
+
+async def _rescore_needed(conn: Any, rules: RuleSet, communities: Sequence[str], schema: str) -> list[str]:
+    rows = await conn.fetch(
+        f"SELECT community, rulebook, version FROM {schema}.rulebook_use WHERE community = ANY($1::text[])",
+        list(communities),
+    )
+    stale = set()
+    for c, rb, version in rows:
+        book = rules.for_community(c)
+        if (rb, version) != (book.id, book.version):
+            stale.add(c)
+    return sorted(stale)
+
+
+async def community_board(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    rules: RuleSet,
+    community: str,
+    period: Period,
+    as_of: date,
+    schema: str = SCHEMA,
+) -> dict[str, Any]:
+    """The community's ranked points evaluation for ``period`` (its grid workers only)."""
+    book = rules.for_community(community)
+    rows = await conn.fetch(
+        f"""SELECT r.worker_id, r.name, r.grid_id, {_BOARD_COLUMNS}
+            FROM {schema}.roster r
+            LEFT JOIN {schema}.standing s
+                   ON s.community = r.community AND s.grain = $2 AND s.day BETWEEN $3 AND $4
+                  AND s.worker_id = r.worker_id
+            WHERE r.community = $1 AND r.role = 'grid_worker'
+            GROUP BY r.worker_id, r.name, r.grid_id""",
+        community,
+        _grain(period),
+        period.start,
+        period.end,
+    )
+    exp = expectation(book, period, as_of)
+    meta = await conn.fetchrow(f"SELECT name, street FROM {schema}.community WHERE community = $1", community)
+    return {
+        "community": community,
+        "name": meta["name"] if meta else None,
+        "street": meta["street"] if meta else None,
+        "period": _period_json(period),
+        "as_of": as_of,
+        "rulebook": {"id": book.id, "version": book.version},
+        "rescore_needed": bool(await _rescore_needed(conn, rules, [community], schema)),
+        "workers": _rank([_worker_row(r, exp) for r in rows]),
+    }
+
+
+async def street_board(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    rules: RuleSet,
+    street: str,
+    period: Period,
+    as_of: date,
+    schema: str = SCHEMA,
+) -> dict[str, Any]:
+    """The street roll-up: its communities ranked by average points per grid worker, and every worker ranked."""
+    communities = await conn.fetch(
+        f"SELECT community, name FROM {schema}.community WHERE street = $1 ORDER BY community", street
+    )
+    ids = [c["community"] for c in communities]
+    rows = await conn.fetch(
+        f"""SELECT r.community, r.worker_id, r.name, r.grid_id, {_BOARD_COLUMNS}
+            FROM {schema}.roster r
+            LEFT JOIN {schema}.standing s
+                   ON s.community = r.community AND s.grain = $2 AND s.day BETWEEN $3 AND $4
+                  AND s.worker_id = r.worker_id
+            WHERE r.community = ANY($1::text[]) AND r.role = 'grid_worker'
+            GROUP BY r.community, r.worker_id, r.name, r.grid_id""",
+        ids,
+        _grain(period),
+        period.start,
+        period.end,
+    )
+    workers = [
+        _worker_row(r, expectation(rules.for_community(r["community"]), period, as_of), r["community"]) for r in rows
+    ]
+    per: dict[str, list[dict[str, Any]]] = {c: [] for c in ids}
+    for w in workers:
+        per[w["community"]].append(w)
+    names = {c["community"]: c["name"] for c in communities}
+    summary = []
+    for c, ws in per.items():
+        n = len(ws)
+        met = sum(w["items_met"] for w in ws)
+        due = sum(w["items_due"] for w in ws)
+        summary.append(
+            {
+                "community": c,
+                "name": names[c],
+                "workers": n,
+                "total": round(sum(w["total"] for w in ws), 4),
+                "average_total": round(sum(w["total"] for w in ws) / n, 4) if n else 0.0,
+                "items_met": met,
+                "items_due": due,
+                "completion": round(min(1.0, met / due), 4) if due else None,
+                "rulebook": rules.for_community(c).ref,
+            }
+        )
+    stale = await _rescore_needed(conn, rules, ids, schema)
+    return {
+        "street": street,
+        "period": _period_json(period),
+        "as_of": as_of,
+        "rescore_needed": stale,
+        "communities": _rank(summary, "average_total"),
+        "workers": _rank(workers),
+    }
+
+
+def _period_json(p: Period) -> dict[str, Any]:
+    return {"kind": p.kind, "key": p.key, "start": p.start, "end": p.end, "due": p.due}
+
+
+# ---------------------------------------------------------------- community figures
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+async def community_figures(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    rules: RuleSet,
+    community: str,
+    year: int,
+    schema: str = SCHEMA,
+) -> dict[str, Any]:
+    """Visits, ledger completion, trainings, survey rates and open problems, against the rulebook's targets."""
+    fig = rules.for_community(community).figures
+    f = await conn.fetchrow(f"SELECT * FROM {schema}.figures WHERE community = $1 AND year = $2", community, year)
+    led = await conn.fetchrow(f"SELECT * FROM {schema}.ledger WHERE community = $1", community)
+    open_rows = await conn.fetch(
+        f"""SELECT coalesce(category, 'unknown'), coalesce(level, 'unknown'), count(*)::int
+            FROM {schema}.issue WHERE community = $1 AND open GROUP BY 1, 2""",
+        community,
+    )
+    visits = f["visits"] if f else 0
+    trainings = f["trainings"] if f else 0
+    surveys = f["surveys"] if f else 0
+    households = led["households"] if led else 0
+    required = len(fig.ledger_required_fields)
+    completion = _ratio(led["filled"], households * required) if led else None
+    by_category = {c: 0 for c in CATEGORIES}
+    by_level = {lv: 0 for lv in LEVELS}
+    cells = []
+    for category, level, n in open_rows:
+        by_category[category] = by_category.get(category, 0) + n
+        by_level[level] = by_level.get(level, 0) + n
+        cells.append({"category": category, "level": level, "open": n})
+    return {
+        "community": community,
+        "year": year,
+        "visits": {"value": visits, "target": fig.visits_target, "ratio": _ratio(visits, fig.visits_target)},
+        "ledger": {
+            "households": households,
+            "complete_households": led["complete"] if led else 0,
+            "completion": completion,
+            "target": fig.ledger_target,
+            "met": completion is not None and completion >= fig.ledger_target,
+        },
+        "trainings": {"value": trainings, "target": fig.trainings_target, "met": trainings >= fig.trainings_target},
+        "survey": {
+            "surveys": surveys,
+            "visit_rate": _ratio(f["surveyed_visited"], surveys) if f else None,
+            "awareness_rate": _ratio(f["surveyed_knows"], surveys) if f else None,
+            "satisfaction_rate": _ratio(f["surveyed_satisfied"], surveys) if f else None,
+        },
+        "open_problems": {
+            "total": sum(c["open"] for c in cells),
+            "by_category": by_category,
+            "by_level": by_level,
+            "cells": sorted(cells, key=lambda c: (c["category"], c["level"])),
+        },
+    }

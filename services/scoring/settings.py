@@ -1,0 +1,51 @@
+"""Settings of the scoring service (env prefix ``GRIDWORK_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+from .domain import RuleSet, load_rulebooks
+
+
+class ScoringSettings(Settings):
+    """What the scoring service needs beyond the shared settings."""
+
+    scoring_rulebook_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Extra folders of rulebook TOML files (a community's own variant, no code change)",
+    )
+    scoring_rulebooks: dict[str, str] = Field(
+        default_factory=dict,
+        description='Community → rulebook id, e.g. {"xinhe": "4plus1"}; overrides the files\' `communities`',
+    )
+    scoring_default_rulebook: str = Field(default="5plus1", description="Rulebook of every other community")
+    scoring_close_interval_seconds: float = Field(
+        default=60, ge=0, description="How often ended periods are closed (0: never, e.g. on a replica)"
+    )
+    scoring_close_grace_seconds: float = Field(
+        default=0, ge=0, description="Wait this long after a period ends before closing it"
+    )
+    scoring_close_lookback_days: int = Field(
+        default=40, ge=1, le=800, description="Ended periods this far back are closed if still open"
+    )
+    scoring_close_max_lag_events: int = Field(
+        default=0, ge=0, description="Close only when the fold is at most this many events behind"
+    )
+
+    def rules(self) -> RuleSet:
+        """The rulebooks and each community's choice, loaded from the files."""
+        return RuleSet(
+            load_rulebooks(self.scoring_rulebook_dirs), self.scoring_rulebooks, self.scoring_default_rulebook
+        )
+
+
+def scoring_settings(settings: Settings | None = None, **overrides: object) -> ScoringSettings:
+    """Upgrade shared settings (e.g. a test's) to :class:`ScoringSettings`, reading the rest from the environment."""
+    if isinstance(settings, ScoringSettings) and not overrides:
+        return settings
+    base = settings.model_dump() if settings is not None else {}
+    return ScoringSettings(**{**base, **overrides})
