@@ -1,0 +1,147 @@
+"""Application functions: load an issue's history, decide, append — with keyword-only dependencies.
+
+Version checks: a command carrying the caller's ``expected_revision`` is refused with 409 when the
+issue has moved on, unless the change that moved it is exactly what this command would have done
+(a retried request whose first answer was lost): then the retry is answered as a duplicate.
+System commands (timers, reactions) pass no revision; they are idempotent by construction and
+simply re-decide on a fresh read when they lose a race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from shared.errors import Conflict, NotFound
+from shared.events import Event, uuid7
+from shared.events.issues import HotlineFeedbackSent, IssueEscalated
+from shared.eventstore import HDR_VERSION, ConcurrencyError, EventStore, aggregate_filter
+
+from .domain import (
+    Context,
+    IllegalTransition,
+    IssueState,
+    ReceiveHotlineOrder,
+    ReportIssue,
+    StaleVersion,
+    decide,
+    evolve,
+    fold,
+    initial_state,
+    same_effect,
+)
+from .metrics import ESCALATIONS, ISSUE_EVENTS
+
+log = structlog.get_logger("gridwork.issues")
+
+
+@dataclass(frozen=True)
+class History:
+    """An issue's stored events, its stream version and the stream sequence of its last event."""
+
+    events: list[Event] = field(default_factory=list)
+    version: int = 0
+    last_seq: int = 0
+
+    @property
+    def state(self) -> IssueState:
+        return fold(self.events)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the issue after it, the events appended now, and whether it was a retry."""
+
+    state: IssueState
+    events: list[Event]
+    duplicate: bool = False
+
+
+def new_issue_id(community: str, idempotency_key: str | None = None) -> str:
+    """A fresh issue id, or a stable one derived from the client's Idempotency-Key."""
+    if idempotency_key:
+        return "is-" + hashlib.sha256(f"{community}:{idempotency_key}".encode()).hexdigest()[:26]
+    return "is-" + uuid7().hex
+
+
+async def read_history(store: EventStore, community: str, issue_id: str) -> History:
+    """Every stored event of one issue (issues are short-lived: no snapshots needed)."""
+    stored = await store.read(aggregate_filter(store.ns, community, "issues", "issue", issue_id))
+    if not stored:
+        return History()
+    events = [s.event() for s in stored]
+    version = int((stored[-1].headers or {}).get(HDR_VERSION, len(stored)))
+    return History(events, version, stored[-1].seq)
+
+
+async def load_issue(store: EventStore, community: str, issue_id: str) -> IssueState:
+    """The issue's current state (status ``new`` when it does not exist)."""
+    return (await read_history(store, community, issue_id)).state
+
+
+def _is_retry(history: History, expected_revision: int, command: object, ctx: Context) -> bool:
+    """Whether the changes after ``expected_revision`` are exactly what ``command`` would produce there."""
+    state = initial_state()
+    rest = list(history.events)
+    while rest and state.revision < expected_revision:
+        state = evolve(state, rest.pop(0))
+    if state.revision != expected_revision:
+        return False
+    try:
+        produced = decide(state, command, ctx)
+    except Exception:
+        return False
+    following = [e for e in rest if not isinstance(e, HotlineFeedbackSent)][: len(produced)]
+    return bool(produced) and same_effect(produced, following)
+
+
+async def execute(
+    store: EventStore,
+    *,
+    community: str,
+    issue_id: str,
+    command: object,
+    ctx: Context,
+    expected_revision: int | None = None,
+    attempts: int = 8,
+) -> Outcome:
+    """Run one command on one issue: read, check the version, decide, append (retrying lost races)."""
+    for _ in range(attempts):
+        history = await read_history(store, community, issue_id)
+        state = history.state
+        if state.status == "new" and not state.issue_id:
+            state = state.model_copy(update={"issue_id": issue_id, "community": community})
+        creates = isinstance(command, (ReportIssue, ReceiveHotlineOrder))
+        if state.status == "new" and not creates:
+            raise NotFound(f"issue {issue_id} not found", field="issue_id")
+        if expected_revision is not None and expected_revision != state.revision:
+            if _is_retry(history, expected_revision, command, ctx):
+                return Outcome(state, [], duplicate=True)
+            if creates:
+                raise IllegalTransition(
+                    f"issue {issue_id} already exists with other content",
+                    current_state=state.status,
+                    version=state.revision,
+                )
+            raise StaleVersion(
+                f"issue {issue_id} is at version {state.revision}, not {expected_revision}",
+                current_state=state.status,
+                version=state.revision,
+                expected_version=expected_revision,
+            )
+        events = decide(state, command, ctx)
+        if not events:
+            return Outcome(state, [])
+        try:
+            result = await store.append(events, history.version, expected_seq=history.last_seq)
+        except ConcurrencyError:
+            continue  # someone else appended meanwhile: re-read and decide again
+        for event in events:
+            ISSUE_EVENTS.labels(event.type).inc()
+            if isinstance(event, IssueEscalated):
+                ESCALATIONS.labels(event.data.reason, event.data.to_level).inc()
+        after = fold(events, state) if not result.duplicate else (await read_history(store, community, issue_id)).state
+        return Outcome(after, [] if result.duplicate else events, duplicate=result.duplicate)
+    raise Conflict(f"issue {issue_id} kept changing; try again")

@@ -1,0 +1,198 @@
+"""Reads on the issues board (``proj_issues_board``) shared by the JSON API and Open311."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from shared.events import now
+
+from .consumers import ESCALATION
+from .domain import OPEN_STATES, IssueState
+from .projections import BOARD, OUTBOX
+
+_COLUMNS = "community, issue_id, state"
+
+
+def _state(row: asyncpg.Record) -> IssueState:
+    return IssueState.model_validate_json(row["state"])
+
+
+async def community_street(conn: asyncpg.Connection, community: str) -> str | None:
+    """The street (街道) a community belongs to, from CommunityRegistered."""
+    return await conn.fetchval(f"SELECT street FROM {BOARD}.communities WHERE community = $1", community)
+
+
+async def list_issues(
+    conn: asyncpg.Connection,
+    community: str,
+    *,
+    statuses: Sequence[str] = (),
+    categories: Sequence[str] = (),
+    subcategory: str | None = None,
+    levels: Sequence[str] = (),
+    source: str | None = None,
+    open_only: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[IssueState], int]:
+    """Issues of a community filtered by state, category, level…; newest first, with the total count."""
+    where = ["community = $1"]
+    args: list[Any] = [community]
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.format(n=len(args)))
+
+    if statuses:
+        add("status = ANY(${n}::text[])", list(statuses))
+    if categories:
+        add("category = ANY(${n}::text[])", list(categories))
+    if subcategory:
+        add("subcategory = ${n}", subcategory)
+    if levels:
+        add("level = ANY(${n}::text[])", list(levels))
+    if source:
+        add("source = ${n}", source)
+    if open_only:
+        where.append("is_open")
+    clause = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM {BOARD}.issues WHERE {clause}", *args)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM {BOARD}.issues WHERE {clause} "
+        f"ORDER BY reported_at DESC NULLS LAST, issue_id LIMIT {int(limit)} OFFSET {int(offset)}",
+        *args,
+    )
+    return [_state(r) for r in rows], int(total)
+
+
+async def possible_duplicates(
+    conn: asyncpg.Connection, issue: IssueState, *, days: int, radius_m: float, limit: int = 5
+) -> list[IssueState]:
+    """Open issues that may be the same problem: same category, same building or compound (or within
+    ``radius_m`` when both are located), reported in the last ``days`` days."""
+    p = issue.place
+    if not (p.building or p.compound or (p.lat is not None and p.lon is not None)):
+        return []
+    since = (issue.reported_at or now()) - timedelta(days=days)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM {BOARD}.issues
+            WHERE community = $1 AND category = $2 AND is_open AND issue_id <> $3 AND reported_at >= $4
+              AND (
+                ($5::text IS NOT NULL AND building = $5 AND compound IS NOT DISTINCT FROM $6
+                     AND phase IS NOT DISTINCT FROM $7)
+                OR ($5::text IS NULL AND $6::text IS NOT NULL AND compound = $6)
+                OR ($8::float8 IS NOT NULL AND lat IS NOT NULL AND
+                    sqrt(power(radians(lat - $8) * 6371000, 2) +
+                         power(radians(lon - $9) * 6371000 * cos(radians($8)), 2)) <= $10)
+              )
+            ORDER BY (subcategory IS NOT DISTINCT FROM $11) DESC, reported_at DESC
+            LIMIT $12""",
+        issue.community,
+        issue.category,
+        issue.issue_id,
+        since,
+        p.building,
+        p.compound,
+        p.phase,
+        p.lat,
+        p.lon,
+        radius_m,
+        issue.subcategory,
+        limit,
+    )
+    return [_state(r) for r in rows]
+
+
+async def open_problems(conn: asyncpg.Connection, community: str) -> list[dict[str, Any]]:
+    """Open problems counted by category and level."""
+    rows = await conn.fetch(
+        f"SELECT category, level, count(*) AS open, count(*) FILTER (WHERE (state->>'overdue')::boolean) AS overdue "
+        f"FROM {BOARD}.issues WHERE community = $1 AND is_open GROUP BY category, level ORDER BY category, level",
+        community,
+    )
+    return [dict(r) for r in rows]
+
+
+async def pending_deadline(conn: asyncpg.Connection, community: str, issue_id: str) -> datetime | None:
+    """The next deadline the issue is waiting on (None when none runs)."""
+    return await conn.fetchval(
+        f"SELECT min(due_at) FROM {ESCALATION}.timers WHERE community = $1 AND issue_id = $2 AND state = 'pending'",
+        community,
+        issue_id,
+    )
+
+
+async def pending_deadlines(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """Next pending deadline of many issues at once."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT community, issue_id, min(due_at) AS due FROM {ESCALATION}.timers "
+        "WHERE state = 'pending' AND (community, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+        "GROUP BY community, issue_id",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["community"], r["issue_id"]): r["due"] for r in rows}
+
+
+async def feedback_of(conn: asyncpg.Connection, community: str, issue_id: str) -> list[dict[str, Any]]:
+    """The status feedback owed or sent to the hotline for one work order, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT feedback_id, status, note, occurred_at, attempts, last_error, sent_at FROM {OUTBOX}.outbox "
+        "WHERE community = $1 AND issue_id = $2 ORDER BY seq",
+        community,
+        issue_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def open311_requests(
+    conn: asyncpg.Connection,
+    *,
+    jurisdiction: str | None,
+    ids: Sequence[str] = (),
+    service_codes: Sequence[str] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+    statuses: Sequence[str] = (),
+    limit: int = 1000,
+) -> list[IssueState]:
+    """Issues as Open311 service requests, filtered the way GeoReport v2 GET requests filters."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.format(n=len(args)))
+
+    if jurisdiction:
+        add("community = ${n}", jurisdiction)
+    if ids:
+        add("issue_id = ANY(${n}::text[])", list(ids))
+    else:  # the spec: without ids, a date window (default the last 90 days)
+        add("reported_at >= ${n}", start or (now() - timedelta(days=90)))
+        if end:
+            add("reported_at <= ${n}", end)
+    if service_codes:
+        add("service_code = ANY(${n}::text[])", list(service_codes))
+    if statuses:
+        wants_open, wants_closed = "open" in statuses, "closed" in statuses
+        if wants_open != wants_closed:
+            add("(status = ANY(${n}::text[])) = " + ("true" if wants_open else "false"), sorted(OPEN311_OPEN))
+    clause = " AND ".join(where) or "true"
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM {BOARD}.issues WHERE {clause} ORDER BY reported_at DESC LIMIT {int(limit)}",
+        *args,
+    )
+    return [_state(r) for r in rows]
+
+
+#: Our states that Open311 shows as ``open`` (the rest are ``closed``); see OPEN311.md.
+OPEN311_OPEN = frozenset({*OPEN_STATES, "resolved"})
