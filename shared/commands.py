@@ -103,6 +103,76 @@ def _run_bench(what: str, **kw: int) -> int:
     return 0
 
 
+async def simulate_into_store(
+    settings: Settings,
+    communities: int,
+    days: int,
+    seed: int,
+    start: str,
+    households: int,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate the deterministic workload and append it straight into the event store."""
+    from datetime import date
+
+    from . import natsfix
+    from .eventstore import EventStore, connect
+    from .simulate import by_aggregate, generate
+
+    natsfix.install()
+    nc = await connect(settings, "gridwork-simulate")
+    store = EventStore(nc, settings)
+    await store.ensure_streams()
+    appended = duplicates = failed = 0
+    started = time.perf_counter()
+    try:
+        for n, (_day, events) in enumerate(generate(communities, days, seed, date.fromisoformat(start), households)):
+            groups = by_aggregate(events)
+            for i in range(0, len(groups), 2000):
+                for result in await store.append_many(groups[i : i + 2000]):
+                    if isinstance(result, Exception):
+                        failed += 1
+                    elif result.duplicate:
+                        duplicates += result.last_seq - result.first_seq + 1
+                    else:
+                        appended += result.last_seq - result.first_seq + 1
+            if progress:
+                progress(n, days, appended)
+    finally:
+        await nc.close()
+    seconds = time.perf_counter() - started
+    return {"appended": appended, "duplicates": duplicates, "failed": failed, "seconds": seconds}
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import uvloop
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    settings = load_settings()
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeElapsedColumn(),
+    ) as bar:
+        task = bar.add_task("days", total=args.days + 1, events=0)
+
+        def progress(n: int, _days: int, appended: int) -> None:
+            bar.update(task, completed=min(n + 1, args.days + 1), events=appended)
+
+        result = uvloop.run(
+            simulate_into_store(settings, args.communities, args.days, args.seed, args.start, args.households, progress)
+        )
+    print(
+        f"{result['appended']:,} events appended ({result['duplicates']:,} already there, "
+        f"{result['failed']:,} refused) in {result['seconds']:.1f} s "
+        f"({result['appended'] / max(result['seconds'], 1e-9):,.0f} events/s)"
+    )
+    return 0 if not result["failed"] else 1
+
+
 def register(
     commands: argparse._SubParsersAction,
     bench: argparse._SubParsersAction,
@@ -133,6 +203,14 @@ def register(
     rep = bench.add_parser("replay", help="projection replay vs the raw consume rate")
     rep.add_argument("--events", type=int, default=100_000)
     rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events))
+
+    sim = commands.add_parser("simulate", help="a deterministic workload of N communities over D days")
+    sim.add_argument("--communities", type=int, default=1)
+    sim.add_argument("--days", type=int, default=30)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--start", default="2025-01-01", help="first simulated day (YYYY-MM-DD)")
+    sim.add_argument("--households", type=int, default=8000, help="households per community")
+    sim.set_defaults(handler=cmd_simulate)
 
     up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
     up.add_argument("--data-dir", help="where the embedded servers keep their data (default ./.gridwork)")
