@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from pydantic import BaseModel
 
 from .events import Event, decode, encode
-from .metrics import APPEND_CONFLICTS, EVENTS_APPENDED
+from .metrics import APPEND_CONFLICTS, APPEND_SECONDS, EVENTS_APPENDED
 from .settings import Settings
 
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -193,6 +194,7 @@ class EventStore:
             expected_seq = await self._seq_of_version(filt, expected_version, events)
             if expected_seq < 0:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
+        started = time.perf_counter()
         stamped = [e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)]
         try:
             if len(stamped) == 1:
@@ -207,6 +209,7 @@ class EventStore:
             return AppendResult(
                 filt, last.seq - len(events) + 1, last.seq, expected_version + len(events), duplicate=True
             )
+        APPEND_SECONDS.labels(first.context).observe(time.perf_counter() - started)
         for event in events:
             EVENTS_APPENDED.labels(event.type).inc()
         return AppendResult(filt, last.seq - len(events) + 1, last.seq, expected_version + len(events))

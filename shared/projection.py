@@ -38,6 +38,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from .eventstore import StoredEvent
 from .metrics import (
+    MESSAGES_CONSUMED,
+    MESSAGES_NAKED,
     PROJECTION_BATCH_SECONDS,
     PROJECTION_CHECKPOINT,
     PROJECTION_DEAD_LETTERS,
@@ -188,6 +190,7 @@ class ProjectionRunner:
                     await asyncio.sleep(1)
                     continue
                 if msgs:
+                    MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
                     await self.handle(msgs)
         finally:
             await self._puller.stop()
@@ -260,6 +263,7 @@ class ProjectionRunner:
         if failed_at is not None:
             backoff = self.settings.redelivery_backoff_seconds
             delay = backoff[min(msgs[failed_at].deliveries, len(backoff)) - 1]
+            MESSAGES_NAKED.labels(self.projection.name).inc(len(msgs) - failed_at)
             for m in msgs[failed_at:]:
                 assert self._puller is not None
                 await self._puller.nak(m, delay)
