@@ -320,7 +320,9 @@ async def _award(store: EventStore, report: CloseReport, key: Key, period: Perio
         ),
     )
     result = await store.append([event], 0)
-    if not result.duplicate:
+    if result.duplicate:
+        report.duplicates += 1
+    else:
         report.awarded.append(key)
 
 

@@ -49,7 +49,7 @@ from shared.events.visits import (
     WorkerRegistered,
     WorkerRegisteredData,
 )
-from shared.eventstore import EventStore, connect
+from shared.eventstore import ConcurrencyError, EventStore, connect
 from shared.settings import Settings
 from tests.support import eventually, running
 
@@ -294,19 +294,21 @@ class Scoring:
     clock: Callable[[], datetime]
 
     async def append(self, *events: Event) -> int:
-        """Append events (each its own new aggregate, or the next version of an issue) and return the last seq."""
+        """Append events and return the last stream sequence.
+
+        Each is tried as a new aggregate; one that continues an aggregate (an issue resolved, a
+        household updated) is appended after that aggregate's last version.
+        """
         last = 0
-        fresh = [e for e in events if e.context != "issues" or e.type == "IssueReported"]
-        for res in await self.store.append_many([([e], 0) for e in fresh]):
+        results = await self.store.append_many([([e], 0) for e in events])
+        for e, res in zip(events, results, strict=True):
+            if isinstance(res, ConcurrencyError):
+                existing = await self.store.read(
+                    f"{self.settings.namespace}.{e.community}.{e.context}.{e.aggregate_type}.{e.aggregate_id}.*"
+                )
+                res = await self.store.append([e], len(existing))
             assert not isinstance(res, Exception), res
             last = max(last, res.last_seq)
-        for e in events:
-            if e in fresh:
-                continue
-            existing = await self.store.read(
-                f"{self.settings.namespace}.{e.community}.{e.context}.{e.aggregate_type}.{e.aggregate_id}.*"
-            )
-            last = max(last, (await self.store.append([e], len(existing))).last_seq)
         return last
 
     async def folded(self, seq: int | None = None, timeout: float = 30) -> None:
