@@ -1,10 +1,120 @@
-"""`gridwork` subcommands contributed by the visits service."""
+"""`gridwork` subcommands contributed by the visits service: ``import`` and ``bench ingest``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.auth import Principal
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a ledger sheet (CSV or XLSX) into a community; exit 2 when rows were rejected."""
+    from shared.commands import load_settings
+
+    from .settings import visits_settings
+
+    settings = visits_settings(load_settings())
+    assert settings is not None
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"no such file: {path}", file=sys.stderr)
+        return 1
+    report = asyncio.run(_import(settings, path.read_bytes(), path.name, args.community, args.actor))
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        console.print(
+            f"{path.name}: {report.rows} rows — [green]{report.registered} registered[/], "
+            f"{report.updated} updated, {report.unchanged} unchanged, "
+            f"[red]{len(report.rejected)} rejected[/]"
+        )
+        if report.rejected:
+            table = Table("line", "field", "reason", title="rejected rows")
+            for r in report.rejected:
+                table.add_row(str(r.line), r.field or "", r.reason)
+            console.print(table)
+    return 2 if report.rejected else 0
+
+
+async def _import(settings: object, content: bytes, filename: str, community: str, actor: str) -> Any:
+    from shared.service import open_runtime
+
+    from .handlers import build_deps
+    from .ledger import import_ledger, parse_upload
+    from .projections import DirectoryProjection
+
+    runtime = await open_runtime("visits-import", settings, [DirectoryProjection()])  # type: ignore[arg-type]
+    try:
+        deps = build_deps(runtime.store, runtime.pool, settings)  # type: ignore[arg-type]
+        parsed = parse_upload(content, filename, deps.settings.import_max_rows)
+        principal = Principal(sub=actor, role="secretary", community=community)
+        return await import_ledger(community, parsed, principal, deps=deps)
+    finally:
+        await runtime.close()
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    """HTTP ingest rates of the visits service beside the raw event-store append rate."""
+    from .bench import run_bench
+
+    result = asyncio.run(
+        run_bench(
+            single=args.single,
+            concurrency=args.concurrency,
+            batches=args.batches,
+            batch_size=args.batch_size,
+            batch_concurrency=args.batch_concurrency,
+            raw=args.raw,
+            in_process=args.in_process,
+        )
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add this service's subcommands (and `gridwork bench …` targets).  None yet."""
-    del commands, bench
+    """Add ``gridwork import`` and ``gridwork bench ingest``."""
+    from .ledger import COLUMNS
+
+    columns = "; ".join(
+        f"{col} ({' / '.join(a for a in aliases if not a.isascii())})" for col, aliases in COLUMNS.items()
+    )
+    imp = commands.add_parser(
+        "import",
+        help="import a community's resident ledger (CSV or XLSX)",
+        description=(
+            "Import the resident basic-information ledger (居民基础信息底册). Columns, English or "
+            f"Chinese headers: {columns}. building is required; household_id defaults to "
+            "building-unit-room. Re-importing the same file registers nothing twice."
+        ),
+    )
+    imp.add_argument("file", help="ledger.csv (UTF-8 or GB18030) or ledger.xlsx")
+    imp.add_argument("--community", required=True, help="community id, e.g. bairuijing")
+    imp.add_argument("--actor", default="ledger-import", help="who imports (recorded as the events' actor)")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(handler=cmd_import)
+
+    ingest = bench.add_parser("ingest", help="visits HTTP ingest: single records and 500-record sync batches")
+    ingest.add_argument("--single", type=int, default=6000, help="single-visit requests to send")
+    ingest.add_argument("--concurrency", type=int, default=32, help="requests in flight (single records)")
+    ingest.add_argument("--batches", type=int, default=40, help="500-record batches to send")
+    ingest.add_argument("--batch-size", type=int, default=500)
+    ingest.add_argument("--batch-concurrency", type=int, default=4, help="batches in flight")
+    ingest.add_argument("--raw", type=int, default=20000, help="events for the raw append_many baseline")
+    ingest.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the app in this process (httpx ASGI) instead of a uvicorn subprocess",
+    )
+    ingest.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ingest.set_defaults(handler=cmd_bench_ingest)

@@ -37,6 +37,7 @@ class HouseholdRef:
     grid_id: str | None
     tags: frozenset[str]
     erased: bool
+    version: int = 0
 
 
 class Directory:
@@ -47,10 +48,16 @@ class Directory:
         self.store = store
         self.ttl = ttl_seconds
         self._households: dict[tuple[str, str], tuple[float, HouseholdRef]] = {}
+        # Versions this process wrote: a projection row older than that is stale (lag), so the
+        # household's stream answers instead, and a tag set a moment ago already counts.
+        self._written: dict[tuple[str, str], int] = {}
 
-    def forget(self, community: str, household_id: str) -> None:
-        """Drop a cached household after this process changed it."""
+    def changed(self, community: str, household_id: str, version: int) -> None:
+        """This process changed a household: drop it from the cache, remember the version."""
         self._households.pop((community, household_id), None)
+        if len(self._written) > 100_000:
+            self._written.clear()
+        self._written[(community, household_id)] = version
 
     async def household(self, community: str, household_id: str) -> HouseholdRef | None:
         """One household, or None when it is not registered."""
@@ -71,7 +78,7 @@ class Directory:
             return found
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT household_id, building_id, grid_id, tags, erased FROM {DIRECTORY}.households "
+                f"SELECT household_id, building_id, grid_id, tags, erased, version FROM {DIRECTORY}.households "
                 "WHERE community = $1 AND household_id = ANY($2::text[])",
                 community,
                 missing,
@@ -79,7 +86,12 @@ class Directory:
         if len(self._households) > 200_000:
             self._households.clear()  # bound the memory; it refills from the next requests
         for r in rows:
-            ref = HouseholdRef(r["household_id"], r["building_id"], r["grid_id"], frozenset(r["tags"]), r["erased"])
+            ref = HouseholdRef(
+                r["household_id"], r["building_id"], r["grid_id"], frozenset(r["tags"]), r["erased"], r["version"]
+            )
+            if ref.version < self._written.get((community, ref.household_id), 0):
+                continue  # the projection has not caught up with our own write yet
+            self._written.pop((community, ref.household_id), None)
             found[ref.household_id] = ref
             self._households[(community, ref.household_id)] = (now + self.ttl, ref)
         for hid in missing:
@@ -88,7 +100,9 @@ class Directory:
                 loaded = await self.store.load(HOUSEHOLD, community, hid)
                 if loaded.state.registered:
                     s = loaded.state
-                    found[hid] = HouseholdRef(hid, s.building_id, s.grid_id, frozenset(s.tags), s.erased)
+                    found[hid] = HouseholdRef(
+                        hid, s.building_id, s.grid_id, frozenset(s.tags), s.erased, loaded.version
+                    )
         return found
 
     async def entry(self, community: str, kind: str, entry_id: str) -> dict[str, Any] | None:

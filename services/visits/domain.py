@@ -192,16 +192,12 @@ def decide_profile_update(
         raise Invalid("household is not registered", field="household_id")
     cleared = [f for f in cleared if f in REQUIRED_LEDGER_FIELDS]
     if state.erased and sealed:
-        raise DataErased(
-            "this household's personal data was erased; it cannot be filled in again", field="personal"
-        )
+        raise DataErased("this household's personal data was erased; it cannot be filled in again", field="personal")
     present = set(state.fields_present) | set(sealed)
     if members is not None:
         present.add("members")
     present -= set(cleared)
-    ordered = [f for f in REQUIRED_LEDGER_FIELDS if f in present] + sorted(
-        present - set(REQUIRED_LEDGER_FIELDS)
-    )
+    ordered = [f for f in REQUIRED_LEDGER_FIELDS if f in present] + sorted(present - set(REQUIRED_LEDGER_FIELDS))
     if not sealed and not cleared and (members is None or members == state.members):
         return []  # nothing changes: a retried update is a no-op
     data = HouseholdProfileUpdatedData(
@@ -287,7 +283,11 @@ def decide_shift_start(
     data = ShiftStartedData(shift_id=shift_id, worker_id=worker_id, grid_id=grid_id)
     return [
         ShiftStarted.new(
-            community=community, aggregate_id=worker_id, actor=worker_id, data=data, occurred_at=at,
+            community=community,
+            aggregate_id=worker_id,
+            actor=worker_id,
+            data=data,
+            occurred_at=at,
             idempotency_key=f"start:{shift_id}",
         )
     ]
@@ -322,7 +322,11 @@ def decide_shift_end(
     )
     return [
         ShiftEnded.new(
-            community=community, aggregate_id=worker_id, actor=worker_id, data=data, occurred_at=at,
+            community=community,
+            aggregate_id=worker_id,
+            actor=worker_id,
+            data=data,
+            occurred_at=at,
             idempotency_key=f"end:{state.open_shift_id}",
         )
     ]
@@ -365,7 +369,11 @@ def decide_volunteer_service(
         return []
     return [
         VolunteerServiceLogged.new(
-            community=community, aggregate_id=data.household_id, actor=actor, data=data, occurred_at=at,
+            community=community,
+            aggregate_id=data.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=at,
             idempotency_key=f"service:{data.service_id}",
         )
     ]
@@ -385,7 +393,11 @@ def decide_redemption(
         )
     return [
         VolunteerPointsRedeemed.new(
-            community=community, aggregate_id=data.household_id, actor=actor, data=data, occurred_at=at,
+            community=community,
+            aggregate_id=data.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=at,
             idempotency_key=f"redeem:{data.redemption_id}",
         )
     ]

@@ -207,15 +207,17 @@ async def define(event: Event, expected_version: int | None, *, deps: Deps) -> D
 async def register_community(community: str, cmd: CommunityIn, principal: Principal, *, deps: Deps) -> Defined:
     """社区: a community joins under its street; a street admin registers only their street's."""
     if principal.role == "street_admin" and cmd.street != principal.street:
-        raise Forbidden(f"street admin of {principal.street} cannot register a community of {cmd.street}",
-                        field="street")
+        raise Forbidden(
+            f"street admin of {principal.street} cannot register a community of {cmd.street}", field="street"
+        )
     data = CommunityRegisteredData(community_id=community, **cmd.model_dump())
     event = CommunityRegistered.new(community=community, aggregate_id=community, actor=principal.sub, data=data)
     return await define(event, None, deps=deps)
 
 
-async def register_building(community: str, building_id: str, cmd: BuildingIn, principal: Principal, *,
-                            deps: Deps) -> Defined:
+async def register_building(
+    community: str, building_id: str, cmd: BuildingIn, principal: Principal, *, deps: Deps
+) -> Defined:
     """楼栋: a building of the community."""
     data = BuildingRegisteredData(building_id=building_id, **cmd.model_dump())
     event = BuildingRegistered.new(community=community, aggregate_id=building_id, actor=principal.sub, data=data)
@@ -229,16 +231,18 @@ async def define_grid(community: str, grid_id: str, cmd: GridIn, principal: Prin
     return await define(event, cmd.expected_version, deps=deps)
 
 
-async def register_worker(community: str, worker_id: str, cmd: WorkerIn, principal: Principal, *,
-                          deps: Deps) -> Defined:
+async def register_worker(
+    community: str, worker_id: str, cmd: WorkerIn, principal: Principal, *, deps: Deps
+) -> Defined:
     """网格员 and other community workers."""
     data = WorkerRegisteredData(worker_id=worker_id, **cmd.model_dump())
     event = WorkerRegistered.new(community=community, aggregate_id=worker_id, actor=principal.sub, data=data)
     return await define(event, None, deps=deps)
 
 
-async def register_person(community: str, person_id: str, cmd: PersonIn, principal: Principal, *,
-                          deps: Deps) -> Defined:
+async def register_person(
+    community: str, person_id: str, cmd: PersonIn, principal: Principal, *, deps: Deps
+) -> Defined:
     """Party members, building leaders, resident backbones and volunteers."""
     data = PersonRegisteredData(person_id=person_id, **cmd.model_dump())
     event = PersonRegistered.new(community=community, aggregate_id=person_id, actor=principal.sub, data=data)
@@ -267,11 +271,13 @@ async def register_household(community: str, cmd: HouseholdIn, principal: Princi
     if loaded.state.registered:
         s = loaded.state
         key = await deps.keys.key(community, cmd.household_id)
-        same = (
-            (s.building_id, s.unit, s.room, s.members, sorted(s.tags))
-            == (cmd.building_id, cmd.unit, cmd.room, cmd.members, sorted(tags))
-            and unseal(key.key, community, cmd.household_id, s.sealed) == personal
-        )
+        same = (s.building_id, s.unit, s.room, s.members, sorted(s.tags)) == (
+            cmd.building_id,
+            cmd.unit,
+            cmd.room,
+            cmd.members,
+            sorted(tags),
+        ) and unseal(key.key, community, cmd.household_id, s.sealed) == personal
         if same:
             return Changed(id=cmd.household_id, version=loaded.version, duplicate=True)
         raise AlreadyRegistered(
@@ -283,13 +289,19 @@ async def register_household(community: str, cmd: HouseholdIn, principal: Princi
         assert key.key is not None
         sealed = seal(key.key, community, cmd.household_id, personal)
     data = HouseholdRegisteredData(
-        household_id=cmd.household_id, building_id=cmd.building_id, unit=cmd.unit, room=cmd.room, grid_id=grid,
-        members=cmd.members, tags=tags, fields_present=_fields_present(personal, cmd.members), sealed=sealed,
+        household_id=cmd.household_id,
+        building_id=cmd.building_id,
+        unit=cmd.unit,
+        room=cmd.room,
+        grid_id=grid,
+        members=cmd.members,
+        tags=tags,
+        fields_present=_fields_present(personal, cmd.members),
+        sealed=sealed,
     )
-    event = HouseholdRegistered.new(community=community, aggregate_id=cmd.household_id, actor=principal.sub,
-                                    data=data)
+    event = HouseholdRegistered.new(community=community, aggregate_id=cmd.household_id, actor=principal.sub, data=data)
     res = await deps.store.append([event], 0)
-    deps.directory.forget(community, cmd.household_id)
+    deps.directory.changed(community, cmd.household_id, res.version)
     return Changed(id=cmd.household_id, version=res.version, duplicate=res.duplicate)
 
 
@@ -303,8 +315,9 @@ async def _household_for_change(community: str, household_id: str, principal: Pr
     return loaded
 
 
-async def update_household(community: str, household_id: str, cmd: HouseholdUpdate, expected: int | None,
-                           principal: Principal, *, deps: Deps) -> Changed:
+async def update_household(
+    community: str, household_id: str, cmd: HouseholdUpdate, expected: int | None, principal: Principal, *, deps: Deps
+) -> Changed:
     """Complete or correct a ledger entry (a stale expected version → 409)."""
     loaded = await _household_for_change(community, household_id, principal, deps=deps)
     state = loaded.state
@@ -319,18 +332,20 @@ async def update_household(community: str, household_id: str, cmd: HouseholdUpda
             sealed = seal(key.key, community, household_id, changed)
     elif personal:
         sealed = dict.fromkeys(personal, "")  # decide refuses personal data for an erased household
-    events = decide_profile_update(state, community=community, actor=principal.sub, sealed=sealed,
-                                   cleared=cmd.clear, members=cmd.members)
+    events = decide_profile_update(
+        state, community=community, actor=principal.sub, sealed=sealed, cleared=cmd.clear, members=cmd.members
+    )
     if not events:
         return Changed(id=household_id, version=loaded.version, duplicate=True)
     check_version(expected, loaded.version, f"household {household_id}")
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
-    deps.directory.forget(community, household_id)
+    deps.directory.changed(community, household_id, res.version)
     return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
 
 
-async def tag_household(community: str, household_id: str, cmd: HouseholdTags, expected: int | None,
-                        principal: Principal, *, deps: Deps) -> Changed:
+async def tag_household(
+    community: str, household_id: str, cmd: HouseholdTags, expected: int | None, principal: Principal, *, deps: Deps
+) -> Changed:
     """Tag or untag a household (special assistance, elderly living alone, young…)."""
     loaded = await _household_for_change(community, household_id, principal, deps=deps)
     events = decide_tagging(loaded.state, community=community, actor=principal.sub, add=cmd.add, remove=cmd.remove)
@@ -338,12 +353,13 @@ async def tag_household(community: str, household_id: str, cmd: HouseholdTags, e
         return Changed(id=household_id, version=loaded.version, duplicate=True)
     check_version(expected, loaded.version, f"household {household_id}")
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
-    deps.directory.forget(community, household_id)
+    deps.directory.changed(community, household_id, res.version)
     return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
 
 
-async def erase_household(community: str, household_id: str, cmd: ErasureIn, principal: Principal, *,
-                          deps: Deps) -> Changed:
+async def erase_household(
+    community: str, household_id: str, cmd: ErasureIn, principal: Principal, *, deps: Deps
+) -> Changed:
     """PIPL erasure: destroy the household key, then record ResidentDataErased."""
     loaded = await _household_for_change(community, household_id, principal, deps=deps)
     # The key goes first: if the append fails, the data is already unreadable and a retry records it.
@@ -352,7 +368,7 @@ async def erase_household(community: str, household_id: str, cmd: ErasureIn, pri
     if not events:
         return Changed(id=household_id, version=loaded.version, duplicate=True)
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
-    deps.directory.forget(community, household_id)
+    deps.directory.changed(community, household_id, res.version)
     return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
 
 
@@ -365,8 +381,9 @@ def may_read_personal(principal: Principal, grid_id: str | None) -> tuple[bool, 
     return (False, False)
 
 
-async def household_view(community: str, household_id: str, principal: Principal, *, reveal: bool,
-                         deps: Deps) -> HouseholdOut:
+async def household_view(
+    community: str, household_id: str, principal: Principal, *, reveal: bool, deps: Deps
+) -> HouseholdOut:
     """A household with its ledger completeness, its visit counts and, where allowed, its personal fields."""
     async with deps.pool.acquire() as conn:
         row = await conn.fetchrow(
@@ -381,8 +398,13 @@ async def household_view(community: str, household_id: str, principal: Principal
         if not loaded.state.registered:
             raise NotFound(f"household {household_id} is not registered", field="household_id")
         s = loaded.state
-        item: dict[str, Any] = {**s.model_dump(), "version": loaded.version, "visits": 0, "special_visits": 0,
-                                "last_visit_at": None}
+        item: dict[str, Any] = {
+            **s.model_dump(),
+            "version": loaded.version,
+            "visits": 0,
+            "special_visits": 0,
+            "last_visit_at": None,
+        }
     else:
         item = dict(row)
         item["sealed"] = _json(item["sealed"])
@@ -403,11 +425,22 @@ async def household_view(community: str, household_id: str, principal: Principal
         raise Forbidden(f"role {principal.role} may not read residents' personal data", field="reveal")
     missing = ledger_missing(item["fields_present"], item["erased"])
     return HouseholdOut(
-        household_id=household_id, building_id=item["building_id"], unit=item["unit"], room=item["room"],
-        grid_id=item["grid_id"], members=item["members"], tags=list(item["tags"]),
-        fields_present=list(item["fields_present"]), missing=missing, complete=not missing, erased=item["erased"],
-        version=item["version"], visits=item["visits"] or 0, special_visits=item["special_visits"] or 0,
-        last_visit_at=item["last_visit_at"], personal=personal,
+        household_id=household_id,
+        building_id=item["building_id"],
+        unit=item["unit"],
+        room=item["room"],
+        grid_id=item["grid_id"],
+        members=item["members"],
+        tags=list(item["tags"]),
+        fields_present=list(item["fields_present"]),
+        missing=missing,
+        complete=not missing,
+        erased=item["erased"],
+        version=item["version"],
+        visits=item["visits"] or 0,
+        special_visits=item["special_visits"] or 0,
+        last_visit_at=item["last_visit_at"],
+        personal=personal,
     )
 
 
@@ -475,31 +508,55 @@ def _check_party_members(ids: list[str], roles: Mapping[str, str], fld: str) -> 
             raise Invalid(f"{pid} is a {role}, not a sinking or directly-managed party member", field=f"{fld}[{i}]")
 
 
-def plan_work(kind: str, cmd: Work, record_id: str, at: datetime, acting: Acting, look: Lookups,
-              community: str) -> Plan:
+def plan_work(
+    kind: str, cmd: Work, record_id: str, at: datetime, acting: Acting, look: Lookups, community: str
+) -> Plan:
     """Decide the event of a one-off work fact (a new aggregate at version 0)."""
     w = acting.worker_id
-    common: dict[str, Any] = {"community": community, "aggregate_id": record_id, "actor": w, "occurred_at": at,
-                              "idempotency_key": record_id}
+    common: dict[str, Any] = {
+        "community": community,
+        "aggregate_id": record_id,
+        "actor": w,
+        "occurred_at": at,
+        "idempotency_key": record_id,
+    }
     if isinstance(cmd, VisitIn):
         ref = in_grid(look.households.get(cmd.household_id), cmd.household_id, acting.grid_id)
         special = cmd.special_assistance if cmd.special_assistance is not None else is_special_assistance(ref.tags)
         data = VisitLoggedData(
-            visit_id=record_id, worker_id=w, household_id=cmd.household_id, grid_id=ref.grid_id, mode=cmd.mode,
-            special_assistance=special, minutes=cmd.minutes, outcome=cmd.outcome, notes=cmd.notes,
+            visit_id=record_id,
+            worker_id=w,
+            household_id=cmd.household_id,
+            grid_id=ref.grid_id,
+            mode=cmd.mode,
+            special_assistance=special,
+            minutes=cmd.minutes,
+            outcome=cmd.outcome,
+            notes=cmd.notes,
             problems=cmd.problems,
         )
-        return Plan(kind, record_id, "visit_id", [VisitLogged.new(data=data, **common)],
-                    info={"special_assistance": special})
+        return Plan(
+            kind, record_id, "visit_id", [VisitLogged.new(data=data, **common)], info={"special_assistance": special}
+        )
     if isinstance(cmd, SessionIn):
         _check_party_members(cmd.party_members_present, look.roles, "party_members_present")
         counts = session_counts(look.roles[p] for p in cmd.party_members_present)
         sdata = FaceToFaceSessionHeldData(
-            session_id=record_id, worker_id=w, station=cmd.station, party_members_present=cmd.party_members_present,
-            residents_attending=cmd.residents_attending, topics=cmd.topics, problems=cmd.problems,
+            session_id=record_id,
+            worker_id=w,
+            station=cmd.station,
+            party_members_present=cmd.party_members_present,
+            residents_attending=cmd.residents_attending,
+            topics=cmd.topics,
+            problems=cmd.problems,
         )
-        return Plan(kind, record_id, "session_id", [FaceToFaceSessionHeld.new(data=sdata, **common)],
-                    info={"counts_for_quota": counts})
+        return Plan(
+            kind,
+            record_id,
+            "session_id",
+            [FaceToFaceSessionHeld.new(data=sdata, **common)],
+            info={"counts_for_quota": counts},
+        )
     if isinstance(cmd, CouncilIn):
         building = look.buildings.get(cmd.building_id)
         if building is None:
@@ -511,8 +568,13 @@ def plan_work(kind: str, cmd: Work, record_id: str, at: datetime, acting: Acting
             if pid not in look.roles:
                 raise Invalid(f"{pid} is not a registered person", field=f"resident_backbones[{i}]")
         cdata = BuildingCouncilHeldData(
-            council_id=record_id, worker_id=w, building_id=cmd.building_id, party_members=cmd.party_members,
-            resident_backbones=cmd.resident_backbones, attendees=cmd.attendees, decisions=cmd.decisions,
+            council_id=record_id,
+            worker_id=w,
+            building_id=cmd.building_id,
+            party_members=cmd.party_members,
+            resident_backbones=cmd.resident_backbones,
+            attendees=cmd.attendees,
+            decisions=cmd.decisions,
             problems=cmd.problems,
         )
         return Plan(kind, record_id, "council_id", [BuildingCouncilHeld.new(data=cdata, **common)])
@@ -521,20 +583,36 @@ def plan_work(kind: str, cmd: Work, record_id: str, at: datetime, acting: Acting
         bdata = ResidentBefriendedData(friend_id=record_id, worker_id=w, household_id=cmd.household_id)
         return Plan(kind, record_id, "friend_id", [ResidentBefriended.new(data=bdata, **common)])
     if isinstance(cmd, TrainingIn):
-        tdata = TrainingAttendedData(attendance_id=record_id, worker_id=w, training_id=cmd.training_id,
-                                     title=cmd.title, organiser=cmd.organiser, hours=cmd.hours)
+        tdata = TrainingAttendedData(
+            attendance_id=record_id,
+            worker_id=w,
+            training_id=cmd.training_id,
+            title=cmd.title,
+            organiser=cmd.organiser,
+            hours=cmd.hours,
+        )
         return Plan(kind, record_id, "attendance_id", [TrainingAttended.new(data=tdata, **common)])
     if isinstance(cmd, TalentIn):
         if cmd.household_id is not None:
             in_grid(look.households.get(cmd.household_id), cmd.household_id, acting.grid_id)
-        ldata = TalentDiscoveredData(talent_id=record_id, worker_id=w, household_id=cmd.household_id,
-                                     field=cmd.field, description=cmd.description)
+        ldata = TalentDiscoveredData(
+            talent_id=record_id,
+            worker_id=w,
+            household_id=cmd.household_id,
+            field=cmd.field,
+            description=cmd.description,
+        )
         return Plan(kind, record_id, "talent_id", [TalentDiscovered.new(data=ldata, **common)])
     if isinstance(cmd, SurveyIn):
         in_grid(look.households.get(cmd.household_id), cmd.household_id, acting.grid_id)
-        vdata = ResidentSurveyedData(survey_id=record_id, household_id=cmd.household_id, worker_id=w,
-                                     visited=cmd.visited, knows_grid_worker=cmd.knows_grid_worker,
-                                     satisfaction=cmd.satisfaction)
+        vdata = ResidentSurveyedData(
+            survey_id=record_id,
+            household_id=cmd.household_id,
+            worker_id=w,
+            visited=cmd.visited,
+            knows_grid_worker=cmd.knows_grid_worker,
+            satisfaction=cmd.satisfaction,
+        )
         return Plan(kind, record_id, "survey_id", [ResidentSurveyed.new(data=vdata, **common)])
     raise ValueError(f"not a one-off work command: {type(cmd).__name__}")
 
@@ -576,8 +654,9 @@ def id_taken(plan: Plan) -> Conflict:
     return Conflict(f"{plan.id_field} {plan.record_id} is already used by a different record", field=plan.id_field)
 
 
-async def log_work(kind: str, community: str, cmd: Work, principal: Principal, idempotency_key: str | None, *,
-                   deps: Deps) -> Recorded:
+async def log_work(
+    kind: str, community: str, cmd: Work, principal: Principal, idempotency_key: str | None, *, deps: Deps
+) -> Recorded:
     """Log one work fact (visit, session, council, friend, training, talent, survey)."""
     _, id_field = WORK_KINDS[kind]
     record_id = record_id_of(cmd, id_field, idempotency_key)
@@ -591,53 +670,86 @@ async def log_work(kind: str, community: str, cmd: Work, principal: Principal, i
         if not await same_fact(deps.store, plan.events[0]):
             raise id_taken(plan) from None
         return Recorded(id=record_id, kind=kind, version=1, duplicate=True, **plan.info)
-    return Recorded(id=record_id, kind=kind, event_id=str(plan.events[0].id), version=res.version,
-                    duplicate=res.duplicate, **plan.info)
+    return Recorded(
+        id=record_id,
+        kind=kind,
+        event_id=str(plan.events[0].id),
+        version=res.version,
+        duplicate=res.duplicate,
+        **plan.info,
+    )
 
 
 # ---------------------------------------------------------------- shifts
 
 
-async def start_shift(community: str, cmd: ShiftStartIn, expected: int | None, principal: Principal,
-                      idempotency_key: str | None, *, deps: Deps) -> Recorded:
+async def start_shift(
+    community: str,
+    cmd: ShiftStartIn,
+    expected: int | None,
+    principal: Principal,
+    idempotency_key: str | None,
+    *,
+    deps: Deps,
+) -> Recorded:
     """Start a shift in the grid; a worker cannot have two open shifts."""
     acting = await acting_worker(principal, community, cmd.worker_id, deps=deps)
     at = when(cmd, deps.settings)
     shift_id = record_id_of(cmd, "shift_id", idempotency_key)
     loaded = await deps.store.load(SHIFT_LOG, community, acting.worker_id)
-    events = decide_shift_start(loaded.state, community=community, worker_id=acting.worker_id, shift_id=shift_id,
-                                grid_id=acting.grid_id, at=at)
+    events = decide_shift_start(
+        loaded.state, community=community, worker_id=acting.worker_id, shift_id=shift_id, grid_id=acting.grid_id, at=at
+    )
     if not events:
         return Recorded(id=shift_id, kind="shift_started", version=loaded.version, duplicate=True)
     check_version(expected, loaded.version, f"shift log of {acting.worker_id}")
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
-    return Recorded(id=shift_id, kind="shift_started", event_id=str(events[0].id), version=res.version,
-                    duplicate=res.duplicate)
+    return Recorded(
+        id=shift_id, kind="shift_started", event_id=str(events[0].id), version=res.version, duplicate=res.duplicate
+    )
 
 
-async def end_shift(community: str, shift_id: str, cmd: ShiftEndIn, expected: int | None, principal: Principal, *,
-                    deps: Deps) -> Recorded:
+async def end_shift(
+    community: str, shift_id: str, cmd: ShiftEndIn, expected: int | None, principal: Principal, *, deps: Deps
+) -> Recorded:
     """End the open shift; the minutes in the grid go into ShiftEnded (over 16 h is refused)."""
     acting = await acting_worker(principal, community, cmd.worker_id, deps=deps)
     at = when(cmd, deps.settings)
     loaded = await deps.store.load(SHIFT_LOG, community, acting.worker_id)
-    events = decide_shift_end(loaded.state, community=community, worker_id=acting.worker_id, shift_id=shift_id,
-                              at=at, max_hours=deps.settings.max_shift_hours)
+    events = decide_shift_end(
+        loaded.state,
+        community=community,
+        worker_id=acting.worker_id,
+        shift_id=shift_id,
+        at=at,
+        max_hours=deps.settings.max_shift_hours,
+    )
     if not events:
         return Recorded(id=shift_id, kind="shift_ended", version=loaded.version, duplicate=True)
     check_version(expected, loaded.version, f"shift log of {acting.worker_id}")
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
     minutes = events[0].data.minutes  # type: ignore[attr-defined]
-    return Recorded(id=shift_id, kind="shift_ended", event_id=str(events[0].id), version=res.version,
-                    duplicate=res.duplicate, minutes=minutes)
+    return Recorded(
+        id=shift_id,
+        kind="shift_ended",
+        event_id=str(events[0].id),
+        version=res.version,
+        duplicate=res.duplicate,
+        minutes=minutes,
+    )
 
 
 async def shift_status(community: str, worker_id: str, *, deps: Deps) -> dict[str, Any]:
     """The worker's open shift (if any) and the shift log's version (for expected_version)."""
     loaded = await deps.store.load(SHIFT_LOG, community, worker_id)
     s = loaded.state
-    return {"worker_id": worker_id, "version": loaded.version, "open_shift_id": s.open_shift_id,
-            "started_at": s.open_started_at, "grid_id": s.open_grid_id}
+    return {
+        "worker_id": worker_id,
+        "version": loaded.version,
+        "open_shift_id": s.open_shift_id,
+        "started_at": s.open_started_at,
+        "grid_id": s.open_grid_id,
+    }
 
 
 # ---------------------------------------------------------------- volunteer points
@@ -649,8 +761,9 @@ async def _account_change(community: str, household_id: str, decide: Any, *, dep
         loaded = await deps.store.load(VOLUNTEER, community, household_id)
         plan: Plan = decide(loaded.state)
         if not plan.events:
-            return Recorded(id=plan.record_id, kind=plan.kind, version=loaded.version, duplicate=True,
-                            balance=loaded.state.balance)
+            return Recorded(
+                id=plan.record_id, kind=plan.kind, version=loaded.version, duplicate=True, balance=loaded.state.balance
+            )
         try:
             res = await deps.store.append(plan.events, loaded.version, expected_seq=loaded.last_seq)
         except ConcurrencyError:
@@ -659,28 +772,56 @@ async def _account_change(community: str, household_id: str, decide: Any, *, dep
             await asyncio.sleep(0.01 * (attempt + 1))
             continue
         state = evolve_volunteer(loaded.state, plan.events[0])
-        return Recorded(id=plan.record_id, kind=plan.kind, event_id=str(plan.events[0].id), version=res.version,
-                        duplicate=res.duplicate, balance=state.balance)
+        return Recorded(
+            id=plan.record_id,
+            kind=plan.kind,
+            event_id=str(plan.events[0].id),
+            version=res.version,
+            duplicate=res.duplicate,
+            balance=state.balance,
+        )
     raise AssertionError("unreachable")
 
 
-def plan_volunteer(kind: str, cmd: VolunteerServiceIn | RedemptionIn, record_id: str, at: datetime, actor: str,
-                   community: str, settings: VisitsSettings, state: VolunteerAccount) -> Plan:
+def plan_volunteer(
+    kind: str,
+    cmd: VolunteerServiceIn | RedemptionIn,
+    record_id: str,
+    at: datetime,
+    actor: str,
+    community: str,
+    settings: VisitsSettings,
+    state: VolunteerAccount,
+) -> Plan:
     """Decide a volunteer service credit or a redemption on the household's account."""
     if isinstance(cmd, VolunteerServiceIn):
         points = cmd.points if cmd.points is not None else round(cmd.hours * settings.volunteer_points_per_hour)
-        sdata = VolunteerServiceLoggedData(service_id=record_id, household_id=cmd.household_id, activity=cmd.activity,
-                                           hours=cmd.hours, points=points, service_date=cmd.service_date)
+        sdata = VolunteerServiceLoggedData(
+            service_id=record_id,
+            household_id=cmd.household_id,
+            activity=cmd.activity,
+            hours=cmd.hours,
+            points=points,
+            service_date=cmd.service_date,
+        )
         events = decide_volunteer_service(state, community=community, actor=actor, data=sdata, at=at)
         return Plan(kind, record_id, "service_id", events)
-    rdata = VolunteerPointsRedeemedData(redemption_id=record_id, household_id=cmd.household_id, points=cmd.points,
-                                        item=cmd.item)
+    rdata = VolunteerPointsRedeemedData(
+        redemption_id=record_id, household_id=cmd.household_id, points=cmd.points, item=cmd.item
+    )
     events = decide_redemption(state, community=community, actor=actor, data=rdata, at=at)
     return Plan(kind, record_id, "redemption_id", events)
 
 
-async def volunteer(kind: str, community: str, cmd: VolunteerServiceIn | RedemptionIn, principal: Principal,
-                    idempotency_key: str | None, *, deps: Deps) -> Recorded:
+async def volunteer(
+    kind: str,
+    community: str,
+    cmd: VolunteerServiceIn | RedemptionIn,
+    principal: Principal,
+    idempotency_key: str | None,
+    *,
+    deps: Deps,
+) -> Recorded:
     """Credit volunteer service or redeem points (志愿服务换积分) for a household in the worker's grid."""
     id_field = "service_id" if isinstance(cmd, VolunteerServiceIn) else "redemption_id"
     record_id = record_id_of(cmd, id_field, idempotency_key)
@@ -695,8 +836,10 @@ async def volunteer(kind: str, community: str, cmd: VolunteerServiceIn | Redempt
             raise NotFound(f"household {cmd.household_id} is not registered", field="household_id")
         actor = principal.sub
     return await _account_change(
-        community, cmd.household_id,
-        lambda state: plan_volunteer(kind, cmd, record_id, at, actor, community, deps.settings, state), deps=deps,
+        community,
+        cmd.household_id,
+        lambda state: plan_volunteer(kind, cmd, record_id, at, actor, community, deps.settings, state),
+        deps=deps,
     )
 
 
@@ -704,8 +847,13 @@ async def volunteer_balance(community: str, household_id: str, *, deps: Deps) ->
     """A household's volunteer points, from its account's own stream."""
     loaded = await deps.store.load(VOLUNTEER, community, household_id)
     s = loaded.state
-    return {"household_id": household_id, "earned": s.earned, "redeemed": s.redeemed, "balance": s.balance,
-            "version": loaded.version}
+    return {
+        "household_id": household_id,
+        "earned": s.earned,
+        "redeemed": s.redeemed,
+        "balance": s.balance,
+        "version": loaded.version,
+    }
 
 
 # ---------------------------------------------------------------- reading the work
@@ -716,10 +864,23 @@ async def worker_day(community: str, worker_id: str, day: Any, *, deps: Deps) ->
     async with deps.pool.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT * FROM {ACTIVITY}.worker_days WHERE community = $1 AND worker_id = $2 AND day = $3",
-            community, worker_id, day,
+            community,
+            worker_id,
+            day,
         )
-    base = {"worker_id": worker_id, "day": day.isoformat(), "visits": 0, "special_visits": 0, "visit_minutes": 0,
-            "shift_minutes": 0.0, "problems": 0, "befriended": 0, "trainings": 0, "talents": 0, "surveys": 0}
+    base = {
+        "worker_id": worker_id,
+        "day": day.isoformat(),
+        "visits": 0,
+        "special_visits": 0,
+        "visit_minutes": 0,
+        "shift_minutes": 0.0,
+        "problems": 0,
+        "befriended": 0,
+        "trainings": 0,
+        "talents": 0,
+        "surveys": 0,
+    }
     if row is not None:
         base.update({k: v for k, v in dict(row).items() if k in base and k not in ("worker_id", "day")})
     base["hours_in_grid"] = round(base["shift_minutes"] / 60, 2)
@@ -733,7 +894,9 @@ async def list_sessions(community: str, worker_id: str | None, *, deps: Deps, li
             f"SELECT session_id, worker_id, station, held_at, party_members, residents, topics, problems "
             f"FROM {ACTIVITY}.sessions WHERE community = $1 AND ($2::text IS NULL OR worker_id = $2) "
             "ORDER BY held_at DESC LIMIT $3",
-            community, worker_id, limit,
+            community,
+            worker_id,
+            limit,
         )
     return [{**dict(r), "counts_for_quota": r["party_members"] >= 1} for r in rows]
 

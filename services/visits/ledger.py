@@ -76,10 +76,21 @@ _HEADER = {alias.replace(" ", "").lower(): col for col, aliases in COLUMNS.items
 
 #: Chinese labels communities use in their sheets, mapped to gridwork tags.
 TAG_LABELS = {
-    "特殊帮扶": "special_assistance", "特殊帮扶对象": "special_assistance", "帮扶": "special_assistance",
-    "独居老人": "elderly_alone", "空巢老人": "elderly_alone", "高龄": "elderly_alone",
-    "残疾": "disabled", "残疾人": "disabled", "困难": "hardship", "困难户": "hardship", "低保": "hardship",
-    "青年": "young", "年轻": "young", "党员": "party_member", "养犬": "dog_owner",
+    "特殊帮扶": "special_assistance",
+    "特殊帮扶对象": "special_assistance",
+    "帮扶": "special_assistance",
+    "独居老人": "elderly_alone",
+    "空巢老人": "elderly_alone",
+    "高龄": "elderly_alone",
+    "残疾": "disabled",
+    "残疾人": "disabled",
+    "困难": "hardship",
+    "困难户": "hardship",
+    "低保": "hardship",
+    "青年": "young",
+    "年轻": "young",
+    "党员": "party_member",
+    "养犬": "dog_owner",
 }
 _SPLIT = re.compile(r"[;,，；、|/]+")
 _ID = re.compile(TOKEN_PATTERN)
@@ -150,8 +161,13 @@ def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> Pars
             header = [_HEADER.get(c.replace(" ", "").lower()) for c in cells]
             missing = [c for c in ("building",) if c not in header]
             if missing:
-                out.rejected.append(RowRejection(line=line, field=missing[0], reason=(
-                    f"no {missing[0]} column; headers accepted: {', '.join(COLUMNS[missing[0]])}")))
+                out.rejected.append(
+                    RowRejection(
+                        line=line,
+                        field=missing[0],
+                        reason=(f"no {missing[0]} column; headers accepted: {', '.join(COLUMNS[missing[0]])}"),
+                    )
+                )
                 return out
             continue
         if not any(cells):
@@ -167,8 +183,13 @@ def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> Pars
             out.rejected.append(RowRejection(line=line, field=err.field, reason=err.reason))
             continue
         if row.household_id in seen:
-            out.rejected.append(RowRejection(line=line, field="household_id", reason=(
-                f"household {row.household_id} already appears on line {seen[row.household_id]}")))
+            out.rejected.append(
+                RowRejection(
+                    line=line,
+                    field="household_id",
+                    reason=(f"household {row.household_id} already appears on line {seen[row.household_id]}"),
+                )
+            )
             continue
         seen[row.household_id] = line
         out.rows.append(row)
@@ -197,8 +218,9 @@ def _row(line: int, raw: dict[str, str]) -> LedgerRow:
             raise _RowError("room" if unit else "unit", "unit and room are required when there is no household_id")
         hid = f"{building}-{unit}-{room}"
     if not _ID.match(hid):
-        raise _RowError("household_id", f"household id {hid!r} must be ascii letters, digits, - or _ "
-                        "(add a household_id column)")
+        raise _RowError(
+            "household_id", f"household id {hid!r} must be ascii letters, digits, - or _ (add a household_id column)"
+        )
     grid = raw.get("grid")
     if grid and not _ID.match(grid):
         raise _RowError("grid", f"grid id {grid!r} must be ascii letters, digits, - or _")
@@ -250,13 +272,17 @@ async def import_ledger(community: str, parsed: Parsed, principal: Principal, *,
     for row in parsed.rows:
         building = buildings.get(row.building_id)
         if building is None:
-            rejected.append(RowRejection(line=row.line, field="building",
-                                         reason=f"building {row.building_id} is not registered"))
+            rejected.append(
+                RowRejection(line=row.line, field="building", reason=f"building {row.building_id} is not registered")
+            )
             continue
         row.grid_id = row.grid_id or building.get("grid_id")
         if principal.role == "grid_worker" and row.grid_id != principal.grid:
-            rejected.append(RowRejection(line=row.line, field="grid",
-                                         reason=f"household is in grid {row.grid_id}, not {principal.grid}"))
+            rejected.append(
+                RowRejection(
+                    line=row.line, field="grid", reason=f"household is in grid {row.grid_id}, not {principal.grid}"
+                )
+            )
             continue
         rows.append(row)
 
@@ -267,7 +293,8 @@ async def import_ledger(community: str, parsed: Parsed, principal: Principal, *,
             for r in await conn.fetch(
                 f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, "
                 f"erased, version FROM {DIRECTORY}.households WHERE community = $1 AND household_id = ANY($2)",
-                community, ids,
+                community,
+                ids,
             )
         }
     keys = await deps.keys.keys(community, ids, create=True)
@@ -282,12 +309,26 @@ async def import_ledger(community: str, parsed: Parsed, principal: Principal, *,
             existing.append(row)
             continue
         data = HouseholdRegisteredData(
-            household_id=row.household_id, building_id=row.building_id, unit=row.unit, room=row.room,
-            grid_id=row.grid_id, members=row.members, tags=row.tags, fields_present=_present(row),
+            household_id=row.household_id,
+            building_id=row.building_id,
+            unit=row.unit,
+            room=row.room,
+            grid_id=row.grid_id,
+            members=row.members,
+            tags=row.tags,
+            fields_present=_present(row),
             sealed=seal(key, community, row.household_id, row.personal),
         )
-        batches.append(([HouseholdRegistered.new(community=community, aggregate_id=row.household_id,
-                                                 actor=principal.sub, data=data)], 0))
+        batches.append(
+            (
+                [
+                    HouseholdRegistered.new(
+                        community=community, aggregate_id=row.household_id, actor=principal.sub, data=data
+                    )
+                ],
+                0,
+            )
+        )
     results = await deps.store.append_many(batches) if batches else []
     new_rows = [r for r in fresh if keys[r.household_id].key is not None]
     for row, res in zip(new_rows, results, strict=True):
@@ -299,35 +340,50 @@ async def import_ledger(community: str, parsed: Parsed, principal: Principal, *,
             rejected.append(RowRejection(line=row.line, reason=f"not stored: {res}; import the file again"))
 
     for row in existing:
-        state, version = await _current(community, row.household_id, known.get(row.household_id), deps=deps)
+        outcome = await _update_existing(
+            community, row, known.get(row.household_id), keys[row.household_id].key, principal, deps=deps
+        )
+        if outcome == "updated":
+            updated += 1
+        elif outcome == "unchanged":
+            unchanged += 1
+        else:
+            rejected.append(RowRejection(line=row.line, reason=outcome))
+    rejected.sort(key=lambda r: r.line)
+    return ImportReport(
+        rows=parsed.total, registered=registered, updated=updated, unchanged=unchanged, rejected=rejected
+    )
+
+
+async def _update_existing(
+    community: str, row: LedgerRow, known: Any, key: bytes | None, principal: Principal, *, deps: Deps
+) -> str:
+    """Bring an existing household in line with its row: "updated", "unchanged", or why it could not."""
+    for attempt in range(3):
+        # The projection's row first; after a conflict (it lagged), the household's own stream.
+        state, version = await _current(community, row.household_id, known if attempt == 0 else None, deps=deps)
         if state.erased:
-            unchanged += 1  # erased households never get their personal data back from an old sheet
-            continue
-        key = keys[row.household_id].key
+            return "unchanged"  # an erased household never gets its personal data back from an old sheet
         current = unseal(key, community, row.household_id, state.sealed)
         changed = {f: v for f, v in row.personal.items() if current.get(f) != v}
         events = decide_profile_update(
-            state, community=community, actor=principal.sub,
+            state,
+            community=community,
+            actor=principal.sub,
             sealed=seal(key, community, row.household_id, changed) if key and changed else {},
-            cleared=[], members=row.members,
+            cleared=[],
+            members=row.members,
         )
-        events += decide_tagging(
-            state, community=community, actor=principal.sub, add=row.tags, remove=[]
-        )
+        events += decide_tagging(state, community=community, actor=principal.sub, add=row.tags, remove=[])
         if not events:
-            unchanged += 1
-            continue
+            return "unchanged"
         try:
-            await deps.store.append(events, version)
+            res = await deps.store.append(events, version)
         except ConcurrencyError:
-            rejected.append(RowRejection(line=row.line, reason="the household changed during the import; "
-                                         "import the file again"))
             continue
-        deps.directory.forget(community, row.household_id)
-        updated += 1
-    rejected.sort(key=lambda r: r.line)
-    return ImportReport(rows=parsed.total, registered=registered, updated=updated, unchanged=unchanged,
-                        rejected=rejected)
+        deps.directory.changed(community, row.household_id, res.version)
+        return "updated"
+    return "the household kept changing during the import; import the file again"
 
 
 async def _current(community: str, household_id: str, row: Any, *, deps: Deps) -> tuple[HouseholdState, int]:
@@ -335,10 +391,17 @@ async def _current(community: str, household_id: str, row: Any, *, deps: Deps) -
     if row is not None:
         sealed = row["sealed"]
         state = HouseholdState(
-            registered=True, household_id=household_id, building_id=row["building_id"], unit=row["unit"],
-            room=row["room"], grid_id=row["grid_id"], members=row["members"], tags=list(row["tags"]),
+            registered=True,
+            household_id=household_id,
+            building_id=row["building_id"],
+            unit=row["unit"],
+            room=row["room"],
+            grid_id=row["grid_id"],
+            members=row["members"],
+            tags=list(row["tags"]),
             fields_present=list(row["fields_present"]),
-            sealed=json.loads(sealed) if isinstance(sealed, str) else sealed, erased=row["erased"],
+            sealed=json.loads(sealed) if isinstance(sealed, str) else sealed,
+            erased=row["erased"],
         )
         return state, row["version"]
     loaded = await deps.store.load(HOUSEHOLD, community, household_id)
@@ -356,28 +419,53 @@ async def completion(community: str, grid_id: str | None, *, deps: Deps) -> Comp
             f"count(*) FILTER (WHERE fields_present @> $2::text[]) AS complete, {present} "
             f"FROM {DIRECTORY}.households WHERE community = $1 AND ($3::text IS NULL OR grid_id = $3) "
             "GROUP BY grid_id ORDER BY grid_id NULLS LAST",
-            community, list(REQUIRED_LEDGER_FIELDS), grid_id,
+            community,
+            list(REQUIRED_LEDGER_FIELDS),
+            grid_id,
         )
     grids = []
     for r in rows:
         n = r["households"]
-        grids.append(CompletionGroup(
-            grid_id=r["grid_id"], households=n, complete=r["complete"], rate=round(r["complete"] / n, 4) if n else 0,
-            missing={f: r[f"missing_{f}"] for f in REQUIRED_LEDGER_FIELDS},
-        ))
+        grids.append(
+            CompletionGroup(
+                grid_id=r["grid_id"],
+                households=n,
+                complete=r["complete"],
+                rate=round(r["complete"] / n, 4) if n else 0,
+                missing={f: r[f"missing_{f}"] for f in REQUIRED_LEDGER_FIELDS},
+            )
+        )
     total = sum(g.households for g in grids)
     complete = sum(g.complete for g in grids)
     rate = round(complete / total, 4) if total else 0.0
     bar = deps.settings.ledger_completion_bar
     return Completion(
-        community=community, required_fields=list(REQUIRED_LEDGER_FIELDS), bar=bar, households=total,
-        complete=complete, rate=rate, meets_bar=total > 0 and complete / total > bar,
-        missing={f: sum(g.missing[f] for g in grids) for f in REQUIRED_LEDGER_FIELDS}, grids=grids,
+        community=community,
+        required_fields=list(REQUIRED_LEDGER_FIELDS),
+        bar=bar,
+        households=total,
+        complete=complete,
+        rate=rate,
+        meets_bar=total > 0 and complete / total > bar,
+        missing={f: sum(g.missing[f] for g in grids) for f in REQUIRED_LEDGER_FIELDS},
+        grids=grids,
     )
 
 
-EXPORT_COLUMNS = ("household_id", "building", "unit", "room", "grid", "name", "phone", "id_number", "address",
-                  "members", "tags", "complete")
+EXPORT_COLUMNS = (
+    "household_id",
+    "building",
+    "unit",
+    "room",
+    "grid",
+    "name",
+    "phone",
+    "id_number",
+    "address",
+    "members",
+    "tags",
+    "complete",
+)
 
 
 async def export_ledger(community: str, principal: Principal, *, deps: Deps) -> str:
@@ -403,10 +491,19 @@ async def export_ledger(community: str, principal: Principal, *, deps: Deps) -> 
             if keys[hid].key is not None:
                 reads.append((hid, sorted(personal)))
         missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
-        writer.writerow([hid, r["building_id"], r["unit"] or "", r["room"] or "", r["grid_id"] or "",
-                         *(personal.get(f, "") for f in PERSONAL_FIELDS),
-                         "" if r["members"] is None else r["members"], ";".join(r["tags"]),
-                         "yes" if not missing else "no"])
+        writer.writerow(
+            [
+                hid,
+                r["building_id"],
+                r["unit"] or "",
+                r["room"] or "",
+                r["grid_id"] or "",
+                *(personal.get(f, "") for f in PERSONAL_FIELDS),
+                "" if r["members"] is None else r["members"],
+                ";".join(r["tags"]),
+                "yes" if not missing else "no",
+            ]
+        )
     await deps.audit.record(principal, community, reads, "ledger_export")
     return out.getvalue()
 

@@ -81,8 +81,20 @@ class DirectoryProjection:
             if e.type == "HouseholdRegistered":
                 # Buffer registrations: an imported ledger arrives as thousands of them in a row.
                 registered.append(
-                    (c, d.household_id, d.building_id, d.unit, d.room, d.grid_id, d.members, list(d.tags),
-                     list(d.fields_present), json.dumps(d.sealed), v, e.occurred_at)
+                    (
+                        c,
+                        d.household_id,
+                        d.building_id,
+                        d.unit,
+                        d.room,
+                        d.grid_id,
+                        d.members,
+                        list(d.tags),
+                        list(d.fields_present),
+                        json.dumps(d.sealed),
+                        v,
+                        e.occurred_at,
+                    )
                 )
                 continue
             if registered:
@@ -92,23 +104,39 @@ class DirectoryProjection:
                 await conn.execute(
                     "INSERT INTO communities VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (community) DO "
                     "UPDATE SET name = $2, street = $3, district = $4, city = $5, area_km2 = $6, residents = $7",
-                    d.community_id, d.name, d.street, d.district, d.city, d.area_km2, d.residents, e.occurred_at,
+                    d.community_id,
+                    d.name,
+                    d.street,
+                    d.district,
+                    d.city,
+                    d.area_km2,
+                    d.residents,
+                    e.occurred_at,
                 )
             elif e.type == "GridDefined":
                 await conn.execute(
                     "INSERT INTO grids VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community, grid_id) DO "
                     "UPDATE SET name = $3, worker_id = $4, buildings = $5, version = $6",
-                    c, d.grid_id, d.name, d.worker_id, list(d.buildings), v,
+                    c,
+                    d.grid_id,
+                    d.name,
+                    d.worker_id,
+                    list(d.buildings),
+                    v,
                 )
                 # A redrawn grid takes its buildings, and their households, with it.
                 await conn.execute(
                     "UPDATE buildings SET grid_id = NULL WHERE community = $1 AND grid_id = $2 "
                     "AND NOT building_id = ANY($3::text[])",
-                    c, d.grid_id, list(d.buildings),
+                    c,
+                    d.grid_id,
+                    list(d.buildings),
                 )
                 await conn.execute(
                     "UPDATE buildings SET grid_id = $2 WHERE community = $1 AND building_id = ANY($3::text[])",
-                    c, d.grid_id, list(d.buildings),
+                    c,
+                    d.grid_id,
+                    list(d.buildings),
                 )
                 await conn.execute(
                     "UPDATE households h SET grid_id = b.grid_id FROM buildings b WHERE h.community = $1 "
@@ -118,7 +146,9 @@ class DirectoryProjection:
                 )
                 if d.worker_id:
                     await conn.execute(
-                        "UPDATE workers SET grid_id = $3 WHERE community = $1 AND worker_id = $2", c, d.worker_id,
+                        "UPDATE workers SET grid_id = $3 WHERE community = $1 AND worker_id = $2",
+                        c,
+                        d.worker_id,
                         d.grid_id,
                     )
             elif e.type == "BuildingRegistered":
@@ -127,46 +157,81 @@ class DirectoryProjection:
                     "COALESCE($7, (SELECT grid_id FROM grids WHERE community = $1 AND $2 = ANY(buildings))), $8) "
                     "ON CONFLICT (community, building_id) DO UPDATE SET compound = $3, phase = $4, number = $5, "
                     "units = $6, grid_id = COALESCE($7, buildings.grid_id), version = $8",
-                    c, d.building_id, d.compound, d.phase, d.number, d.units, d.grid_id, v,
+                    c,
+                    d.building_id,
+                    d.compound,
+                    d.phase,
+                    d.number,
+                    d.units,
+                    d.grid_id,
+                    v,
                 )
                 await conn.execute(
                     "UPDATE households h SET grid_id = b.grid_id FROM buildings b WHERE h.community = $1 "
                     "AND b.community = $1 AND b.building_id = $2 AND h.building_id = $2 AND NOT h.grid_pinned "
                     "AND h.grid_id IS DISTINCT FROM b.grid_id",
-                    c, d.building_id,
+                    c,
+                    d.building_id,
                 )
             elif e.type == "WorkerRegistered":
                 await conn.execute(
                     "INSERT INTO workers VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (community, worker_id) "
                     "DO UPDATE SET name = $3, role = $4, grid_id = $5, street = $6, version = $7",
-                    c, d.worker_id, d.name, d.role, d.grid_id, d.street, v,
+                    c,
+                    d.worker_id,
+                    d.name,
+                    d.role,
+                    d.grid_id,
+                    d.street,
+                    v,
                 )
             elif e.type == "PersonRegistered":
                 await conn.execute(
                     "INSERT INTO persons VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (community, person_id) "
                     "DO UPDATE SET role = $3, building_id = $4, household_id = $5, display_name = $6, version = $7",
-                    c, d.person_id, d.role, d.building_id, d.household_id, d.display_name, v,
+                    c,
+                    d.person_id,
+                    d.role,
+                    d.building_id,
+                    d.household_id,
+                    d.display_name,
+                    v,
                 )
             elif e.type == "HouseholdProfileUpdated":
                 await conn.execute(
                     "UPDATE households SET fields_present = $3, sealed = sealed || $4::jsonb, "
                     "members = COALESCE($5, members), version = $6, updated_at = $7 "
                     "WHERE community = $1 AND household_id = $2",
-                    c, d.household_id, list(d.fields_present), json.dumps(d.sealed), d.members, v, e.occurred_at,
+                    c,
+                    d.household_id,
+                    list(d.fields_present),
+                    json.dumps(d.sealed),
+                    d.members,
+                    v,
+                    e.occurred_at,
                 )
             elif e.type == "HouseholdTagged":
                 await conn.execute(
                     "UPDATE households SET tags = ARRAY(SELECT DISTINCT t FROM unnest(tags || $3::text[]) t "
                     "WHERE NOT t = ANY($4::text[]) ORDER BY t), version = $5, updated_at = $6 "
                     "WHERE community = $1 AND household_id = $2",
-                    c, d.household_id, list(d.tags), list(d.removed), v, e.occurred_at,
+                    c,
+                    d.household_id,
+                    list(d.tags),
+                    list(d.removed),
+                    v,
+                    e.occurred_at,
                 )
             elif e.type == "ResidentDataErased":
                 await conn.execute(
                     "UPDATE households SET erased = true, sealed = '{}', "
                     "fields_present = ARRAY(SELECT f FROM unnest(fields_present) f WHERE NOT f = ANY($3::text[])), "
                     "version = $4, updated_at = $5 WHERE community = $1 AND household_id = $2",
-                    c, d.household_id, list(PERSONAL_FIELDS), v, e.occurred_at,
+                    c,
+                    d.household_id,
+                    list(PERSONAL_FIELDS),
+                    v,
+                    e.occurred_at,
                 )
         if registered:
             await self._register_households(conn, registered)
@@ -269,14 +334,32 @@ class ActivityProjection:
                 days[(c, d["worker_id"], _day(d["started_at"]))]["shift_minutes"] += d["minutes"]
             elif t == "FaceToFaceSessionHeld":
                 sessions.append(
-                    (c, d["session_id"], d["worker_id"], d["station"], _at(when), len(d["party_members_present"]),
-                     d["residents_attending"], d["topics"], len(d["problems"]))
+                    (
+                        c,
+                        d["session_id"],
+                        d["worker_id"],
+                        d["station"],
+                        _at(when),
+                        len(d["party_members_present"]),
+                        d["residents_attending"],
+                        d["topics"],
+                        len(d["problems"]),
+                    )
                 )
                 days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
             elif t == "BuildingCouncilHeld":
                 councils.append(
-                    (c, d["council_id"], d["worker_id"], d["building_id"], _at(when), len(d["party_members"]),
-                     len(d["resident_backbones"]), d["decisions"], len(d["problems"]))
+                    (
+                        c,
+                        d["council_id"],
+                        d["worker_id"],
+                        d["building_id"],
+                        _at(when),
+                        len(d["party_members"]),
+                        len(d["resident_backbones"]),
+                        d["decisions"],
+                        len(d["problems"]),
+                    )
                 )
                 days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
             elif t == "ResidentBefriended":
@@ -302,8 +385,17 @@ class ActivityProjection:
                 [(c, h, n, s, at) for (c, h), (n, s, at) in household.items()],
             )
         if days:
-            cols = ("visits", "special_visits", "visit_minutes", "shift_minutes", "problems", "befriended",
-                    "trainings", "talents", "surveys")
+            cols = (
+                "visits",
+                "special_visits",
+                "visit_minutes",
+                "shift_minutes",
+                "problems",
+                "befriended",
+                "trainings",
+                "talents",
+                "surveys",
+            )
             sets = ", ".join(f"{col} = worker_days.{col} + EXCLUDED.{col}" for col in cols)
             await conn.executemany(
                 f"INSERT INTO worker_days (community, worker_id, day, {', '.join(cols)}) "

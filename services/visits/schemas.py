@@ -59,8 +59,14 @@ class CommunityIn(Strict):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"name": "百瑞景社区 Bairuijing", "street": "zhongnanlu", "district": "wuchang", "city": "wuhan",
-                 "area_km2": 0.53, "residents": 25799}
+                {
+                    "name": "百瑞景社区 Bairuijing",
+                    "street": "zhongnanlu",
+                    "district": "wuchang",
+                    "city": "wuhan",
+                    "area_km2": 0.53,
+                    "residents": 25799,
+                }
             ]
         },
     )
@@ -77,8 +83,9 @@ class BuildingIn(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"compound": "百瑞景", "phase": "4", "number": "4", "units": 3,
-                                         "grid_id": "g-p4-east"}]},
+        json_schema_extra={
+            "examples": [{"compound": "百瑞景", "phase": "4", "number": "4", "units": 3, "grid_id": "g-p4-east"}]
+        },
     )
     compound: str | None = Field(default=None, max_length=64)
     phase: str | None = Field(default=None, max_length=32)
@@ -119,8 +126,9 @@ class PersonIn(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"role": "sinking_party_member", "building_id": "p4-b4",
-                                         "display_name": "张叔"}]},
+        json_schema_extra={
+            "examples": [{"role": "sinking_party_member", "building_id": "p4-b4", "display_name": "张叔"}]
+        },
     )
     role: Literal["sinking_party_member", "direct_party_member", "building_leader", "resident_backbone", "volunteer"]
     building_id: Id | None = None
@@ -145,8 +153,16 @@ class Personal(Strict):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={"examples": [{"name": "王秀英", "phone": "13907110000", "id_number": "42010619500101002X",
-                                         "address": "百瑞景四期4栋2单元301"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "王秀英",
+                    "phone": "13907110000",
+                    "id_number": "42010619500101002X",
+                    "address": "百瑞景四期4栋2单元301",
+                }
+            ]
+        },
     )
     name: str | None = Field(default=None, min_length=1, max_length=64)
     phone: str | None = Field(default=None, max_length=32)
@@ -165,11 +181,19 @@ class HouseholdIn(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
-            "household_id": "h-p4-b4-2-301", "building_id": "p4-b4", "unit": "2", "room": "301", "members": 1,
-            "tags": ["elderly_alone"],
-            "personal": {"name": "王秀英", "phone": "13907110000", "address": "百瑞景四期4栋2单元301"},
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "household_id": "h-p4-b4-2-301",
+                    "building_id": "p4-b4",
+                    "unit": "2",
+                    "room": "301",
+                    "members": 1,
+                    "tags": ["elderly_alone"],
+                    "personal": {"name": "王秀英", "phone": "13907110000", "address": "百瑞景四期4栋2单元301"},
+                }
+            ]
+        },
     )
     household_id: Id
     building_id: Id
@@ -186,8 +210,9 @@ class HouseholdUpdate(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"personal": {"id_number": "42010619500101002X"}, "members": 2,
-                                         "expected_version": 1}]},
+        json_schema_extra={
+            "examples": [{"personal": {"id_number": "42010619500101002X"}, "members": 2, "expected_version": 1}]
+        },
     )
     personal: Personal = Field(default_factory=Personal)
     clear: list[Literal["name", "phone", "id_number", "address", "members"]] = Field(
@@ -286,13 +311,27 @@ class VisitIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
-            "visit_id": "v-01JRB6Q0S2", "household_id": "h-p2-b3-1-602", "mode": "regular", "minutes": 15,
-            "outcome": "follow_up", "occurred_at": "2025-04-14T21:40:00+08:00",
-            "notes": "neighbours report late-night microphone noise",
-            "problems": [{"category": "conflicts_disputes", "subcategory": "noise", "severity": "medium",
-                          "description": "late-night microphone noise from 602"}],
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "visit_id": "v-01JRB6Q0S2",
+                    "household_id": "h-p2-b3-1-602",
+                    "mode": "regular",
+                    "minutes": 15,
+                    "outcome": "follow_up",
+                    "occurred_at": "2025-04-14T21:40:00+08:00",
+                    "notes": "neighbours report late-night microphone noise",
+                    "problems": [
+                        {
+                            "category": "conflicts_disputes",
+                            "subcategory": "noise",
+                            "severity": "medium",
+                            "description": "late-night microphone noise from 602",
+                        }
+                    ],
+                }
+            ]
+        },
     )
     visit_id: Id | None = None
     household_id: Id
@@ -311,10 +350,18 @@ class SessionIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
-            "session_id": "f-2025w16", "station": "四期党群服务驿站", "party_members_present": ["pm-12"],
-            "residents_attending": 14, "topics": ["dog walking times"], "occurred_at": "2025-04-18T19:00:00+08:00",
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "f-2025w16",
+                    "station": "四期党群服务驿站",
+                    "party_members_present": ["pm-12"],
+                    "residents_attending": 14,
+                    "topics": ["dog walking times"],
+                    "occurred_at": "2025-04-18T19:00:00+08:00",
+                }
+            ]
+        },
     )
     session_id: Id | None = None
     station: str = Field(min_length=1, max_length=100)
@@ -329,10 +376,18 @@ class CouncilIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
-            "council_id": "c-p4-b4-202503", "building_id": "p4-b4", "party_members": ["pm-12"],
-            "resident_backbones": ["rb-3"], "attendees": 11, "decisions": ["public-area rules tried in building 4"],
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "council_id": "c-p4-b4-202503",
+                    "building_id": "p4-b4",
+                    "party_members": ["pm-12"],
+                    "resident_backbones": ["rb-3"],
+                    "attendees": 11,
+                    "decisions": ["public-area rules tried in building 4"],
+                }
+            ]
+        },
     )
     council_id: Id | None = None
     building_id: Id
@@ -356,8 +411,16 @@ class TrainingIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"training_id": "t-2025-03-pets", "title": "Pet conflicts role-play",
-                                         "organiser": "street office", "hours": 2}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "training_id": "t-2025-03-pets",
+                    "title": "Pet conflicts role-play",
+                    "organiser": "street office",
+                    "hours": 2,
+                }
+            ]
+        },
     )
     attendance_id: Id | None = None
     training_id: Id
@@ -371,8 +434,15 @@ class TalentIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"household_id": "h-p1-b2-1-101", "field": "culture_sports",
-                                         "description": "started the Ruijing Micro Marathon running club"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "household_id": "h-p1-b2-1-101",
+                    "field": "culture_sports",
+                    "description": "started the Ruijing Micro Marathon running club",
+                }
+            ]
+        },
     )
     talent_id: Id | None = None
     household_id: Id | None = None
@@ -385,8 +455,11 @@ class SurveyIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"household_id": "h-p4-b4-2-301", "visited": True,
-                                         "knows_grid_worker": True, "satisfaction": 5}]},
+        json_schema_extra={
+            "examples": [
+                {"household_id": "h-p4-b4-2-301", "visited": True, "knows_grid_worker": True, "satisfaction": 5}
+            ]
+        },
     )
     survey_id: Id | None = None
     household_id: Id
@@ -400,8 +473,9 @@ class VolunteerServiceIn(Work):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"household_id": "h-p4-b4-2-301", "activity": "staggered dog-walking patrol",
-                                         "hours": 2}]},
+        json_schema_extra={
+            "examples": [{"household_id": "h-p4-b4-2-301", "activity": "staggered dog-walking patrol", "hours": 2}]
+        },
     )
     service_id: Id | None = None
     household_id: Id
@@ -428,9 +502,18 @@ class Recorded(BaseModel):
     """A logged piece of work."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"id": "v-01JRB6Q0S2", "kind": "visit", "event_id":
-                                         "01963410-2f60-7a4e-8e6f-5b1f2d0c9a11", "version": 1,
-                                         "duplicate": False, "special_assistance": False}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "v-01JRB6Q0S2",
+                    "kind": "visit",
+                    "event_id": "01963410-2f60-7a4e-8e6f-5b1f2d0c9a11",
+                    "version": 1,
+                    "duplicate": False,
+                    "special_assistance": False,
+                }
+            ]
+        }
     )
     id: str
     kind: str
@@ -446,8 +529,16 @@ class Recorded(BaseModel):
 # ---------------------------------------------------------------- offline sync
 
 SYNC_KINDS = (
-    "visit", "shift_started", "shift_ended", "face_to_face_session", "building_council", "resident_befriended",
-    "training_attended", "talent_discovered", "resident_surveyed", "volunteer_service",
+    "visit",
+    "shift_started",
+    "shift_ended",
+    "face_to_face_session",
+    "building_council",
+    "resident_befriended",
+    "training_attended",
+    "talent_discovered",
+    "resident_surveyed",
+    "volunteer_service",
 )
 
 
@@ -466,13 +557,33 @@ class SyncBatch(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"device_id": "phone-w07", "records": [
-            {"client_id": "s-0414", "kind": "shift_started", "occurred_at": "2025-04-14T08:30:00+08:00", "data": {}},
-            {"client_id": "v-0414-1", "kind": "visit", "occurred_at": "2025-04-14T09:10:00+08:00",
-             "data": {"household_id": "h-p4-b4-2-301", "mode": "priority", "minutes": 20}},
-            {"client_id": "e-0414", "kind": "shift_ended", "occurred_at": "2025-04-14T17:30:00+08:00",
-             "data": {"shift_id": "s-0414"}},
-        ]}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "phone-w07",
+                    "records": [
+                        {
+                            "client_id": "s-0414",
+                            "kind": "shift_started",
+                            "occurred_at": "2025-04-14T08:30:00+08:00",
+                            "data": {},
+                        },
+                        {
+                            "client_id": "v-0414-1",
+                            "kind": "visit",
+                            "occurred_at": "2025-04-14T09:10:00+08:00",
+                            "data": {"household_id": "h-p4-b4-2-301", "mode": "priority", "minutes": 20},
+                        },
+                        {
+                            "client_id": "e-0414",
+                            "kind": "shift_ended",
+                            "occurred_at": "2025-04-14T17:30:00+08:00",
+                            "data": {"shift_id": "s-0414"},
+                        },
+                    ],
+                }
+            ]
+        },
     )
     device_id: str | None = Field(default=None, max_length=64)
     records: list[SyncRecord] = Field(max_length=500)
@@ -509,8 +620,23 @@ class ImportReport(BaseModel):
     """What a ledger import did with each row."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"rows": 3, "registered": 2, "updated": 0, "unchanged": 0, "rejected": [
-            {"line": 4, "field": "phone", "reason": "not a mobile (11 digits from 13…19) or landline number"}]}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "rows": 3,
+                    "registered": 2,
+                    "updated": 0,
+                    "unchanged": 0,
+                    "rejected": [
+                        {
+                            "line": 4,
+                            "field": "phone",
+                            "reason": "not a mobile (11 digits from 13…19) or landline number",
+                        }
+                    ],
+                }
+            ]
+        }
     )
     rows: int
     registered: int
@@ -559,5 +685,5 @@ def parse_version(if_match: str | None, expected_version: int | None) -> int | N
         return None
     raw = if_match.strip().removeprefix("W/").strip('"')
     if not raw.isdigit():
-        raise Invalid("If-Match must be a version number, e.g. \"3\"", field="If-Match")
+        raise Invalid('If-Match must be a version number, e.g. "3"', field="If-Match")
     return int(raw)

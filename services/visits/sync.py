@@ -105,8 +105,14 @@ async def sync_batch(community: str, batch: SyncBatch, principal: Principal, *, 
 
     def reject(i: int, err: DomainError) -> None:
         rec = batch.records[i]
-        results[i] = SyncResult(client_id=rec.client_id, kind=rec.kind, status="rejected", code=err.code,
-                                field=err.field, reason=err.message)
+        results[i] = SyncResult(
+            client_id=rec.client_id,
+            kind=rec.kind,
+            status="rejected",
+            code=err.code,
+            field=err.field,
+            reason=err.message,
+        )
 
     def answer(i: int, status: str) -> None:
         rec = batch.records[i]
@@ -164,8 +170,14 @@ async def sync_batch(community: str, batch: SyncBatch, principal: Principal, *, 
             if await same_fact(deps.store, plan.events[0]):
                 answer(indexes[0], "duplicate")
             else:
-                reject(indexes[0], Invalid(f"client_id {plan.record_id} is already used by a different record",
-                                           field="client_id", reason="id_taken"))
+                reject(
+                    indexes[0],
+                    Invalid(
+                        f"client_id {plan.record_id} is already used by a different record",
+                        field="client_id",
+                        reason="id_taken",
+                    ),
+                )
         else:
             for i in indexes:
                 reject(i, _Retry(f"not stored ({type(result).__name__}); send the record again"))
@@ -184,9 +196,18 @@ class _Retry(DomainError):
     code = "retry"
 
 
-async def _plan_shifts(community: str, items: list[tuple[int, Work, datetime]], acting: Acting, batch: SyncBatch,
-                       batches: list[tuple[list[Event], int]], owners: list[tuple[list[int], Plan | None]],
-                       reject: Any, answer: Any, *, deps: Deps) -> None:
+async def _plan_shifts(
+    community: str,
+    items: list[tuple[int, Work, datetime]],
+    acting: Acting,
+    batch: SyncBatch,
+    batches: list[tuple[list[Event], int]],
+    owners: list[tuple[list[int], Plan | None]],
+    reject: Any,
+    answer: Any,
+    *,
+    deps: Deps,
+) -> None:
     """The worker's shift starts and ends, in the order the work happened, on one load of the log."""
     loaded = await deps.store.load(SHIFT_LOG, community, acting.worker_id)
     state: ShiftLog = loaded.state
@@ -196,11 +217,23 @@ async def _plan_shifts(community: str, items: list[tuple[int, Work, datetime]], 
         shift_id = cmd.shift_id  # type: ignore[attr-defined]
         try:
             if batch.records[i].kind == "shift_started":
-                decided = decide_shift_start(state, community=community, worker_id=acting.worker_id,
-                                             shift_id=shift_id, grid_id=acting.grid_id, at=at)
+                decided = decide_shift_start(
+                    state,
+                    community=community,
+                    worker_id=acting.worker_id,
+                    shift_id=shift_id,
+                    grid_id=acting.grid_id,
+                    at=at,
+                )
             else:
-                decided = decide_shift_end(state, community=community, worker_id=acting.worker_id,
-                                           shift_id=shift_id, at=at, max_hours=deps.settings.max_shift_hours)
+                decided = decide_shift_end(
+                    state,
+                    community=community,
+                    worker_id=acting.worker_id,
+                    shift_id=shift_id,
+                    at=at,
+                    max_hours=deps.settings.max_shift_hours,
+                )
         except DomainError as err:
             reject(i, err)
             continue
@@ -216,10 +249,19 @@ async def _plan_shifts(community: str, items: list[tuple[int, Work, datetime]], 
         owners.append((indexes, None))
 
 
-async def _plan_account(community: str, household_id: str, items: list[tuple[int, Work, datetime]], acting: Acting,
-                        batch: SyncBatch, batches: list[tuple[list[Event], int]],
-                        owners: list[tuple[list[int], Plan | None]], reject: Any, answer: Any, *,
-                        deps: Deps) -> None:
+async def _plan_account(
+    community: str,
+    household_id: str,
+    items: list[tuple[int, Work, datetime]],
+    acting: Acting,
+    batch: SyncBatch,
+    batches: list[tuple[list[Event], int]],
+    owners: list[tuple[list[int], Plan | None]],
+    reject: Any,
+    answer: Any,
+    *,
+    deps: Deps,
+) -> None:
     """A household's volunteer credits, decided in order on one load of its account."""
     loaded = await deps.store.load(VOLUNTEER, community, household_id)
     state: VolunteerAccount = loaded.state
@@ -227,8 +269,16 @@ async def _plan_account(community: str, household_id: str, items: list[tuple[int
     indexes: list[int] = []
     for i, cmd, at in sorted(items, key=lambda item: item[2]):
         try:
-            plan = plan_volunteer(batch.records[i].kind, cmd, batch.records[i].client_id, at,  # type: ignore[arg-type]
-                                  acting.worker_id, community, deps.settings, state)
+            plan = plan_volunteer(
+                batch.records[i].kind,
+                cmd,
+                batch.records[i].client_id,
+                at,  # type: ignore[arg-type]
+                acting.worker_id,
+                community,
+                deps.settings,
+                state,
+            )
         except DomainError as err:
             reject(i, err)
             continue

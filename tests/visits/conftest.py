@@ -8,6 +8,7 @@ late-night microphone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,15 +62,21 @@ class Field:
         """Grid worker of phase 2 east."""
         return self.token("grid_worker", community=C, grid="g-p2-east", worker_id="w-02")
 
-    async def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                   expect: int | tuple[int, ...] = (200, 201)) -> Any:
+    async def post(
+        self,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        expect: int | tuple[int, ...] = (200, 201),
+    ) -> Any:
         r = await self.client.post(self.url(path), json=body, headers=headers or self.w07)
         wanted = (expect,) if isinstance(expect, int) else expect
         assert r.status_code in wanted, r.text
         return r.json()
 
-    async def put(self, path: str, body: Any, headers: dict[str, str] | None = None,
-                  expect: int | tuple[int, ...] = (200, 201)) -> Any:
+    async def put(
+        self, path: str, body: Any, headers: dict[str, str] | None = None, expect: int | tuple[int, ...] = (200, 201)
+    ) -> Any:
         r = await self.client.put(self.url(path), json=body, headers=headers or self.secretary)
         wanted = (expect,) if isinstance(expect, int) else expect
         assert r.status_code in wanted, r.text
@@ -99,28 +106,73 @@ async def field(settings: Settings) -> AsyncIterator[Field]:
 
 async def seed(f: Field) -> None:
     """Register Bairuijing's people and places through the API."""
-    await f.put("", {"name": "百瑞景社区", "street": "zhongnanlu", "district": "wuchang", "city": "wuhan",
-                     "area_km2": 0.53, "residents": 25799}, headers=f.ops)
-    for building, phase, number in (("p4-b4", "4", "4"), ("p4-b5", "4", "5"), ("p2-b3", "2", "3")):
-        await f.put(f"/buildings/{building}", {"compound": "百瑞景", "phase": phase, "number": number, "units": 3})
-    await f.put("/grids/g-p4-east", {"name": "四期东网格", "worker_id": "w-07", "buildings": ["p4-b4", "p4-b5"]})
-    await f.put("/grids/g-p2-east", {"name": "二期东网格", "worker_id": "w-02", "buildings": ["p2-b3"]})
-    await f.put("/workers/w-07", {"name": "李网格", "grid_id": "g-p4-east"})
-    await f.put("/workers/w-02", {"name": "陈网格", "grid_id": "g-p2-east"})
-    await f.put("/persons/pm-12", {"role": "sinking_party_member", "building_id": "p4-b4", "display_name": "刘党员"})
-    await f.put("/persons/pm-13", {"role": "direct_party_member", "display_name": "赵党员"})
-    await f.put("/persons/bl-1", {"role": "building_leader", "building_id": "p4-b4", "display_name": "张叔"})
-    await f.put("/persons/rb-3", {"role": "resident_backbone", "building_id": "p4-b4"})
-    await f.post("/households", {
-        "household_id": "h-p4-b4-2-301", "building_id": "p4-b4", "unit": "2", "room": "301", "members": 1,
-        "tags": ["elderly_alone"],
-        "personal": {"name": "王秀英", "phone": "13907110000", "id_number": "42010619500101002X",
-                     "address": "百瑞景四期4栋2单元301"},
-    }, headers=f.secretary)
-    await f.post("/households", {"household_id": "h-p4-b4-1-101", "building_id": "p4-b4", "unit": "1",
-                                 "room": "101", "personal": {"name": "周建国"}}, headers=f.secretary)
-    await f.post("/households", {"household_id": "h-p2-b3-1-602", "building_id": "p2-b3", "unit": "1",
-                                 "room": "602", "members": 3}, headers=f.secretary)
+    await f.put(
+        "",
+        {
+            "name": "百瑞景社区",
+            "street": "zhongnanlu",
+            "district": "wuchang",
+            "city": "wuhan",
+            "area_km2": 0.53,
+            "residents": 25799,
+        },
+        headers=f.ops,
+    )
+    # Independent entries go in parallel (the order of grids and buildings does not matter).
+    await asyncio.gather(
+        *(
+            f.put(f"/buildings/{b}", {"compound": "百瑞景", "phase": phase, "number": number, "units": 3})
+            for b, phase, number in (("p4-b4", "4", "4"), ("p4-b5", "4", "5"), ("p2-b3", "2", "3"))
+        ),
+        f.put("/grids/g-p4-east", {"name": "四期东网格", "worker_id": "w-07", "buildings": ["p4-b4", "p4-b5"]}),
+        f.put("/grids/g-p2-east", {"name": "二期东网格", "worker_id": "w-02", "buildings": ["p2-b3"]}),
+        f.put("/workers/w-07", {"name": "李网格", "grid_id": "g-p4-east"}),
+        f.put("/workers/w-02", {"name": "陈网格", "grid_id": "g-p2-east"}),
+        f.put("/persons/pm-12", {"role": "sinking_party_member", "building_id": "p4-b4", "display_name": "刘党员"}),
+        f.put("/persons/pm-13", {"role": "direct_party_member", "display_name": "赵党员"}),
+        f.put("/persons/bl-1", {"role": "building_leader", "building_id": "p4-b4", "display_name": "张叔"}),
+        f.put("/persons/rb-3", {"role": "resident_backbone", "building_id": "p4-b4"}),
+    )
+    await eventually(lambda: f.get("/buildings"), timeout=WAIT, what="buildings in the directory")
+
+    async def buildings_have_grids() -> bool:
+        return all(b["grid_id"] for b in await f.get("/buildings")) and len(await f.get("/buildings")) == 3
+
+    await eventually(buildings_have_grids, timeout=WAIT, what="buildings in their grids")
+    await f.post(
+        "/households",
+        {
+            "household_id": "h-p4-b4-2-301",
+            "building_id": "p4-b4",
+            "unit": "2",
+            "room": "301",
+            "members": 1,
+            "tags": ["elderly_alone"],
+            "personal": {
+                "name": "王秀英",
+                "phone": "13907110000",
+                "id_number": "42010619500101002X",
+                "address": "百瑞景四期4栋2单元301",
+            },
+        },
+        headers=f.secretary,
+    )
+    await f.post(
+        "/households",
+        {
+            "household_id": "h-p4-b4-1-101",
+            "building_id": "p4-b4",
+            "unit": "1",
+            "room": "101",
+            "personal": {"name": "周建国"},
+        },
+        headers=f.secretary,
+    )
+    await f.post(
+        "/households",
+        {"household_id": "h-p2-b3-1-602", "building_id": "p2-b3", "unit": "1", "room": "602", "members": 3},
+        headers=f.secretary,
+    )
     await f.wait_households(3)
 
 

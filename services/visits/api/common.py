@@ -29,20 +29,26 @@ def _err(description: str, code: str, message: str, field: str | None = None) ->
     example: dict[str, Any] = {"code": code, "message": message}
     if field:
         example["field"] = field
-    return {"model": ErrorBody, "description": description,
-            "content": {"application/json": {"example": {"error": example}}}}
+    return {
+        "model": ErrorBody,
+        "description": description,
+        "content": {"application/json": {"example": {"error": example}}},
+    }
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: _err("No or invalid bearer token", "unauthorized", "bearer token required"),
-    403: _err("Role or scope does not allow this", "forbidden", "household h-1 is not in grid g-2",
-              "household_id"),
-    404: _err("Unknown household, building, worker…", "not_found", "household h-9 is not registered",
-              "household_id"),
-    409: _err("Stale version, or a state that forbids it", "version_conflict",
-              "household h-1: expected version 1, found 2"),
-    422: _err("Invalid input; the field is named", "invalid",
-              "occurred_at 2025-01-01T09:00:00+08:00 is more than 30 days back", "occurred_at"),
+    403: _err("Role or scope does not allow this", "forbidden", "household h-1 is not in grid g-2", "household_id"),
+    404: _err("Unknown household, building, worker…", "not_found", "household h-9 is not registered", "household_id"),
+    409: _err(
+        "Stale version, or a state that forbids it", "version_conflict", "household h-1: expected version 1, found 2"
+    ),
+    422: _err(
+        "Invalid input; the field is named",
+        "invalid",
+        "occurred_at 2025-01-01T09:00:00+08:00 is more than 30 days back",
+        "occurred_at",
+    ),
 }
 
 

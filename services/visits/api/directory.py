@@ -36,9 +36,13 @@ READERS = ("grid_worker", "secretary", "street_admin", "ops")
 
 
 @router.put("/{community}", response_model=Defined, status_code=201)
-async def register_community(request: Request, response: Response, body: CommunityIn,
-                             community: str = COMMUNITY,
-                             principal: Principal = Depends(require("ops", "street_admin"))) -> Defined:
+async def register_community(
+    request: Request,
+    response: Response,
+    body: CommunityIn,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("ops", "street_admin")),
+) -> Defined:
     """Register a community (社区) under its street (CommunityRegistered).  Same body again: 200, no change."""
     out = await handlers.register_community(community, body, principal, deps=deps_of(request))
     created(response, out.duplicate)
@@ -46,8 +50,9 @@ async def register_community(request: Request, response: Response, body: Communi
 
 
 @router.get("/{community}")
-async def get_community(request: Request, community: str = COMMUNITY,
-                        principal: Principal = Depends(require(*READERS))) -> dict[str, Any]:
+async def get_community(
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
+) -> dict[str, Any]:
     """The community, with how many grids, buildings, workers and households it has."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -66,9 +71,14 @@ async def get_community(request: Request, community: str = COMMUNITY,
 
 
 @router.put("/{community}/buildings/{building_id}", response_model=Defined, status_code=201)
-async def register_building(request: Request, response: Response, body: BuildingIn, building_id: Id,
-                            community: str = COMMUNITY,
-                            principal: Principal = Depends(require("secretary", "ops"))) -> Defined:
+async def register_building(
+    request: Request,
+    response: Response,
+    body: BuildingIn,
+    building_id: Id,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "ops")),
+) -> Defined:
     """Register a building (楼栋) — BuildingRegistered."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -78,9 +88,15 @@ async def register_building(request: Request, response: Response, body: Building
 
 
 @router.put("/{community}/grids/{grid_id}", response_model=Defined, status_code=201)
-async def define_grid(request: Request, response: Response, body: GridIn, grid_id: Id,
-                      community: str = COMMUNITY, if_match: str | None = Header(default=None, alias="If-Match"),
-                      principal: Principal = Depends(require("secretary", "ops"))) -> Defined:
+async def define_grid(
+    request: Request,
+    response: Response,
+    body: GridIn,
+    grid_id: Id,
+    community: str = COMMUNITY,
+    if_match: str | None = Header(default=None, alias="If-Match"),
+    principal: Principal = Depends(require("secretary", "ops")),
+) -> Defined:
     """Define or redraw a grid (网格): its buildings and worker — GridDefined.  Stale If-Match → 409."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -91,9 +107,14 @@ async def define_grid(request: Request, response: Response, body: GridIn, grid_i
 
 
 @router.put("/{community}/workers/{worker_id}", response_model=Defined, status_code=201)
-async def register_worker(request: Request, response: Response, body: WorkerIn, worker_id: Id,
-                          community: str = COMMUNITY,
-                          principal: Principal = Depends(require("secretary", "ops"))) -> Defined:
+async def register_worker(
+    request: Request,
+    response: Response,
+    body: WorkerIn,
+    worker_id: Id,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "ops")),
+) -> Defined:
     """Register a community worker (网格员…) with their grid — WorkerRegistered."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -103,9 +124,14 @@ async def register_worker(request: Request, response: Response, body: WorkerIn, 
 
 
 @router.put("/{community}/persons/{person_id}", response_model=Defined, status_code=201)
-async def register_person(request: Request, response: Response, body: PersonIn, person_id: Id,
-                          community: str = COMMUNITY,
-                          principal: Principal = Depends(require("secretary", "ops"))) -> Defined:
+async def register_person(
+    request: Request,
+    response: Response,
+    body: PersonIn,
+    person_id: Id,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "ops")),
+) -> Defined:
     """Register a party member, building leader (楼栋长), resident backbone or volunteer — PersonRegistered."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -117,16 +143,17 @@ async def register_person(request: Request, response: Response, body: PersonIn, 
 _LISTS = {
     "grids": "SELECT grid_id, name, worker_id, buildings, version FROM {s}.grids WHERE community = $1 ORDER BY 1",
     "buildings": "SELECT building_id, compound, phase, number, units, grid_id, version FROM {s}.buildings "
-                 "WHERE community = $1 ORDER BY 1",
+    "WHERE community = $1 ORDER BY 1",
     "workers": "SELECT worker_id, name, role, grid_id, version FROM {s}.workers WHERE community = $1 ORDER BY 1",
     "persons": "SELECT person_id, role, building_id, household_id, display_name, version FROM {s}.persons "
-               "WHERE community = $1 ORDER BY 1",
+    "WHERE community = $1 ORDER BY 1",
 }
 
 
 def _lister(what: str) -> Any:
-    async def list_entries(request: Request, community: str = COMMUNITY,
-                           principal: Principal = Depends(require(*READERS))) -> list[dict[str, Any]]:
+    async def list_entries(
+        request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
+    ) -> list[dict[str, Any]]:
         deps = deps_of(request)
         await in_scope(principal, community, deps)
         async with deps.pool.acquire() as conn:
@@ -146,8 +173,13 @@ for _what in _LISTS:
 
 
 @router.post("/{community}/households", response_model=Changed, status_code=201, tags=["households"])
-async def register_household(request: Request, response: Response, body: HouseholdIn, community: str = COMMUNITY,
-                             principal: Principal = Depends(require("secretary", "grid_worker"))) -> Changed:
+async def register_household(
+    request: Request,
+    response: Response,
+    body: HouseholdIn,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "grid_worker")),
+) -> Changed:
     """Enter a household in the ledger (HouseholdRegistered); personal fields are sealed, never stored in clear."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -157,12 +189,15 @@ async def register_household(request: Request, response: Response, body: Househo
 
 
 @router.get("/{community}/households", tags=["households"])
-async def list_households(request: Request, community: str = COMMUNITY,
-                          grid: str | None = Query(default=None, description="Only this grid"),
-                          building: str | None = Query(default=None),
-                          limit: int = Query(default=200, ge=1, le=5000), after: str | None = Query(default=None),
-                          principal: Principal = Depends(require("grid_worker", "secretary", "street_admin"))
-                          ) -> list[dict[str, Any]]:
+async def list_households(
+    request: Request,
+    community: str = COMMUNITY,
+    grid: str | None = Query(default=None, description="Only this grid"),
+    building: str | None = Query(default=None),
+    limit: int = Query(default=200, ge=1, le=5000),
+    after: str | None = Query(default=None),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> list[dict[str, Any]]:
     """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -174,17 +209,26 @@ async def list_households(request: Request, community: str = COMMUNITY,
             f"FROM {DIRECTORY}.households WHERE community = $1 AND ($2::text IS NULL OR grid_id = $2) "
             "AND ($3::text IS NULL OR building_id = $3) AND ($4::text IS NULL OR household_id > $4) "
             "ORDER BY household_id LIMIT $5",
-            community, grid, building, after, limit,
+            community,
+            grid,
+            building,
+            after,
+            limit,
         )
     return [dict(r) for r in rows]
 
 
 @router.get("/{community}/households/{household_id}", response_model=HouseholdOut, tags=["households"])
-async def get_household(request: Request, response: Response, household_id: Id, community: str = COMMUNITY,
-                        reveal: bool = Query(default=False, description=(
-                            "Secretary / street admin: include decrypted personal fields (audited)")),
-                        principal: Principal = Depends(require("grid_worker", "secretary", "street_admin"))
-                        ) -> HouseholdOut:
+async def get_household(
+    request: Request,
+    response: Response,
+    household_id: Id,
+    community: str = COMMUNITY,
+    reveal: bool = Query(
+        default=False, description=("Secretary / street admin: include decrypted personal fields (audited)")
+    ),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> HouseholdOut:
     """One household: ledger completeness, visit counts, version (ETag); personal fields for the owning grid
     worker, or with ``reveal=true`` for a secretary (every such read is audited)."""
     deps = deps_of(request)
@@ -195,9 +239,14 @@ async def get_household(request: Request, response: Response, household_id: Id, 
 
 
 @router.patch("/{community}/households/{household_id}", response_model=Changed, tags=["households"])
-async def update_household(request: Request, body: HouseholdUpdate, household_id: Id, community: str = COMMUNITY,
-                           if_match: str | None = Header(default=None, alias="If-Match"),
-                           principal: Principal = Depends(require("secretary", "grid_worker"))) -> Changed:
+async def update_household(
+    request: Request,
+    body: HouseholdUpdate,
+    household_id: Id,
+    community: str = COMMUNITY,
+    if_match: str | None = Header(default=None, alias="If-Match"),
+    principal: Principal = Depends(require("secretary", "grid_worker")),
+) -> Changed:
     """Complete or correct the ledger entry (HouseholdProfileUpdated).  Stale expected_version / If-Match → 409."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -206,9 +255,14 @@ async def update_household(request: Request, body: HouseholdUpdate, household_id
 
 
 @router.post("/{community}/households/{household_id}/tags", response_model=Changed, tags=["households"])
-async def tag_household(request: Request, body: HouseholdTags, household_id: Id, community: str = COMMUNITY,
-                        if_match: str | None = Header(default=None, alias="If-Match"),
-                        principal: Principal = Depends(require("secretary", "grid_worker"))) -> Changed:
+async def tag_household(
+    request: Request,
+    body: HouseholdTags,
+    household_id: Id,
+    community: str = COMMUNITY,
+    if_match: str | None = Header(default=None, alias="If-Match"),
+    principal: Principal = Depends(require("secretary", "grid_worker")),
+) -> Changed:
     """Add or remove tags (special_assistance 特殊帮扶对象, elderly_alone…) — HouseholdTagged."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -217,9 +271,13 @@ async def tag_household(request: Request, body: HouseholdTags, household_id: Id,
 
 
 @router.post("/{community}/households/{household_id}/erasure", response_model=Changed, tags=["households", "pipl"])
-async def erase_household(request: Request, household_id: Id, community: str = COMMUNITY,
-                          body: ErasureIn | None = None,
-                          principal: Principal = Depends(require("secretary"))) -> Changed:
+async def erase_household(
+    request: Request,
+    household_id: Id,
+    community: str = COMMUNITY,
+    body: ErasureIn | None = None,
+    principal: Principal = Depends(require("secretary")),
+) -> Changed:
     """PIPL erasure: the household key is destroyed (ResidentDataErased).  Personal fields read "erased"
     everywhere afterwards; visit counts and quotas stay."""
     deps = deps_of(request)
@@ -228,9 +286,14 @@ async def erase_household(request: Request, household_id: Id, community: str = C
 
 
 @router.get("/{community}/audit-log", tags=["pipl"])
-async def audit_log(request: Request, community: str = COMMUNITY, household: str | None = Query(default=None),
-                    limit: int = Query(default=100, ge=1, le=1000), before: int | None = Query(default=None),
-                    principal: Principal = Depends(require("secretary"))) -> list[dict[str, Any]]:
+async def audit_log(
+    request: Request,
+    community: str = COMMUNITY,
+    household: str | None = Query(default=None),
+    limit: int = Query(default=100, ge=1, le=1000),
+    before: int | None = Query(default=None),
+    principal: Principal = Depends(require("secretary")),
+) -> list[dict[str, Any]]:
     """Who read which residents' personal fields, when and why (newest first)."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)

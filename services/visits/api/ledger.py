@@ -18,9 +18,12 @@ MAX_UPLOAD = 50 * 1024 * 1024
 
 
 @router.post("/{community}/ledger/import", response_model=ImportReport)
-async def import_ledger(request: Request, community: str = COMMUNITY,
-                        file: UploadFile = File(description="CSV (UTF-8 or GB18030) or XLSX ledger"),
-                        principal: Principal = Depends(require("secretary"))) -> ImportReport:
+async def import_ledger(
+    request: Request,
+    community: str = COMMUNITY,
+    file: UploadFile = File(description="CSV (UTF-8 or GB18030) or XLSX ledger"),
+    principal: Principal = Depends(require("secretary")),
+) -> ImportReport:
     """Import a ledger sheet: per-row validation, a report of every rejected row with its line and reason;
     importing the same file again registers nothing twice.  Columns: see ``gridwork import --help``."""
     deps = deps_of(request)
@@ -33,10 +36,12 @@ async def import_ledger(request: Request, community: str = COMMUNITY,
 
 
 @router.get("/{community}/ledger/completion", response_model=Completion)
-async def completion(request: Request, community: str = COMMUNITY,
-                     grid: str | None = Query(default=None, description="Only this grid"),
-                     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin"))
-                     ) -> Completion:
+async def completion(
+    request: Request,
+    community: str = COMMUNITY,
+    grid: str | None = Query(default=None, description="Only this grid"),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> Completion:
     """Which share of households hold every required ledger field, per grid and for the community (bar > 90%)."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -45,13 +50,20 @@ async def completion(request: Request, community: str = COMMUNITY,
     return await ledger.completion(community, grid, deps=deps)
 
 
-@router.get("/{community}/ledger/export.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}, "description": "The ledger as CSV"}})
-async def export(request: Request, community: str = COMMUNITY,
-                 principal: Principal = Depends(require("secretary"))) -> Response:
+@router.get(
+    "/{community}/ledger/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The ledger as CSV"}},
+)
+async def export(
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require("secretary"))
+) -> Response:
     """The ledger as CSV with decrypted personal fields ("erased" after erasure); every household read is audited."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
     body = await ledger.export_ledger(community, principal, deps=deps)
-    return Response(body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{community}-ledger.csv"'})
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{community}-ledger.csv"'},
+    )

@@ -34,12 +34,22 @@ from .common import ERRORS, created, deps_of, in_scope, own_worker
 router = APIRouter(prefix="/v1/communities", tags=["work"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
 LOGGERS = ("grid_worker", "secretary")
-IDEMPOTENCY = Header(default=None, alias="Idempotency-Key",
-                     description="Used as the record id when the body has none: a retry lands once")
+IDEMPOTENCY = Header(
+    default=None,
+    alias="Idempotency-Key",
+    description="Used as the record id when the body has none: a retry lands once",
+)
 
 
-async def _log(kind: str, request: Request, response: Response, community: str, body: Any, principal: Principal,
-               idempotency_key: str | None) -> Recorded:
+async def _log(
+    kind: str,
+    request: Request,
+    response: Response,
+    community: str,
+    body: Any,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> Recorded:
     deps = deps_of(request)
     await in_scope(principal, community, deps)
     out = await handlers.log_work(kind, community, body, principal, idempotency_key, deps=deps)
@@ -48,10 +58,15 @@ async def _log(kind: str, request: Request, response: Response, community: str, 
 
 
 @router.post("/{community}/shifts", response_model=Recorded, status_code=201)
-async def start_shift(request: Request, response: Response, body: ShiftStartIn, community: str = COMMUNITY,
-                      if_match: str | None = Header(default=None, alias="If-Match"),
-                      idempotency_key: str | None = IDEMPOTENCY,
-                      principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def start_shift(
+    request: Request,
+    response: Response,
+    body: ShiftStartIn,
+    community: str = COMMUNITY,
+    if_match: str | None = Header(default=None, alias="If-Match"),
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """Start a shift in the grid (ShiftStarted).  A worker with an open shift gets 409."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -62,9 +77,15 @@ async def start_shift(request: Request, response: Response, body: ShiftStartIn, 
 
 
 @router.post("/{community}/shifts/{shift_id}/end", response_model=Recorded, status_code=201)
-async def end_shift(request: Request, response: Response, shift_id: Id, body: ShiftEndIn | None = None,
-                    community: str = COMMUNITY, if_match: str | None = Header(default=None, alias="If-Match"),
-                    principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def end_shift(
+    request: Request,
+    response: Response,
+    shift_id: Id,
+    body: ShiftEndIn | None = None,
+    community: str = COMMUNITY,
+    if_match: str | None = Header(default=None, alias="If-Match"),
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """End the shift (ShiftEnded with its minutes).  Over 16 h → 422; stale version → 409."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -76,8 +97,9 @@ async def end_shift(request: Request, response: Response, shift_id: Id, body: Sh
 
 
 @router.get("/{community}/workers/{worker_id}/shift")
-async def shift_status(request: Request, worker_id: Id, community: str = COMMUNITY,
-                       principal: Principal = Depends(require(*LOGGERS))) -> dict[str, Any]:
+async def shift_status(
+    request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
+) -> dict[str, Any]:
     """The worker's open shift and the shift log's version (send it as expected_version)."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -86,9 +108,14 @@ async def shift_status(request: Request, worker_id: Id, community: str = COMMUNI
 
 
 @router.post("/{community}/visits", response_model=Recorded, status_code=201)
-async def log_visit(request: Request, response: Response, body: VisitIn, community: str = COMMUNITY,
-                    idempotency_key: str | None = IDEMPOTENCY,
-                    principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def log_visit(
+    request: Request,
+    response: Response,
+    body: VisitIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A household contact (VisitLogged): regular / online / priority knock.  Problems found are filed by the
     issues service as IssueReported with this visit as the cause.  Unknown household → 404; outside the
     worker's grid → 403; occurred_at in the future or > 30 days back → 422."""
@@ -96,19 +123,27 @@ async def log_visit(request: Request, response: Response, body: VisitIn, communi
 
 
 @router.post("/{community}/face-to-face-sessions", response_model=Recorded, status_code=201)
-async def hold_session(request: Request, response: Response, body: SessionIn, community: str = COMMUNITY,
-                       idempotency_key: str | None = IDEMPOTENCY,
-                       principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def hold_session(
+    request: Request,
+    response: Response,
+    body: SessionIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A weekly residents face-to-face session (FaceToFaceSessionHeld).  Recorded even without party members;
     ``counts_for_quota`` says whether ≥ 1 sinking or directly-managed party member took part."""
     return await _log("face_to_face_session", request, response, community, body, principal, idempotency_key)
 
 
 @router.get("/{community}/face-to-face-sessions")
-async def list_sessions(request: Request, community: str = COMMUNITY, worker: str | None = Query(default=None),
-                        limit: int = Query(default=100, ge=1, le=1000),
-                        principal: Principal = Depends(require("grid_worker", "secretary", "street_admin"))
-                        ) -> list[dict[str, Any]]:
+async def list_sessions(
+    request: Request,
+    community: str = COMMUNITY,
+    worker: str | None = Query(default=None),
+    limit: int = Query(default=100, ge=1, le=1000),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> list[dict[str, Any]]:
     """Sessions, newest first, with ``counts_for_quota``."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -118,49 +153,79 @@ async def list_sessions(request: Request, community: str = COMMUNITY, worker: st
 
 
 @router.post("/{community}/building-councils", response_model=Recorded, status_code=201)
-async def hold_council(request: Request, response: Response, body: CouncilIn, community: str = COMMUNITY,
-                       idempotency_key: str | None = IDEMPOTENCY,
-                       principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def hold_council(
+    request: Request,
+    response: Response,
+    body: CouncilIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A monthly building council meeting (BuildingCouncilHeld) in a building of the worker's grid."""
     return await _log("building_council", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/befriended-residents", response_model=Recorded, status_code=201)
-async def befriend(request: Request, response: Response, body: BefriendIn, community: str = COMMUNITY,
-                   idempotency_key: str | None = IDEMPOTENCY,
-                   principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def befriend(
+    request: Request,
+    response: Response,
+    body: BefriendIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A resident friend befriended (ResidentBefriended; quarterly quota: 5)."""
     return await _log("resident_befriended", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/trainings", response_model=Recorded, status_code=201)
-async def attend_training(request: Request, response: Response, body: TrainingIn, community: str = COMMUNITY,
-                          idempotency_key: str | None = IDEMPOTENCY,
-                          principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def attend_training(
+    request: Request,
+    response: Response,
+    body: TrainingIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A professional training attended (TrainingAttended; quarterly quota: 1)."""
     return await _log("training_attended", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/talents", response_model=Recorded, status_code=201)
-async def discover_talent(request: Request, response: Response, body: TalentIn, community: str = COMMUNITY,
-                          idempotency_key: str | None = IDEMPOTENCY,
-                          principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def discover_talent(
+    request: Request,
+    response: Response,
+    body: TalentIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A community talent discovered (TalentDiscovered; yearly quota: 5)."""
     return await _log("talent_discovered", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/surveys", response_model=Recorded, status_code=201)
-async def survey(request: Request, response: Response, body: SurveyIn, community: str = COMMUNITY,
-                 idempotency_key: str | None = IDEMPOTENCY,
-                 principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def survey(
+    request: Request,
+    response: Response,
+    body: SurveyIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """A resident survey (ResidentSurveyed): visited? knows the grid worker? satisfaction 1–5."""
     return await _log("resident_surveyed", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/volunteer-services", response_model=Recorded, status_code=201)
-async def volunteer_service(request: Request, response: Response, body: VolunteerServiceIn,
-                            community: str = COMMUNITY, idempotency_key: str | None = IDEMPOTENCY,
-                            principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def volunteer_service(
+    request: Request,
+    response: Response,
+    body: VolunteerServiceIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """Volunteer service earning points (VolunteerServiceLogged); the answer carries the new balance."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -170,9 +235,14 @@ async def volunteer_service(request: Request, response: Response, body: Voluntee
 
 
 @router.post("/{community}/volunteer-redemptions", response_model=Recorded, status_code=201)
-async def redeem(request: Request, response: Response, body: RedemptionIn, community: str = COMMUNITY,
-                 idempotency_key: str | None = IDEMPOTENCY,
-                 principal: Principal = Depends(require(*LOGGERS))) -> Recorded:
+async def redeem(
+    request: Request,
+    response: Response,
+    body: RedemptionIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(require(*LOGGERS)),
+) -> Recorded:
     """Redeem volunteer points (VolunteerPointsRedeemed).  More than the balance → 409 insufficient_points."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -182,8 +252,9 @@ async def redeem(request: Request, response: Response, body: RedemptionIn, commu
 
 
 @router.get("/{community}/households/{household_id}/volunteer-points")
-async def volunteer_points(request: Request, household_id: Id, community: str = COMMUNITY,
-                           principal: Principal = Depends(require(*LOGGERS))) -> dict[str, Any]:
+async def volunteer_points(
+    request: Request, household_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
+) -> dict[str, Any]:
     """A household's volunteer points: earned, redeemed, balance."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -194,9 +265,13 @@ async def volunteer_points(request: Request, household_id: Id, community: str = 
 
 
 @router.get("/{community}/workers/{worker_id}/days/{day}")
-async def worker_day(request: Request, worker_id: Id, day: date, community: str = COMMUNITY,
-                     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin"))
-                     ) -> dict[str, Any]:
+async def worker_day(
+    request: Request,
+    worker_id: Id,
+    day: date,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> dict[str, Any]:
     """One worker's day: visits, special-assistance visits, hours in the grid, problems found…"""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
@@ -205,8 +280,12 @@ async def worker_day(request: Request, worker_id: Id, day: date, community: str 
 
 
 @router.post("/{community}/sync", response_model=SyncAnswer, tags=["sync"])
-async def sync_records(request: Request, body: SyncBatch, community: str = COMMUNITY,
-                       principal: Principal = Depends(require("grid_worker"))) -> SyncAnswer:
+async def sync_records(
+    request: Request,
+    body: SyncBatch,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("grid_worker")),
+) -> SyncAnswer:
     """Offline sync: up to 500 records from a phone, each answered accepted / duplicate / rejected (with field
     and reason).  Re-sending a batch stores nothing twice; occurred_at is the phone's.  Kinds: visit,
     shift_started, shift_ended (data.shift_id), face_to_face_session, building_council, resident_befriended,
