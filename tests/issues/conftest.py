@@ -40,7 +40,7 @@ def make_settings(settings: Settings, **overrides: Any) -> IssuesSettings:
 def policy_file(tmp_path: Path, deadlines: str) -> Path:
     """The default escalation rules with other deadlines (tests need seconds, not hours)."""
     text = (HERE / "escalation.toml").read_text()
-    rules = text[: text.index("[[deadline]]")]
+    rules = text[: text.index("\n[[deadline]]")]  # keep the rules, drop the deadlines
     path = tmp_path / "escalation.toml"
     path.write_text(rules + deadlines)
     return path
