@@ -1,0 +1,239 @@
+"""Monitoring that operations staff can rely on: Prometheus config, alert rules, dashboards, and a
+real Prometheus server scraping a running service.
+
+promtool and prometheus come from the Debian package ``prometheus`` (deploy/ci/install-tools.sh);
+without them these tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from services.scoring.app import build_app
+from shared.embedded import free_port
+from shared.events.visits import HouseholdTagged, HouseholdTaggedData
+from shared.settings import Settings
+from tests.support import eventually, running
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+RULES = PROMETHEUS_DIR / "rules" / "gridwork.yml"
+DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+INSTALL = "run deploy/ci/install-tools.sh (Debian package prometheus)"
+
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason=f"promtool not installed: {INSTALL}")
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason=f"prometheus server not installed: {INSTALL}"
+)
+
+
+def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["promtool", *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+
+
+@needs_promtool
+def test_the_prometheus_config_and_its_rules_are_valid() -> None:
+    done = promtool("check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 rule files found" in done.stdout and "10 rules found" in done.stdout
+    rules = promtool("check", "rules", str(RULES))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+@needs_promtool
+def test_every_alert_fires_when_it_should_and_stays_quiet_when_it_should_not() -> None:
+    tests = PROMETHEUS_DIR / "tests" / "gridwork_test.yml"
+    done = promtool("test", "rules", tests.name, cwd=tests.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # every alert of the rule file has at least one unit test that expects it to fire
+    alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
+    firing = {
+        case["alertname"]
+        for test in yaml.safe_load(tests.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert alerts == firing
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                out.append((path.stem, panel["title"], target["expr"]))
+    return out
+
+
+@needs_promtool
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    # Grafana's variables become what Grafana would send, then promtool parses each query as a rule.
+    rules = []
+    for i, (board, title, expr) in enumerate(dashboard_queries()):
+        promql = expr.replace("$__rate_interval", "1m").replace("$__range", "6h")
+        promql = re.sub(r"\$\w+", ".*", promql)
+        rules.append({"record": f"dashboard:{board}:{i}", "expr": promql, "labels": {"panel": title}})
+    path = tmp_path / "dashboards.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    done = promtool("check", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(rules) >= 30
+
+
+def test_dashboards_are_provisioned_against_the_provisioned_datasource() -> None:
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    assert {p.stem for p in DASHBOARDS} == {"operations", "community"}
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        for panel in board["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"]["uid"] == uid, f"{path.name}: {panel['title']}"
+
+
+def test_every_gridwork_metric_the_deployment_relies_on_is_documented() -> None:
+    used = set(re.findall(r"gridwork_[a-z_]+", RULES.read_text()))
+    for _board, _title, expr in dashboard_queries():
+        used |= set(re.findall(r"gridwork_[a-z_]+", expr))
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in used}
+    documented = (ROOT / "docs" / "OPERATIONS.md").read_text()
+    missing = sorted(m for m in used if f"`{m}" not in documented)
+    assert not missing, f"metrics used by alerts/dashboards but not in docs/OPERATIONS.md: {missing}"
+
+
+@needs_promtool
+async def test_a_running_service_exposes_metrics_that_pass_promtool(settings: Settings) -> None:
+    app = build_app(settings)
+    async with running(app) as client:
+        # one appended event, so the gridwork_ domain series exist too
+        event = HouseholdTagged.new(
+            community="bairuijing",
+            aggregate_id="h-2-1-502",
+            actor="w07",
+            data=HouseholdTaggedData(household_id="h-2-1-502", tags=["elderly_alone"]),
+        )
+        await app.state.runtime.store.append([event], 0)
+        await client.get("/healthz")
+        exposition = (await client.get("/metrics")).text
+    assert 'gridwork_events_appended_total{type="HouseholdTagged"}' in exposition
+    assert "process_cpu_seconds_total" in exposition
+    done = promtool("check", "metrics", stdin=exposition)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+@pytest.fixture
+def scoring_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The scoring service as compose runs it: `python -m services.scoring`, settings from the environment."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDWORK_NATS_URL": settings.nats_url or "",
+        "GRIDWORK_DATABASE_URL": settings.database_url or "",
+        "GRIDWORK_JWT_SECRET": settings.jwt_secret,
+        "GRIDWORK_NAMESPACE": settings.namespace,
+        "GRIDWORK_DATA_DIR": str(tmp_path / "data"),
+        "GRIDWORK_HOST": "127.0.0.1",
+        "GRIDWORK_SCORING_PORT": str(port),
+        "GRIDWORK_LOG_FORMAT": "json",
+    }
+    log = open(tmp_path / "scoring.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.scoring"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture
+def prometheus_server(tmp_path: Path, scoring_process: str) -> Iterator[str]:
+    """A real Prometheus scraping the scoring service every second, with the deployment's alert rules."""
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": "gridwork",
+                "static_configs": [{"targets": [scoring_process], "labels": {"service": "scoring"}}],
+            }
+        ],
+    }
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    log = open(tmp_path / "prometheus.log", "wb")
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={path}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@needs_prometheus
+async def test_a_real_prometheus_scrapes_the_running_service(scoring_process: str, prometheus_server: str) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def ready() -> bool:
+            try:
+                return (await http.get(f"http://{scoring_process}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(ready, timeout=60, what="scoring ready")
+
+        async def query(promql: str) -> list[dict[str, object]]:
+            try:
+                body = (await http.get(f"{prometheus_server}/api/v1/query", params={"query": promql})).json()
+            except (httpx.HTTPError, ValueError):
+                return []
+            return body.get("data", {}).get("result", [])
+
+        up = await eventually(lambda: query('up{job="gridwork", service="scoring"} == 1'), timeout=60, what="up")
+        assert up[0]["metric"]["instance"] == scoring_process  # type: ignore[index]
+        cpu = await eventually(
+            lambda: query('process_cpu_seconds_total{job="gridwork", service="scoring"}'), timeout=30, what="cpu"
+        )
+        assert float(cpu[0]["value"][1]) > 0  # type: ignore[index]
+
+        rules = (await http.get(f"{prometheus_server}/api/v1/rules")).json()["data"]["groups"]
+        assert {g["name"] for g in rules} >= {"gridwork-projections", "gridwork-availability", "gridwork-nats"}
+        assert all(r["health"] in ("ok", "unknown") for g in rules for r in g["rules"])
