@@ -59,8 +59,10 @@ class LocalReceiver:
     wecom_keys: set[str] = field(default_factory=set)
     sms_token: str | None = None
     tolerance: float = 300.0
-    #: Answer every request with this status instead (a receiver that is up but failing).
-    fail_with: int | None = None
+    #: Path prefix → status to answer with instead (a receiver that is up but failing).
+    failing: dict[str, int] = field(default_factory=dict)
+    #: Seconds to think before answering (a slow receiver).
+    delay: float = 0.0
     on_receive: Callable[[Received], None] | None = None
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
@@ -110,6 +112,8 @@ class LocalReceiver:
                         headers[key.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0") or 0)
                 body = await reader.readexactly(length) if length else b""
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 status, answer = self._route(method, target, headers, body)
                 data = json.dumps(answer).encode()
                 writer.write(
@@ -129,8 +133,9 @@ class LocalReceiver:
     def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         parts = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if self.fail_with is not None:
-            return self.fail_with, {"error": "receiver failing on purpose"}
+        for prefix, status in self.failing.items():
+            if parts.path.startswith(prefix):
+                return status, {"error": "receiver failing on purpose"}
         if method != "POST":
             return 404, {"error": "POST only"}
         item = Received(parts.path, query, headers, body, time.perf_counter())

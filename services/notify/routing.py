@@ -209,6 +209,9 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         mode = row.get("mode", "immediate")
         if mode not in ("immediate", "digest"):
             raise RuleError(f"rule {name}: mode must be immediate or digest")
+        # Only missed quotas are collected into the daily digest; everything else goes at once.
+        if (mode == "digest") != (row.get("on") == ["quota_missed"]):
+            raise RuleError(f'rule {name}: mode = digest goes with on = ["quota_missed"] and only with it')
         try:
             hours = parse_window(row["hours"]) if "hours" in row else None
         except ValueError as err:

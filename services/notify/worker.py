@@ -70,7 +70,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE notify_deliveries d
-SET state = 'sending', lease_until = now() + make_interval(secs => $2), updated_at = now()
+SET state = 'sending', lease_until = now() + make_interval(secs => $2), claimed_by = $3, updated_at = now()
 FROM due LEFT JOIN notify_recipients r ON r.community = due.community AND r.recipient_id = due.recipient_id
 WHERE d.notification_id = due.notification_id
 RETURNING d.notification_id, d.community, d.source_id, d.source_recorded_at, d.correlation_id, d.subject_ref,
@@ -116,6 +116,7 @@ class DeliveryWorker:
         self.settings: NotifySettings = settings
         self.sealer = Sealer(settings.sealing_key())
         self.link_key = settings.link_key()
+        self.worker_id = uuid.uuid4().hex
 
     # ------------------------------------------------------------------ loop
 
@@ -175,12 +176,22 @@ class DeliveryWorker:
             if not job.sending:
                 task.cancel()  # waiting in a backoff: released for the next process
         if self.inflight:
-            await asyncio.wait(list(self.inflight), timeout=self.settings.notify_send_timeout_seconds + 5)
+            # The runtime gives each background task 10 s to stop; stay within it.
+            await asyncio.wait(list(self.inflight), timeout=min(8.0, self.settings.notify_send_timeout_seconds + 1))
+        # Whatever this worker still holds goes back at once, rather than after its lease: that
+        # includes rows of a claim the cancellation interrupted after the database committed it.
+        with contextlib.suppress(Exception):
+            async with self.runtime.pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE notify_deliveries SET state = 'pending', due_at = now(), lease_until = NULL, "
+                    "claimed_by = NULL, updated_at = now() WHERE claimed_by = $1 AND state = 'sending'",
+                    self.worker_id,
+                )
 
     async def claim(self, limit: int) -> list[asyncpg.Record]:
         """Lease up to ``limit`` due notifications (and any whose lease ran out)."""
         async with self.runtime.pool.acquire() as conn:
-            return await conn.fetch(CLAIM, limit, float(self.settings.notify_lease_seconds))
+            return await conn.fetch(CLAIM, limit, float(self.settings.notify_lease_seconds), self.worker_id)
 
     # ------------------------------------------------------------------ one notification
 
@@ -217,23 +228,31 @@ class DeliveryWorker:
                 wait_jitter=s.notify_burst_wait_initial,
             ):
                 with attempt:
-                    started = now()
+                    # From the send to its record nothing may cancel this task: a send that reached
+                    # the receiver but was not recorded would be sent again by the next process.
                     job.sending = True
                     try:
-                        await sender.send(message, address)
-                    except DeliveryError as err:
-                        err.message = redact(err.message, address.secrets())
-                        final = err.permanent or job.attempts + 1 - row["budget_from"] >= s.notify_max_attempts
-                        await self._record_failure(job, err, started, final=final)
-                        if final:
-                            return
-                        raise
+                        await self._attempt(job, sender, message, address)
                     finally:
                         job.sending = False
-                    await self._record_success(job, started)
                     return
         except DeliveryError:
             await self._reschedule(job)
+
+    async def _attempt(self, job: Job, sender: Sender, message: Message, address: Address) -> None:
+        """One try: send, then record the outcome; raises a retryable DeliveryError for stamina."""
+        started = now()
+        try:
+            await sender.send(message, address)
+        except DeliveryError as err:
+            err.message = redact(err.message, address.secrets())
+            spent = job.attempts + 1 - job.row["budget_from"]
+            final = err.permanent or spent >= self.settings.notify_max_attempts
+            await self._record_failure(job, err, started, final=final)
+            if not final:
+                raise
+            return
+        await self._record_success(job, started)
 
     def _prepare(self, row: asyncpg.Record) -> tuple[Message, Address]:
         if row["recipient_channels"] is None or not row["recipient_active"]:

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS notify_deliveries (
                                    CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
     due_at             timestamptz NOT NULL DEFAULT now(),
     lease_until        timestamptz,
+    claimed_by         text,                    -- the worker holding the lease
     attempts           integer     NOT NULL DEFAULT 0,
     budget_from        integer     NOT NULL DEFAULT 0,  -- attempts before the last manual retry
     version            integer     NOT NULL DEFAULT 0,  -- events appended to this notification
