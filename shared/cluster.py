@@ -366,3 +366,17 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
 
 __all__ = ["NatsCluster", "NatsNode", "register"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shared.cluster …``: the same commands before they are wired into ``gridwork``."""
+    parser = argparse.ArgumentParser(prog="python -m shared.cluster")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    register(commands, bench)
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
