@@ -59,6 +59,13 @@ class Outcome:
     duplicate: bool = False
 
 
+def _count(events: list[Event]) -> None:
+    for event in events:
+        ISSUE_EVENTS.labels(event.type).inc()
+        if isinstance(event, IssueEscalated):
+            ESCALATIONS.labels(event.data.reason, event.data.to_level).inc()
+
+
 def new_issue_id(community: str, idempotency_key: str | None = None) -> str:
     """A fresh issue id, or a stable one derived from the client's Idempotency-Key."""
     if idempotency_key:
@@ -108,12 +115,26 @@ async def execute(
     attempts: int = 8,
 ) -> Outcome:
     """Run one command on one issue: read, check the version, decide, append (retrying lost races)."""
+    creates = isinstance(command, (ReportIssue, ReceiveHotlineOrder))
+    if creates and expected_revision == 0:
+        # A new issue is by far the common case: append at version 0 without reading first; if the
+        # issue exists after all, fall through to the careful path (retry detection, 409).
+        fresh = IssueState(issue_id=issue_id, community=community)
+        events = decide(fresh, command, ctx)
+        try:
+            result = await store.append(events, 0)
+        except ConcurrencyError:
+            pass
+        else:
+            if not result.duplicate:
+                _count(events)
+                return Outcome(fold(events, fresh), events)
+            return Outcome((await read_history(store, community, issue_id)).state, [], duplicate=True)
     for _ in range(attempts):
         history = await read_history(store, community, issue_id)
         state = history.state
         if state.status == "new" and not state.issue_id:
             state = state.model_copy(update={"issue_id": issue_id, "community": community})
-        creates = isinstance(command, (ReportIssue, ReceiveHotlineOrder))
         if state.status == "new" and not creates:
             raise NotFound(f"issue {issue_id} not found", field="issue_id")
         if expected_revision is not None and expected_revision != state.revision:
@@ -138,10 +159,8 @@ async def execute(
             result = await store.append(events, history.version, expected_seq=history.last_seq)
         except ConcurrencyError:
             continue  # someone else appended meanwhile: re-read and decide again
-        for event in events:
-            ISSUE_EVENTS.labels(event.type).inc()
-            if isinstance(event, IssueEscalated):
-                ESCALATIONS.labels(event.data.reason, event.data.to_level).inc()
+        if not result.duplicate:
+            _count(events)
         after = fold(events, state) if not result.duplicate else (await read_history(store, community, issue_id)).state
         return Outcome(after, [] if result.duplicate else events, duplicate=result.duplicate)
     raise Conflict(f"issue {issue_id} kept changing; try again")

@@ -94,15 +94,6 @@ async def receive_order(
     _check_subcategory(_ctx(request), order.category, order.subcategory)
     store = _runtime(request).store
     issue_id = order_issue_id(order.order_no)
-    existing = await read_history(store, community, issue_id)
-    if existing.events:
-        response.status_code = 200
-        return {
-            "issue_id": issue_id,
-            "order_no": order.order_no,
-            "duplicate": True,
-            "issue": issue_view(existing.state),
-        }
     command = ReceiveHotlineOrder(
         order_no=order.order_no,
         issue_id=issue_id,
@@ -125,7 +116,7 @@ async def receive_order(
         outcome = await execute(
             store, community=community, issue_id=issue_id, command=command, ctx=ctx, expected_revision=0
         )
-    except IllegalTransition:  # the same order raced in twice: the other copy won
+    except IllegalTransition:  # the order number is known: the hotline re-sent it
         response.status_code = 200
         state = (await read_history(store, community, issue_id)).state
         return {"issue_id": issue_id, "order_no": order.order_no, "duplicate": True, "issue": issue_view(state)}
