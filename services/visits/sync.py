@@ -116,7 +116,10 @@ async def sync_batch(community: str, batch: SyncBatch, principal: Principal, *, 
 
     def answer(i: int, status: str) -> None:
         rec = batch.records[i]
-        results[i] = SyncResult(client_id=rec.client_id, kind=rec.kind, status=status)  # type: ignore[arg-type]
+        # model_construct: 500 answers per batch, every value already checked.
+        results[i] = SyncResult.model_construct(
+            client_id=rec.client_id, kind=rec.kind, status=status, code=None, field=None, reason=None
+        )
 
     parsed: list[tuple[int, Work, datetime]] = []
     seen: set[tuple[str, str]] = set()

@@ -6,6 +6,7 @@ from .directory import router as directory_router
 from .ledger import router as ledger_router
 from .work import router as work_router
 
-ROUTERS = (directory_router, ledger_router, work_router)
+# The field app's hot paths (visits, sync) first: routing and the HTTP metrics match in order.
+ROUTERS = (work_router, directory_router, ledger_router)
 
 __all__ = ["ROUTERS"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from shared.auth import Principal, require
+from shared.auth import Principal
 from shared.errors import NotFound
 
 from .. import handlers
@@ -27,7 +27,7 @@ from ..schemas import (
     WorkerIn,
     parse_version,
 )
-from .common import ERRORS, created, deps_of, in_scope
+from .common import ERRORS, allow, created, deps_of, in_scope
 
 router = APIRouter(prefix="/v1/communities", tags=["directory"], responses=ERRORS)
 
@@ -41,7 +41,7 @@ async def register_community(
     response: Response,
     body: CommunityIn,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("ops", "street_admin")),
+    principal: Principal = Depends(allow("ops", "street_admin")),
 ) -> Defined:
     """Register a community (社区) under its street (CommunityRegistered).  Same body again: 200, no change."""
     out = await handlers.register_community(community, body, principal, deps=deps_of(request))
@@ -51,7 +51,7 @@ async def register_community(
 
 @router.get("/{community}")
 async def get_community(
-    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow(*READERS))
 ) -> dict[str, Any]:
     """The community, with how many grids, buildings, workers and households it has."""
     deps = deps_of(request)
@@ -77,7 +77,7 @@ async def register_building(
     body: BuildingIn,
     building_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("secretary", "ops")),
+    principal: Principal = Depends(allow("secretary", "ops")),
 ) -> Defined:
     """Register a building (楼栋) — BuildingRegistered."""
     deps = deps_of(request)
@@ -95,7 +95,7 @@ async def define_grid(
     grid_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(require("secretary", "ops")),
+    principal: Principal = Depends(allow("secretary", "ops")),
 ) -> Defined:
     """Define or redraw a grid (网格): its buildings and worker — GridDefined.  Stale If-Match → 409."""
     deps = deps_of(request)
@@ -113,7 +113,7 @@ async def register_worker(
     body: WorkerIn,
     worker_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("secretary", "ops")),
+    principal: Principal = Depends(allow("secretary", "ops")),
 ) -> Defined:
     """Register a community worker (网格员…) with their grid — WorkerRegistered."""
     deps = deps_of(request)
@@ -130,7 +130,7 @@ async def register_person(
     body: PersonIn,
     person_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("secretary", "ops")),
+    principal: Principal = Depends(allow("secretary", "ops")),
 ) -> Defined:
     """Register a party member, building leader (楼栋长), resident backbone or volunteer — PersonRegistered."""
     deps = deps_of(request)
@@ -152,7 +152,7 @@ _LISTS = {
 
 def _lister(what: str) -> Any:
     async def list_entries(
-        request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
+        request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow(*READERS))
     ) -> list[dict[str, Any]]:
         deps = deps_of(request)
         await in_scope(principal, community, deps)
@@ -178,7 +178,7 @@ async def register_household(
     response: Response,
     body: HouseholdIn,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("secretary", "grid_worker")),
+    principal: Principal = Depends(allow("secretary", "grid_worker")),
 ) -> Changed:
     """Enter a household in the ledger (HouseholdRegistered); personal fields are sealed, never stored in clear."""
     deps = deps_of(request)
@@ -196,7 +196,7 @@ async def list_households(
     building: str | None = Query(default=None),
     limit: int = Query(default=200, ge=1, le=5000),
     after: str | None = Query(default=None),
-    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
     """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
     deps = deps_of(request)
@@ -227,7 +227,7 @@ async def get_household(
     reveal: bool = Query(
         default=False, description=("Secretary / street admin: include decrypted personal fields (audited)")
     ),
-    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
 ) -> HouseholdOut:
     """One household: ledger completeness, visit counts, version (ETag); personal fields for the owning grid
     worker, or with ``reveal=true`` for a secretary (every such read is audited)."""
@@ -245,7 +245,7 @@ async def update_household(
     household_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(require("secretary", "grid_worker")),
+    principal: Principal = Depends(allow("secretary", "grid_worker")),
 ) -> Changed:
     """Complete or correct the ledger entry (HouseholdProfileUpdated).  Stale expected_version / If-Match → 409."""
     deps = deps_of(request)
@@ -261,7 +261,7 @@ async def tag_household(
     household_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(require("secretary", "grid_worker")),
+    principal: Principal = Depends(allow("secretary", "grid_worker")),
 ) -> Changed:
     """Add or remove tags (special_assistance 特殊帮扶对象, elderly_alone…) — HouseholdTagged."""
     deps = deps_of(request)
@@ -276,7 +276,7 @@ async def erase_household(
     household_id: Id,
     community: str = COMMUNITY,
     body: ErasureIn | None = None,
-    principal: Principal = Depends(require("secretary")),
+    principal: Principal = Depends(allow("secretary")),
 ) -> Changed:
     """PIPL erasure: the household key is destroyed (ResidentDataErased).  Personal fields read "erased"
     everywhere afterwards; visit counts and quotas stay."""
@@ -292,7 +292,7 @@ async def audit_log(
     household: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
     before: int | None = Query(default=None),
-    principal: Principal = Depends(require("secretary")),
+    principal: Principal = Depends(allow("secretary")),
 ) -> list[dict[str, Any]]:
     """Who read which residents' personal fields, when and why (newest first)."""
     deps = deps_of(request)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from shared.auth import Principal, require
+from shared.auth import Principal
 from shared.errors import Invalid
 
 from .. import ledger
 from ..schemas import Completion, ImportReport
-from .common import ERRORS, deps_of, in_scope
+from .common import ERRORS, allow, deps_of, in_scope
 
 router = APIRouter(prefix="/v1/communities", tags=["ledger"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
@@ -22,7 +22,7 @@ async def import_ledger(
     request: Request,
     community: str = COMMUNITY,
     file: UploadFile = File(description="CSV (UTF-8 or GB18030) or XLSX ledger"),
-    principal: Principal = Depends(require("secretary")),
+    principal: Principal = Depends(allow("secretary")),
 ) -> ImportReport:
     """Import a ledger sheet: per-row validation, a report of every rejected row with its line and reason;
     importing the same file again registers nothing twice.  Columns: see ``gridwork import --help``."""
@@ -40,7 +40,7 @@ async def completion(
     request: Request,
     community: str = COMMUNITY,
     grid: str | None = Query(default=None, description="Only this grid"),
-    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
 ) -> Completion:
     """Which share of households hold every required ledger field, per grid and for the community (bar > 90%)."""
     deps = deps_of(request)
@@ -56,7 +56,7 @@ async def completion(
     responses={200: {"content": {"text/csv": {}}, "description": "The ledger as CSV"}},
 )
 async def export(
-    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require("secretary"))
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow("secretary"))
 ) -> Response:
     """The ledger as CSV with decrypted personal fields ("erased" after erasure); every household read is audited."""
     deps = deps_of(request)

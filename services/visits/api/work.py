@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from shared.auth import Principal, require
+from shared.auth import Principal
 from shared.errors import Forbidden
 
 from .. import handlers, sync
@@ -29,7 +29,7 @@ from ..schemas import (
     VolunteerServiceIn,
     parse_version,
 )
-from .common import ERRORS, created, deps_of, in_scope, own_worker
+from .common import ERRORS, allow, created, deps_of, in_scope, own_worker
 
 router = APIRouter(prefix="/v1/communities", tags=["work"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
@@ -57,6 +57,39 @@ async def _log(
     return out
 
 
+@router.post("/{community}/visits", response_model=Recorded, status_code=201)
+async def log_visit(
+    request: Request,
+    response: Response,
+    body: VisitIn,
+    community: str = COMMUNITY,
+    idempotency_key: str | None = IDEMPOTENCY,
+    principal: Principal = Depends(allow(*LOGGERS)),
+) -> Recorded:
+    """A household contact (VisitLogged): regular / online / priority knock.  Problems found are filed by the
+    issues service as IssueReported with this visit as the cause.  Unknown household → 404; outside the
+    worker's grid → 403; occurred_at in the future or > 30 days back → 422."""
+    return await _log("visit", request, response, community, body, principal, idempotency_key)
+
+
+@router.post("/{community}/sync", response_model=SyncAnswer, tags=["sync"])
+async def sync_records(
+    request: Request,
+    body: SyncBatch,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(allow("grid_worker")),
+) -> SyncAnswer:
+    """Offline sync: up to 500 records from a phone, each answered accepted / duplicate / rejected (with field
+    and reason).  Re-sending a batch stores nothing twice; occurred_at is the phone's.  Kinds: visit,
+    shift_started, shift_ended (data.shift_id), face_to_face_session, building_council, resident_befriended,
+    training_attended, talent_discovered, resident_surveyed, volunteer_service."""
+    deps = deps_of(request)
+    await in_scope(principal, community, deps)
+    if not principal.worker_id:
+        raise Forbidden("the token carries no worker_id", field="worker_id")
+    return await sync.sync_batch(community, body, principal, deps=deps)
+
+
 @router.post("/{community}/shifts", response_model=Recorded, status_code=201)
 async def start_shift(
     request: Request,
@@ -65,7 +98,7 @@ async def start_shift(
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """Start a shift in the grid (ShiftStarted).  A worker with an open shift gets 409."""
     deps = deps_of(request)
@@ -84,7 +117,7 @@ async def end_shift(
     body: ShiftEndIn | None = None,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """End the shift (ShiftEnded with its minutes).  Over 16 h → 422; stale version → 409."""
     deps = deps_of(request)
@@ -98,28 +131,13 @@ async def end_shift(
 
 @router.get("/{community}/workers/{worker_id}/shift")
 async def shift_status(
-    request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
+    request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(allow(*LOGGERS))
 ) -> dict[str, Any]:
     """The worker's open shift and the shift log's version (send it as expected_version)."""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
     return await handlers.shift_status(community, worker_id, deps=deps)
-
-
-@router.post("/{community}/visits", response_model=Recorded, status_code=201)
-async def log_visit(
-    request: Request,
-    response: Response,
-    body: VisitIn,
-    community: str = COMMUNITY,
-    idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
-) -> Recorded:
-    """A household contact (VisitLogged): regular / online / priority knock.  Problems found are filed by the
-    issues service as IssueReported with this visit as the cause.  Unknown household → 404; outside the
-    worker's grid → 403; occurred_at in the future or > 30 days back → 422."""
-    return await _log("visit", request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/face-to-face-sessions", response_model=Recorded, status_code=201)
@@ -129,7 +147,7 @@ async def hold_session(
     body: SessionIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A weekly residents face-to-face session (FaceToFaceSessionHeld).  Recorded even without party members;
     ``counts_for_quota`` says whether ≥ 1 sinking or directly-managed party member took part."""
@@ -142,7 +160,7 @@ async def list_sessions(
     community: str = COMMUNITY,
     worker: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
-    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
     """Sessions, newest first, with ``counts_for_quota``."""
     deps = deps_of(request)
@@ -159,7 +177,7 @@ async def hold_council(
     body: CouncilIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A monthly building council meeting (BuildingCouncilHeld) in a building of the worker's grid."""
     return await _log("building_council", request, response, community, body, principal, idempotency_key)
@@ -172,7 +190,7 @@ async def befriend(
     body: BefriendIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A resident friend befriended (ResidentBefriended; quarterly quota: 5)."""
     return await _log("resident_befriended", request, response, community, body, principal, idempotency_key)
@@ -185,7 +203,7 @@ async def attend_training(
     body: TrainingIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A professional training attended (TrainingAttended; quarterly quota: 1)."""
     return await _log("training_attended", request, response, community, body, principal, idempotency_key)
@@ -198,7 +216,7 @@ async def discover_talent(
     body: TalentIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A community talent discovered (TalentDiscovered; yearly quota: 5)."""
     return await _log("talent_discovered", request, response, community, body, principal, idempotency_key)
@@ -211,7 +229,7 @@ async def survey(
     body: SurveyIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """A resident survey (ResidentSurveyed): visited? knows the grid worker? satisfaction 1–5."""
     return await _log("resident_surveyed", request, response, community, body, principal, idempotency_key)
@@ -224,7 +242,7 @@ async def volunteer_service(
     body: VolunteerServiceIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """Volunteer service earning points (VolunteerServiceLogged); the answer carries the new balance."""
     deps = deps_of(request)
@@ -241,7 +259,7 @@ async def redeem(
     body: RedemptionIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(require(*LOGGERS)),
+    principal: Principal = Depends(allow(*LOGGERS)),
 ) -> Recorded:
     """Redeem volunteer points (VolunteerPointsRedeemed).  More than the balance → 409 insufficient_points."""
     deps = deps_of(request)
@@ -253,7 +271,7 @@ async def redeem(
 
 @router.get("/{community}/households/{household_id}/volunteer-points")
 async def volunteer_points(
-    request: Request, household_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
+    request: Request, household_id: Id, community: str = COMMUNITY, principal: Principal = Depends(allow(*LOGGERS))
 ) -> dict[str, Any]:
     """A household's volunteer points: earned, redeemed, balance."""
     deps = deps_of(request)
@@ -270,28 +288,10 @@ async def worker_day(
     worker_id: Id,
     day: date,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
 ) -> dict[str, Any]:
     """One worker's day: visits, special-assistance visits, hours in the grid, problems found…"""
     deps = deps_of(request)
     await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
     return await handlers.worker_day(community, worker_id, day, deps=deps)
-
-
-@router.post("/{community}/sync", response_model=SyncAnswer, tags=["sync"])
-async def sync_records(
-    request: Request,
-    body: SyncBatch,
-    community: str = COMMUNITY,
-    principal: Principal = Depends(require("grid_worker")),
-) -> SyncAnswer:
-    """Offline sync: up to 500 records from a phone, each answered accepted / duplicate / rejected (with field
-    and reason).  Re-sending a batch stores nothing twice; occurred_at is the phone's.  Kinds: visit,
-    shift_started, shift_ended (data.shift_id), face_to_face_session, building_council, resident_befriended,
-    training_attended, talent_discovered, resident_surveyed, volunteer_service."""
-    deps = deps_of(request)
-    await in_scope(principal, community, deps)
-    if not principal.worker_id:
-        raise Forbidden("the token carries no worker_id", field="worker_id")
-    return await sync.sync_batch(community, body, principal, deps=deps)

@@ -1,0 +1,374 @@
+"""``gridwork bench ingest``: how fast the visits service takes the field app's work over HTTP.
+
+Measured in one run, on one stack (``bench_stack``: the configured servers or a throwaway embedded
+nats-server + PostgreSQL):
+
+1. the baseline — raw ``EventStore.append_many`` of VisitLogged events, no HTTP, no validation;
+2. single visits: ``POST /v1/communities/{c}/visits`` with N requests in flight (requests/s, p50/p99);
+3. offline sync: ``POST /v1/communities/{c}/sync`` with 500-record batches (events/s, p50/p99 per batch).
+
+The service runs as a separate uvicorn process (``python -m services.visits``) with its projections,
+exactly as deployed; the load comes from this process over keep-alive connections, through a
+minimal HTTP/1.1 client so the load generator costs little CPU (on 2 cores it shares the machine
+with the service, nats-server and PostgreSQL).  ``--in-process`` serves the app in this process
+through httpx's ASGI transport instead (no sockets; useful where ports are not allowed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from shared.auth import mint_token
+from shared.benchkit import bench_stack, percentiles, report
+from shared.embedded import free_port
+from shared.events import SHANGHAI
+from shared.events.visits import VisitLogged, VisitLoggedData
+from shared.eventstore import EventStore, connect
+from shared.settings import Settings
+
+COMMUNITY = "benchcity"
+GRID = "g-bench"
+WORKER = "w-bench"
+HOUSEHOLDS = 200
+
+Send = Callable[[str, str, bytes, dict[str, str]], Awaitable[tuple[int, bytes]]]
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection; requests go one after another on it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 22)
+        assert self.reader is not None
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        data = b""
+        while True:
+            size = int((await self.reader.readline()).strip(), 16)
+            if size == 0:
+                await self.reader.readline()
+                return status, data
+            data += await self.reader.readexactly(size)
+            await self.reader.readline()
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    settings: Settings, in_process: bool, workers: int = 1
+) -> AsyncIterator[tuple[Callable[[], Send], str]]:
+    """The visits service, and a factory of senders (one per concurrent client)."""
+    if in_process:
+        from .app import build_app
+
+        app = build_app(settings)
+        async with app.router.lifespan_context(app):
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=60)
+
+            def factory() -> Send:
+                async def send(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+                    r = await client.request(
+                        method, path, content=body, headers={**headers, "Content-Type": "application/json"}
+                    )
+                    return r.status_code, r.content
+
+                return send
+
+            try:
+                yield factory, "in-process (httpx ASGI)"
+            finally:
+                await client.aclose()
+        return
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDWORK_NATS_URL": settings.nats_url or "",
+        "GRIDWORK_DATABASE_URL": settings.database_url or "",
+        "GRIDWORK_NAMESPACE": settings.namespace,
+        "GRIDWORK_JWT_SECRET": settings.jwt_secret,
+        "GRIDWORK_VISITS_PORT": str(port),
+        "GRIDWORK_HOST": "127.0.0.1",
+        "GRIDWORK_LOG_LEVEL": "WARNING",
+        "GRIDWORK_LOG_FORMAT": "json",
+    }
+    if workers == 1:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.visits", env=env)
+    else:  # uvicorn's own process manager: the same app in several processes on one port
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.visits.app:build_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            env=env,
+        )
+    conns: list[KeepAlive] = []
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get("/readyz")).status_code == 200:
+                        break
+                if proc.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the visits service did not start")
+                await asyncio.sleep(0.2)
+
+        def factory() -> Send:
+            conn = KeepAlive("127.0.0.1", port)
+            conns.append(conn)
+            return conn.request
+
+        import uvicorn  # noqa: F401  (only to report which HTTP parser uvicorn picked)
+
+        parser = "httptools" if _has("httptools") else "h11"
+        yield factory, f"uvicorn, {workers} process{'es' if workers > 1 else ''}, uvloop, {parser}"
+    finally:
+        for conn in conns:
+            await conn.close()
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+async def raw_append(settings: Settings, n: int) -> dict[str, Any]:
+    """The foundation's figure: VisitLogged events straight into the store with append_many."""
+    nc = await connect(settings, "bench-raw")
+    try:
+        store = EventStore(nc, settings)
+        await store.ensure_streams()
+        at = datetime.now(SHANGHAI)
+        events = [
+            (
+                [
+                    VisitLogged.new(
+                        community="rawbench",
+                        aggregate_id=f"raw-{i}",
+                        actor=WORKER,
+                        occurred_at=at,
+                        data=VisitLoggedData(
+                            visit_id=f"raw-{i}", worker_id=WORKER, household_id="h-0", mode="regular", minutes=5
+                        ),
+                    )
+                ],
+                0,
+            )
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        for start in range(0, n, 5000):
+            await store.append_many(events[start : start + 5000])
+        seconds = time.perf_counter() - started
+    finally:
+        await nc.close()
+    return {
+        "variant": "baseline: store.append_many (no HTTP)",
+        "events": n,
+        "seconds": seconds,
+        "events_per_s": n / seconds,
+    }
+
+
+async def seed(send: Send, settings: Settings) -> dict[str, str]:
+    """A community with one grid, one building, one worker and 200 households."""
+    ops = {"Authorization": "Bearer " + mint_token(settings, role="ops")}
+    sec = {"Authorization": "Bearer " + mint_token(settings, role="secretary", community=COMMUNITY)}
+    worker = {
+        "Authorization": "Bearer "
+        + mint_token(settings, role="grid_worker", community=COMMUNITY, grid=GRID, worker_id=WORKER)
+    }
+    base = f"/v1/communities/{COMMUNITY}"
+
+    async def ok(method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        status, data = await send(method, base + path, json.dumps(body).encode(), headers)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {data[:300]!r}")
+        return json.loads(data) if data else None
+
+    await ok("PUT", "", {"name": "Bench", "street": "bench-street"}, ops)
+    await ok("PUT", "/buildings/b-1", {"number": "1", "units": 4, "grid_id": GRID}, sec)
+    await ok("PUT", f"/grids/{GRID}", {"name": "bench grid", "worker_id": WORKER, "buildings": ["b-1"]}, sec)
+    await ok("PUT", f"/workers/{WORKER}", {"name": "bench", "grid_id": GRID}, sec)
+    for i in range(HOUSEHOLDS):
+        await ok(
+            "POST",
+            "/households",
+            {
+                "household_id": f"h-{i}",
+                "building_id": "b-1",
+                "grid_id": GRID,
+                "unit": str(i % 4 + 1),
+                "room": str(100 + i),
+                "tags": ["elderly_alone"] if i % 10 == 0 else [],
+            },
+            sec,
+        )
+    for _ in range(600):
+        status, data = await send("GET", base + "/households?limit=5000", b"", sec)
+        if status == 200 and len(json.loads(data)) >= HOUSEHOLDS:
+            break
+        await asyncio.sleep(0.1)
+    return worker
+
+
+async def load(
+    sends: list[Send], jobs: list[tuple[str, str, bytes]], headers: dict[str, str]
+) -> tuple[float, list[float], dict[int, int]]:
+    """Run ``jobs`` over the senders (one job in flight per sender); wall time, latencies, status counts."""
+    queue = iter(jobs)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def worker(send: Send) -> None:
+        for method, path, body in queue:
+            t0 = time.perf_counter()
+            status, _ = await send(method, path, body, headers)
+            latencies.append(time.perf_counter() - t0)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(s) for s in sends))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def visit_body(i: int, prefix: str) -> dict[str, Any]:
+    return {
+        "household_id": f"h-{i % HOUSEHOLDS}",
+        "mode": ("regular", "online", "priority")[i % 3],
+        "minutes": 10,
+        "visit_id": f"{prefix}-{i}",
+    }
+
+
+async def run_bench(
+    *,
+    single: int,
+    concurrency: int,
+    batches: int,
+    batch_size: int,
+    batch_concurrency: int,
+    raw: int,
+    in_process: bool,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Run the three measurements and print them side by side."""
+    async with bench_stack("ingest") as settings:
+        baseline = await raw_append(settings, raw)
+        async with served(settings, in_process, workers) as (factory, how):
+            worker = await seed(factory(), settings)
+            path = f"/v1/communities/{COMMUNITY}"
+            warm = [("POST", path + "/visits", json.dumps(visit_body(i, "warm")).encode()) for i in range(300)]
+            await load([factory() for _ in range(8)], warm, worker)
+
+            jobs = [("POST", path + "/visits", json.dumps(visit_body(i, "v")).encode()) for i in range(single)]
+            seconds, lat, statuses = await load([factory() for _ in range(concurrency)], jobs, worker)
+            singles = {
+                "variant": f"POST /visits, {concurrency} in flight",
+                "requests": single,
+                "seconds": seconds,
+                "requests_per_s": single / seconds,
+                "events_per_s": single / seconds,
+                **percentiles(lat),
+                "statuses": _codes(statuses),
+            }
+
+            now = datetime.now(SHANGHAI)
+            batch_jobs = []
+            for b in range(batches):
+                records = [
+                    {
+                        "client_id": f"s{b}-{i}",
+                        "kind": "visit",
+                        "occurred_at": (now - timedelta(seconds=batch_size - i)).isoformat(),
+                        "data": visit_body(i, "x"),
+                    }
+                    for i in range(batch_size)
+                ]
+                for r in records:
+                    del r["data"]["visit_id"]
+                batch_jobs.append(("POST", path + "/sync", json.dumps({"records": records}).encode()))
+            seconds, blat, bstatuses = await load([factory() for _ in range(batch_concurrency)], batch_jobs, worker)
+            events = batches * batch_size
+            batched = {
+                "variant": f"POST /sync, {batch_size}-record batches, {batch_concurrency} in flight",
+                "requests": batches,
+                "seconds": seconds,
+                "requests_per_s": batches / seconds,
+                "events_per_s": events / seconds,
+                **percentiles(blat),
+                "statuses": _codes(bstatuses),
+            }
+    rows = [baseline, singles, batched]
+    for row in rows:
+        row["seconds"] = round(row["seconds"], 2)
+    report(
+        f"visits ingest ({how}; {os.cpu_count()} cores; the same stack for all rows)",
+        [{k: v for k, v in row.items()} for row in rows],
+        note="Targets on 2 cores: ≥ 1,500 single requests/s with p99 < 50 ms; ≥ 5,000 events/s through "
+        "batches. p50/p99 in ms: per request (single) and per 500-record batch (sync).",
+    )
+    return {"server": how, "rows": rows}
+
+
+def _codes(statuses: dict[int, int]) -> str:
+    return " ".join(f"{code}×{n}" for code, n in sorted(statuses.items()))
