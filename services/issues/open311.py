@@ -292,7 +292,9 @@ async def get_request(request: Request, name: str) -> Response:
     ctx = issues_context(_runtime(request))
     jurisdiction = request.query_params.get("jurisdiction_id")
     async with _runtime(request).pool.acquire() as conn:
-        found = await queries.open311_requests(conn, jurisdiction=jurisdiction, ids=[issue_id])
+        found = await queries.open311_requests(
+            conn, sources=ctx.settings.open311_public_sources, jurisdiction=jurisdiction, ids=[issue_id]
+        )
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
     if not found:
         raise Open311Error(404, f"service_request_id {issue_id} not found")
@@ -315,9 +317,13 @@ async def get_request(request: Request, name: str) -> Response:
 async def get_token(request: Request, name: str) -> Response:
     """The service request id behind a token returned by POST requests."""
     token, fmt = _split(name)
+    ctx = issues_context(_runtime(request))
     async with _runtime(request).pool.acquire() as conn:
         found = await queries.open311_requests(
-            conn, jurisdiction=request.query_params.get("jurisdiction_id"), ids=[token]
+            conn,
+            sources=ctx.settings.open311_public_sources,
+            jurisdiction=request.query_params.get("jurisdiction_id"),
+            ids=[token],
         )
     if not found:
         raise Open311Error(404, f"token {token} not found")
@@ -338,6 +344,7 @@ async def _list_requests(request: Request, fmt: str, ctx: IssuesContext) -> Resp
     async with _runtime(request).pool.acquire() as conn:
         found = await queries.open311_requests(
             conn,
+            sources=ctx.settings.open311_public_sources,
             jurisdiction=q.get("jurisdiction_id"),
             ids=ids,
             service_codes=codes,

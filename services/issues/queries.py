@@ -157,6 +157,7 @@ async def open311_requests(
     conn: asyncpg.Connection,
     *,
     jurisdiction: str | None,
+    sources: Sequence[str],
     ids: Sequence[str] = (),
     service_codes: Sequence[str] = (),
     start: datetime | None = None,
@@ -164,7 +165,7 @@ async def open311_requests(
     statuses: Sequence[str] = (),
     limit: int = 1000,
 ) -> list[IssueState]:
-    """Issues as Open311 service requests, filtered the way GeoReport v2 GET requests filters."""
+    """Issues from ``sources`` as Open311 service requests, filtered the way GeoReport v2 GET requests filters."""
     where: list[str] = []
     args: list[Any] = []
 
@@ -172,6 +173,7 @@ async def open311_requests(
         args.append(value)
         where.append(sql.format(n=len(args)))
 
+    add("source = ANY(${n}::text[])", list(sources))
     if jurisdiction:
         add("community = ${n}", jurisdiction)
     if ids:

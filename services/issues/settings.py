@@ -50,6 +50,11 @@ class IssuesSettings(Settings):
     open311_api_keys: dict[str, str] = Field(
         default_factory=dict, description="Open311 api_key → jurisdiction (community id), JSON object"
     )
+    open311_public_sources: list[str] = Field(
+        default=["open311"],
+        description="Sources of the issues Open311 GET shows (public, unauthenticated): by default only "
+        "what 311 apps reported, so residents' complaints from other channels stay private",
+    )
     open311_contact: str = Field(
         default="Community service station (社区党群服务驿站)", description="Open311 discovery contact"
     )

@@ -213,3 +213,12 @@ async def test_the_board_lists_filters_and_counts_open_problems_by_category_and_
     assert (await service.client.get(url, headers=hotline)).status_code == 403
     cats = (await service.client.get("/v1/categories", headers=h)).json()["categories"]
     assert len(cats) == 5
+    ready = (await service.client.get("/readyz")).json()
+    assert {p["projection"] for p in ready["projections"]} == {
+        "issues_board",
+        "hotline_feedback",
+        "issue_filing",
+        "issue_escalation",
+    }
+    channels = str((await service.client.get("/asyncapi")).json())
+    assert "IssueEscalated" in channels and "NotificationUnacknowledged" in channels

@@ -168,6 +168,19 @@ async def test_a_311_app_reports_and_follows_a_request_in_both_formats(service: 
     assert bad.status_code == 400 and "start_date" in bad.json()[0]["description"]
     assert (await c.get(f"{BASE}/requests.json", params={"status": "pending"})).status_code == 400
 
+    # Complaints that came in another way (a grid worker, the hotline) are not public through Open311.
+    private = await service.report(category="conflicts_disputes", subcategory="pets", description="Mrs Wang, room 301")
+    private_id = private["issue"]["issue_id"]
+    await eventually(lambda: _on_board(service, private_id), timeout=30, what="private complaint on the board")
+    assert (await c.get(f"{BASE}/requests/{private_id}.json")).status_code == 404
+    assert private_id not in {r["service_request_id"] for r in (await c.get(f"{BASE}/requests.json")).json()}
+
+
+async def _on_board(service: Service, issue_id: str) -> bool:
+    r = await service.client.get(f"/v1/communities/bairuijing/issues/{issue_id}", headers=service.token())
+    listed = await service.client.get("/v1/communities/bairuijing/issues", headers=service.token())
+    return r.status_code == 200 and any(i["issue_id"] == issue_id for i in listed.json()["issues"])
+
 
 async def test_bad_posts_get_the_specification_error_format(service: Service) -> None:
     c = service.client
