@@ -1,10 +1,299 @@
-"""`gridwork` subcommands contributed by the scoring service."""
+"""`gridwork` subcommands of the scoring service: ``bench scoring``, ``scoring close``, ``scoring rulebooks``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
+from datetime import date, datetime
+from typing import Any
+
+from shared.events import SHANGHAI
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add this service's subcommands (and `gridwork bench …` targets).  None yet."""
-    del commands, bench
+    """Add ``gridwork bench scoring`` and ``gridwork scoring close|rulebooks``."""
+    b = bench.add_parser(
+        "scoring",
+        help="scoring: live fold and replay events/s beside the raw consume rate; board query p50/p99",
+    )
+    b.add_argument("--communities", type=int, default=20, help="communities in the street (default 20)")
+    b.add_argument("--workers", type=int, default=25, help="grid workers per community (default 25)")
+    b.add_argument("--days", type=int, default=31, help="days of work to generate (default 31: a street-month)")
+    b.add_argument("--start", type=date.fromisoformat, default=date(2025, 10, 1), help="first day (2025-10-01)")
+    b.add_argument("--queries", type=int, default=300, help="board queries per variant (default 300)")
+    b.add_argument("--batch", type=int, default=1000, help="live fold batch size (GRIDWORK_PROJECTION_BATCH)")
+    b.set_defaults(handler=cmd_bench)
+
+    scoring = commands.add_parser("scoring", help="scoring service tools")
+    sub = scoring.add_subparsers(dest="scoring_command", required=True, metavar="ACTION")
+    close = sub.add_parser("close", help="close ended periods once (QuotaPeriodClosed, PointsAwarded)")
+    close.add_argument("--now", type=datetime.fromisoformat, default=None, help="pretend it is this moment")
+    close.set_defaults(handler=cmd_close)
+    books = sub.add_parser("rulebooks", help="validate and list the rulebooks and each community's choice")
+    books.set_defaults(handler=cmd_rulebooks)
+
+
+def cmd_rulebooks(_args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .settings import ScoringSettings
+
+    rules = ScoringSettings().rules()
+    table = Table(title=f"rulebooks (default {rules.default.ref})")
+    for col in ("rulebook", "period", "item", "target", "points", "evidence"):
+        table.add_column(col)
+    for book in rules.books.values():
+        for item in book.items:
+            evidence = ", ".join(e.event for e in item.evidence)
+            table.add_row(
+                book.ref, item.period, f"{item.id} {item.label_zh}", f"{item.target:g}", f"{item.points:g}", evidence
+            )
+    Console().print(table)
+    for community, book in sorted(rules.assigned.items()):
+        print(f"{community}: {book.ref}")
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from shared import natsfix
+    from shared.commands import load_settings
+    from shared.db import create_pool
+    from shared.eventstore import EventStore, connect
+
+    from .closing import close_due_periods
+    from .settings import scoring_settings
+
+    async def run() -> Any:
+        natsfix.install()
+        settings = scoring_settings(load_settings())
+        nc = await connect(settings, "gridwork-scoring-close")
+        pool = await create_pool(settings)
+        try:
+            now = args.now or datetime.now(SHANGHAI)
+            if now.tzinfo is None:
+                now = now.replace(tzinfo=SHANGHAI)
+            return await close_due_periods(
+                pool=pool,
+                store=EventStore(nc, settings),
+                rules=settings.rules(),
+                now=now,
+                grace=timedelta(seconds=settings.scoring_close_grace_seconds),
+                lookback_days=settings.scoring_close_lookback_days,
+            )
+        finally:
+            await nc.close()
+            await pool.close()
+
+    report = asyncio.run(run())
+    print(
+        f"closed {len(report.closed)}, corrected {len(report.corrected)}, awarded {len(report.awarded)}, "
+        f"duplicates {report.duplicates}, unchanged {report.unchanged}"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    asyncio.run(bench_scoring(args.communities, args.workers, args.days, args.start, args.queries, args.batch))
+    return 0
+
+
+async def _generate(store: Any, communities: int, workers: int, days: int, start: date) -> tuple[int, float]:
+    from . import synth
+
+    n = 0
+    started = time.perf_counter()
+    for day in synth.street(communities=communities, workers=workers, start=start, n_days=days):
+        for i in range(0, len(day), 5000):
+            chunk = day[i : i + 5000]
+            for res in await store.append_many(chunk):
+                if isinstance(res, Exception):
+                    raise res
+            n += synth.count(chunk)
+    return n, time.perf_counter() - started
+
+
+async def _latency(call: Any, n: int) -> dict[str, float]:
+    from shared.benchkit import percentiles
+
+    samples = []
+    for _ in range(max(5, n // 10)):  # warm-up: plans cached, pool connections open
+        await call()
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+async def bench_scoring(
+    communities: int = 20,
+    workers: int = 25,
+    days: int = 31,
+    start: date = date(2025, 10, 1),
+    queries: int = 300,
+    batch: int = 1000,
+) -> list[dict[str, Any]]:
+    """Generate a street's work, then measure raw consume, live fold, replay and board latency in one run."""
+    import httpx
+
+    from shared import natsfix
+    from shared.auth import mint_token
+    from shared.benchkit import bench_stack, console, report
+    from shared.db import create_pool, migrate
+    from shared.eventstore import EventStore, connect
+    from shared.projection import ProjectionRunner, replay, stream_reader
+
+    from . import queries as q
+    from .app import build_app
+    from .calendar import parse_period
+    from .projections import ScoringProjection
+    from .settings import scoring_settings
+
+    natsfix.install()
+    rows: list[dict[str, Any]] = []
+    async with bench_stack("scoring") as base:
+        settings = scoring_settings(base, scoring_close_interval_seconds=0, projection_batch=batch)
+        nc = await connect(settings, "bench-scoring")
+        store = EventStore(nc, settings)
+        await store.ensure_streams()
+        pool = await create_pool(settings, max_size=4)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        rules = settings.rules()
+        projection = ScoringProjection(rules)
+
+        n, gen_s = await _generate(store, communities, workers, days, start)
+        last = await store.last_sequence()
+        console.print(
+            f"generated {n:,} events ({communities} communities × {workers} workers × {days} days) "
+            f"in {gen_s:.1f} s ({n / gen_s:,.0f}/s incl. append)"
+        )
+
+        # Baseline: pull the same events the projection consumes, no database work.
+        reader = await stream_reader(nc, settings, projection)
+        got, started = 0, time.perf_counter()
+        while got < n:
+            got += len(await reader.fetch(5000, wait=1))
+        raw_s = time.perf_counter() - started
+        await reader.stop()
+        raw = got / raw_s
+        rows.append({"variant": "raw consume: pull the same events, no database", "events": got, "events/s": raw})
+
+        runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings)
+        await runner.setup()
+        started = time.perf_counter()
+        task = asyncio.create_task(runner.run())
+        while (await runner.status())["checkpoint"] < last:
+            await asyncio.sleep(0.02)
+        live_s = time.perf_counter() - started
+        runner.stop()
+        await task
+        rows.append(
+            {
+                "variant": f"live fold: runner, {batch}-event batches, exactly once",
+                "events": n,
+                "events/s": n / live_s,
+                "vs raw consume": f"{raw_s / live_s:.0%}",
+                "target": "≥ 15,000",
+            }
+        )
+
+        result = await replay(ScoringProjection(rules), nc=nc, pool=pool, settings=settings)
+        rows.append(
+            {
+                "variant": "replay: fresh schema + atomic swap",
+                "events": result["events"],
+                "events/s": result["events"] / result["seconds"],
+                "vs raw consume": f"{raw_s / result['seconds']:.0%}",
+                "target": "≥ 30,000",
+            }
+        )
+        report(
+            "gridwork bench scoring — the scoring projection folded from a street's events",
+            rows,
+            note=f"{n:,} events, same stream and machine for every row",
+        )
+
+        month = parse_period(f"{start.year}-{start.month:02d}")
+        as_of = month.end
+        community = "zhongnan-c00"
+
+        async def naive_board() -> Any:
+            # Baseline: sum the item rows of the month on the fly (no standings table).
+            return await pool.fetch(
+                """SELECT worker_id, sum(points), count(*) FILTER (WHERE met AND NOT indicator)
+                   FROM proj_scoring.quota_item WHERE community = $1 AND due BETWEEN $2 AND $3
+                   GROUP BY worker_id""",
+                community,
+                month.start,
+                month.end,
+            )
+
+        async def naive_street() -> Any:
+            return await pool.fetch(
+                """SELECT q.community, q.worker_id, sum(q.points), count(*) FILTER (WHERE q.met AND NOT q.indicator)
+                   FROM proj_scoring.quota_item q JOIN proj_scoring.community c USING (community)
+                   WHERE c.street = $1 AND q.due BETWEEN $2 AND $3 GROUP BY 1, 2""",
+                "zhongnan",
+                month.start,
+                month.end,
+            )
+
+        lat: list[dict[str, Any]] = []
+        lat.append(
+            {
+                "what": f"naive: community board from item rows ({workers} workers)",
+                **await _latency(naive_board, queries),
+            }
+        )
+        lat.append(
+            {
+                "what": f"community board query ({workers} workers)",
+                **await _latency(lambda: q.community_board(pool, rules, community, month, as_of), queries),
+                "target p99": "< 10 ms",
+            }
+        )
+        lat.append(
+            {
+                "what": f"naive: street board from item rows ({communities} communities)",
+                **await _latency(naive_street, max(20, queries // 3)),
+            }
+        )
+        lat.append(
+            {
+                "what": f"street roll-up query ({communities} communities)",
+                **await _latency(lambda: q.street_board(pool, rules, "zhongnan", month, as_of), max(20, queries // 3)),
+                "target p99": "< 50 ms",
+            }
+        )
+        app = build_app(settings)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client,
+        ):
+            sec = {"Authorization": f"Bearer {mint_token(settings, role='secretary', community=community)}"}
+            adm = {"Authorization": f"Bearer {mint_token(settings, role='street_admin', street='zhongnan')}"}
+            url = f"/v1/communities/{community}/board?period={month.key}&as_of={as_of}"
+            lat.append(
+                {
+                    "what": "GET community board over HTTP (in-process ASGI)",
+                    **await _latency(lambda: client.get(url, headers=sec), queries),
+                    "target p99": "< 10 ms",
+                }
+            )
+            surl = f"/v1/streets/zhongnan/board?period={month.key}&as_of={as_of}"
+            lat.append(
+                {
+                    "what": "GET street roll-up over HTTP (in-process ASGI)",
+                    **await _latency(lambda: client.get(surl, headers=adm), max(20, queries // 3)),
+                    "target p99": "< 50 ms",
+                }
+            )
+        report("gridwork bench scoring — board latency (ms)", lat)
+        await nc.close()
+        await pool.close()
+    return rows

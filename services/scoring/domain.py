@@ -255,6 +255,9 @@ def _predicate(ev: Evidence) -> Callable[[Mapping[str, Any]], bool]:
         return lambda _d: True
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda d: first(d) and second(d)
     return lambda d: all(check(d) for check in checks)
 
 

@@ -357,7 +357,7 @@ async def community_figures(
     led = await conn.fetchrow(f"SELECT * FROM {schema}.ledger WHERE community = $1", community)
     open_rows = await conn.fetch(
         f"""SELECT coalesce(category, 'unknown'), coalesce(level, 'unknown'), count(*)::int
-            FROM {schema}.issue WHERE community = $1 AND open GROUP BY 1, 2""",
+            FROM {schema}.issue WHERE community = $1 AND open IS NOT FALSE GROUP BY 1, 2""",
         community,
     )
     visits = f["visits"] if f else 0

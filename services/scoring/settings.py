@@ -14,6 +14,9 @@ from .domain import RuleSet, load_rulebooks
 class ScoringSettings(Settings):
     """What the scoring service needs beyond the shared settings."""
 
+    # The scoring fold pays a fixed price per batch (one transaction, a handful of round trips, the
+    # commit's fsync); bigger batches amortise it.  A live tail still folds whatever has arrived.
+    projection_batch: int = Field(default=5000, ge=1, le=10000)
     scoring_rulebook_dirs: list[Path] = Field(
         default_factory=list,
         description="Extra folders of rulebook TOML files (a community's own variant, no code change)",
