@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from prometheus_client import Counter, Histogram
 
 from shared.events import SHANGHAI
 from shared.events import now as shanghai_now
@@ -50,6 +51,15 @@ from .domain import ItemResult, Rulebook, RuleSet, period_results
 from .projections import SCHEMA
 
 log = structlog.get_logger("gridwork.scoring.closing")
+
+PERIODS_CLOSED = Counter(
+    "gridwork_scoring_periods_closed_total",
+    "Worker-periods closed (QuotaPeriodClosed appended), first closings and corrections",
+    ["period", "closing"],
+)
+CLOSE_RUN_SECONDS = Histogram(
+    "gridwork_scoring_close_run_seconds", "Time for one closing run", buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30)
+)
 
 Key = tuple[str, str, str]  # community, worker, period key
 _TOKEN = re.compile(TOKEN_PATTERN)
@@ -296,6 +306,7 @@ async def _emit(
         report.duplicates += 1
     else:
         (report.corrected if revision > 1 else report.closed).append(key)
+        PERIODS_CLOSED.labels(period.kind, "correction" if revision > 1 else "first").inc()
     if points != awarded:
         await _award(store, report, key, period, points - awarded, revision)
 
@@ -338,13 +349,15 @@ async def closing_loop(
     while True:
         runner = runtime.runners.get(projection)
         status = await runner.status() if runner is not None else {"lag_events": 0}
+        # Closing while the fold lags would close periods on partial numbers, then correct them.
         if status["lag_events"] <= settings.scoring_close_max_lag_events:
-            await close_due_periods(
-                pool=runtime.pool,
-                store=runtime.store,
-                rules=rules,
-                now=clock(),
-                grace=timedelta(seconds=settings.scoring_close_grace_seconds),
-                lookback_days=settings.scoring_close_lookback_days,
-            )
+            with CLOSE_RUN_SECONDS.time():
+                await close_due_periods(
+                    pool=runtime.pool,
+                    store=runtime.store,
+                    rules=rules,
+                    now=clock(),
+                    grace=timedelta(seconds=settings.scoring_close_grace_seconds),
+                    lookback_days=settings.scoring_close_lookback_days,
+                )
         await asyncio.sleep(interval)  # a timer, not a wait on a condition

@@ -355,7 +355,7 @@ async def scoring_service(
     """Run the scoring service in-process (closer timer off: tests close periods by hand)."""
     from services.scoring.settings import scoring_settings
 
-    s = scoring_settings(settings, scoring_close_interval_seconds=0, **overrides)
+    s = scoring_settings(settings, **{"scoring_close_interval_seconds": 0, **overrides})
     clk = clock or Clock(at("2025-12-01"))
     app = build_app(s, rules=rules, clock=clk)
     async with running(app) as client:

@@ -10,6 +10,7 @@ from services.scoring.settings import scoring_settings
 from shared.events import decode
 from shared.projection import replay
 from tests.scoring.conftest import Clock, at, scoring_service, session, shift, visit, worker
+from tests.support import eventually
 
 
 async def _closed_events(svc, kind: str = "QuotaPeriodClosed") -> list:
@@ -131,3 +132,19 @@ async def test_periods_before_a_worker_joined_are_not_closed(settings) -> None:
         await svc.folded(await svc.append(worker("w09", on="2025-11-18")))
         report = await _close(svc)
         assert sorted(k[2] for k in report.closed) == ["2025-11-18", "2025-11-19"]
+
+
+async def test_the_service_closes_ended_periods_by_itself_once_the_fold_caught_up(settings) -> None:
+    clock = Clock(at("2025-11-13", 2))
+    async with scoring_service(settings, clock=clock, scoring_close_interval_seconds=0.2) as svc:
+        await svc.append(
+            worker("w10", on="2025-11-12"), *[visit("w10", f"h{k}", at("2025-11-12", 9 + k)) for k in range(5)]
+        )
+
+        async def closed() -> list:
+            return [e for e in await _closed_events(svc) if e.data.worker_id == "w10"]
+
+        [day] = await eventually(closed, timeout=30, what="the background closer closed 2025-11-12")
+        assert day.data.period_key == "2025-11-12" and day.data.points == 1.0
+        metrics = (await svc.client.get("/metrics")).text
+        assert 'gridwork_scoring_periods_closed_total{closing="first",period="day"}' in metrics
