@@ -367,7 +367,15 @@ class EscalationProcess:
                         await self._schedule(
                             conn, event, timer_for_level(policy, d.category, d.severity, d.level, event.occurred_at)
                         )
-                    jobs.append(((event.community, event.aggregate_id), self._rules_job(event)))
+                    rule = policy.rule_for(
+                        category=d.category,
+                        subcategory=d.subcategory,
+                        severity=d.severity,
+                        source=d.source,
+                        reported_at=event.occurred_at,
+                    )
+                    if rule is not None:  # most reports match no rule: no need to read the issue
+                        jobs.append(((event.community, event.aggregate_id), self._rules_job(event)))
                 case HotlineOrderReceived():
                     d = event.data
                     await self._schedule(conn, event, Timer("response", "order", _aware(d.response_deadline)))

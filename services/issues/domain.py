@@ -23,8 +23,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Conflict, Invalid, NotFound
-from shared.events import Event, Place
+from shared.events import Category, Event, Level, Place, Severity, Target
 from shared.events.issues import (
+    AssigneeKind,
     HotlineFeedbackSent,
     HotlineFeedbackSentData,
     HotlineOrderReceived,
@@ -47,6 +48,7 @@ from shared.events.issues import (
     IssueReportedData,
     IssueResolved,
     IssueResolvedData,
+    IssueSource,
     IssueVerified,
     IssueVerifiedData,
 )
@@ -329,15 +331,15 @@ class Context:
 @dataclass(frozen=True)
 class ReportIssue:
     issue_id: str
-    category: str
+    category: Category
     description: str
     subcategory: str | None = None
-    severity: str = "medium"
+    severity: Severity = "medium"
     place: Place = field(default_factory=Place)
     photos: tuple[str, ...] = ()
-    source: str = "grid_worker"
+    source: IssueSource = "grid_worker"
     reported_by: str | None = None
-    level: str = "building"
+    level: Level = "building"
     caused_by_visit: str | None = None
     address: str | None = None
 
@@ -349,11 +351,11 @@ class ReceiveHotlineOrder:
     order_no: str
     issue_id: str
     request: str
-    category: str
+    category: Category
     response_deadline: datetime
     resolution_deadline: datetime
     subcategory: str | None = None
-    severity: str = "medium"
+    severity: Severity = "medium"
     place: Place = field(default_factory=Place)
 
 
@@ -364,7 +366,7 @@ class AcceptIssue:
 
 @dataclass(frozen=True)
 class AssignIssue:
-    assignee_kind: str
+    assignee_kind: AssigneeKind
     assignee_id: str
     note: str | None = None
 
@@ -374,8 +376,8 @@ class EscalateIssue:
     """Manual escalation: up to ``to_level`` and/or to an outside agency, with a reason."""
 
     note: str
-    to_level: str | None = None
-    target: str | None = None
+    to_level: Level | None = None
+    target: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,7 @@ class ResolveIssue:
 
 @dataclass(frozen=True)
 class VerifyIssue:
-    verified_by: str
+    verified_by: Literal["worker", "resident_callback"]
     satisfied: bool
     satisfaction: int | None = None
     note: str | None = None
@@ -499,15 +501,15 @@ def _escalated(
     data = IssueEscalatedData(
         issue_id=state.issue_id,
         from_level=state.level,
-        to_level=to_level,  # type: ignore[arg-type]
+        to_level=to_level,
         target=target,
         reason=reason,
         note=note,
-        category=state.category,  # type: ignore[arg-type]
+        category=state.category,
         subcategory=state.subcategory,
         severity=state.severity,
         **extra,
-    )  # type: ignore[arg-type]
+    )
     return _new(IssueEscalated, state, ctx, data, suffix, at)
 
 
@@ -525,16 +527,16 @@ def _(cmd: ReportIssue, state: IssueState, ctx: Context) -> list[Event]:
     data = IssueReportedData(
         issue_id=cmd.issue_id,
         category=cmd.category,
-        subcategory=cmd.subcategory,  # type: ignore[arg-type]
+        subcategory=cmd.subcategory,
         severity=cmd.severity,
         place=cmd.place,
-        description=cmd.description,  # type: ignore[arg-type]
+        description=cmd.description,
         photos=list(cmd.photos),
         source=cmd.source,
-        reported_by=cmd.reported_by,  # type: ignore[arg-type]
+        reported_by=cmd.reported_by,
         level=cmd.level,
         caused_by_visit=cmd.caused_by_visit,
-        address=cmd.address,  # type: ignore[arg-type]
+        address=cmd.address,
     )
     return [_new(IssueReported, state, ctx, data, "reported")]
 
@@ -551,21 +553,21 @@ def _(cmd: ReceiveHotlineOrder, state: IssueState, ctx: Context) -> list[Event]:
         order_no=cmd.order_no,
         issue_id=cmd.issue_id,
         request=cmd.request,
-        category=cmd.category,  # type: ignore[arg-type]
+        category=cmd.category,
         subcategory=cmd.subcategory,
         place=cmd.place,
         response_deadline=cmd.response_deadline,
         resolution_deadline=cmd.resolution_deadline,
-        severity=cmd.severity,  # type: ignore[arg-type]
+        severity=cmd.severity,
     )
     report = IssueReportedData(
         issue_id=cmd.issue_id,
         category=cmd.category,
-        subcategory=cmd.subcategory,  # type: ignore[arg-type]
+        subcategory=cmd.subcategory,
         severity=cmd.severity,
         place=cmd.place,
         description=cmd.request,
-        source="hotline",  # type: ignore[arg-type]
+        source="hotline",
         reported_by="12345",
         hotline_order_no=cmd.order_no,
     )
@@ -585,7 +587,7 @@ def _(cmd: AssignIssue, state: IssueState, ctx: Context) -> list[Event]:
     _require(state, "assign")
     data = IssueAssignedData(
         issue_id=state.issue_id,
-        assignee_kind=cmd.assignee_kind,  # type: ignore[arg-type]
+        assignee_kind=cmd.assignee_kind,
         assignee_id=cmd.assignee_id,
         note=cmd.note,
     )
@@ -646,7 +648,7 @@ def _(cmd: VerifyIssue, state: IssueState, ctx: Context) -> list[Event]:
         IssueVerifiedData(
             issue_id=state.issue_id,
             verified_by=cmd.verified_by,
-            satisfied=cmd.satisfied,  # type: ignore[arg-type]
+            satisfied=cmd.satisfied,
             satisfaction=cmd.satisfaction,
             note=cmd.note,
         ),
@@ -742,7 +744,7 @@ def _(cmd: MarkOverdue, state: IssueState, ctx: Context) -> list[Event]:
             issue_id=state.issue_id,
             level=state.level,
             deadline=timer.due_at,
-            state=state.status,  # type: ignore[arg-type]
+            state=state.status,
             timer=timer.key,
         ),
         f"overdue:{timer.key}",

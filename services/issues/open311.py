@@ -455,10 +455,10 @@ async def post_request(request: Request, name: str) -> Response:
 
 def _coordinate(fields: dict[str, str], name: str, low: float, high: float) -> float | None:
     raw = fields.get(name)
-    if raw in (None, ""):
+    if not raw:
         return None
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except ValueError as err:
         raise Open311Error(400, f"{name} must be a number") from err
     if not low <= value <= high:
