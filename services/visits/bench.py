@@ -229,8 +229,8 @@ async def raw_append(settings: Settings, n: int) -> dict[str, Any]:
     }
 
 
-async def seed(send: Send, settings: Settings) -> dict[str, str]:
-    """A community with one grid, one building, one worker and 200 households."""
+async def seed(send: Send, settings: Settings, households: int = HOUSEHOLDS) -> dict[str, str]:
+    """A community with one grid, one building, one worker and its households."""
     ops = {"Authorization": "Bearer " + mint_token(settings, role="ops")}
     sec = {"Authorization": "Bearer " + mint_token(settings, role="secretary", community=COMMUNITY)}
     worker = {
@@ -249,7 +249,7 @@ async def seed(send: Send, settings: Settings) -> dict[str, str]:
     await ok("PUT", "/buildings/b-1", {"number": "1", "units": 4, "grid_id": GRID}, sec)
     await ok("PUT", f"/grids/{GRID}", {"name": "bench grid", "worker_id": WORKER, "buildings": ["b-1"]}, sec)
     await ok("PUT", f"/workers/{WORKER}", {"name": "bench", "grid_id": GRID}, sec)
-    for i in range(HOUSEHOLDS):
+    for i in range(households):
         await ok(
             "POST",
             "/households",
@@ -265,14 +265,14 @@ async def seed(send: Send, settings: Settings) -> dict[str, str]:
         )
     for _ in range(600):
         status, data = await send("GET", base + "/households?limit=5000", b"", sec)
-        if status == 200 and len(json.loads(data)) >= HOUSEHOLDS:
+        if status == 200 and len(json.loads(data)) >= households:
             break
         await asyncio.sleep(0.1)
     return worker
 
 
 async def load(
-    sends: list[Send], jobs: list[tuple[str, str, bytes]], headers: dict[str, str]
+    sends: list[Send], jobs: list[tuple[str, str, bytes]], headers: dict[str, str], bodies: list[bytes] | None = None
 ) -> tuple[float, list[float], dict[int, int]]:
     """Run ``jobs`` over the senders (one job in flight per sender); wall time, latencies, status counts."""
     queue = iter(jobs)
@@ -282,18 +282,20 @@ async def load(
     async def worker(send: Send) -> None:
         for method, path, body in queue:
             t0 = time.perf_counter()
-            status, _ = await send(method, path, body, headers)
+            status, answer = await send(method, path, body, headers)
             latencies.append(time.perf_counter() - t0)
             statuses[status] = statuses.get(status, 0) + 1
+            if bodies is not None:
+                bodies.append(answer)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(s) for s in sends))
     return time.perf_counter() - started, latencies, statuses
 
 
-def visit_body(i: int, prefix: str) -> dict[str, Any]:
+def visit_body(i: int, prefix: str, households: int = HOUSEHOLDS) -> dict[str, Any]:
     return {
-        "household_id": f"h-{i % HOUSEHOLDS}",
+        "household_id": f"h-{i % households}",
         "mode": ("regular", "online", "priority")[i % 3],
         "minutes": 10,
         "visit_id": f"{prefix}-{i}",
@@ -310,17 +312,24 @@ async def run_bench(
     raw: int,
     in_process: bool,
     workers: int = 1,
+    households: int = HOUSEHOLDS,
+    warmup: int = 300,
 ) -> dict[str, Any]:
     """Run the three measurements and print them side by side."""
     async with bench_stack("ingest") as settings:
         baseline = await raw_append(settings, raw)
         async with served(settings, in_process, workers) as (factory, how):
-            worker = await seed(factory(), settings)
+            worker = await seed(factory(), settings, households)
             path = f"/v1/communities/{COMMUNITY}"
-            warm = [("POST", path + "/visits", json.dumps(visit_body(i, "warm")).encode()) for i in range(300)]
+            warm = [
+                ("POST", path + "/visits", json.dumps(visit_body(i, "warm", households)).encode())
+                for i in range(warmup)
+            ]
             await load([factory() for _ in range(8)], warm, worker)
 
-            jobs = [("POST", path + "/visits", json.dumps(visit_body(i, "v")).encode()) for i in range(single)]
+            jobs = [
+                ("POST", path + "/visits", json.dumps(visit_body(i, "v", households)).encode()) for i in range(single)
+            ]
             seconds, lat, statuses = await load([factory() for _ in range(concurrency)], jobs, worker)
             singles = {
                 "variant": f"POST /visits, {concurrency} in flight",
@@ -340,15 +349,19 @@ async def run_bench(
                         "client_id": f"s{b}-{i}",
                         "kind": "visit",
                         "occurred_at": (now - timedelta(seconds=batch_size - i)).isoformat(),
-                        "data": visit_body(i, "x"),
+                        "data": visit_body(i, "x", households),
                     }
                     for i in range(batch_size)
                 ]
                 for r in records:
                     del r["data"]["visit_id"]
                 batch_jobs.append(("POST", path + "/sync", json.dumps({"records": records}).encode()))
-            seconds, blat, bstatuses = await load([factory() for _ in range(batch_concurrency)], batch_jobs, worker)
+            answers: list[bytes] = []
+            seconds, blat, bstatuses = await load(
+                [factory() for _ in range(batch_concurrency)], batch_jobs, worker, answers
+            )
             events = batches * batch_size
+            accepted = sum(json.loads(a).get("accepted", 0) for a in answers)
             batched = {
                 "variant": f"POST /sync, {batch_size}-record batches, {batch_concurrency} in flight",
                 "requests": batches,
@@ -357,6 +370,7 @@ async def run_bench(
                 "events_per_s": events / seconds,
                 **percentiles(blat),
                 "statuses": _codes(bstatuses),
+                "accepted": accepted,
             }
     rows = [baseline, singles, batched]
     for row in rows:

@@ -7,6 +7,7 @@ yet.  When the projection has no row, the household's own stream in the event st
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,15 +95,14 @@ class Directory:
             self._written.pop((community, ref.household_id), None)
             found[ref.household_id] = ref
             self._households[(community, ref.household_id)] = (now + self.ttl, ref)
-        for hid in missing:
-            if hid not in found:
-                # Not in the projection (yet): the household's own stream is the truth.
-                loaded = await self.store.load(HOUSEHOLD, community, hid)
-                if loaded.state.registered:
-                    s = loaded.state
-                    found[hid] = HouseholdRef(
-                        hid, s.building_id, s.grid_id, frozenset(s.tags), s.erased, loaded.version
-                    )
+        absent = [hid for hid in missing if hid not in found]
+        if absent:
+            # Not in the projection (yet): each household's own stream is the truth.
+            loaded = await asyncio.gather(*(self.store.load(HOUSEHOLD, community, hid) for hid in absent))
+            for hid, one in zip(absent, loaded, strict=True):
+                if one.state.registered:
+                    s = one.state
+                    found[hid] = HouseholdRef(hid, s.building_id, s.grid_id, frozenset(s.tags), s.erased, one.version)
         return found
 
     async def entry(self, community: str, kind: str, entry_id: str) -> dict[str, Any] | None:
