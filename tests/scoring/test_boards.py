@@ -213,3 +213,14 @@ async def test_bad_requests_name_the_field_and_scope_is_enforced(scoring) -> Non
         json={"award_id": "a3", "worker_id": "w02", "points": 5, "reason": "self-award"},
     )
     assert worker_award.status_code == 403
+
+
+async def test_the_service_describes_itself(scoring) -> None:
+    asyncapi = await scoring.client.get("/asyncapi")
+    assert asyncapi.status_code == 200 and "QuotaPeriodClosed" in asyncapi.text and "VisitLogged" in asyncapi.text
+    openapi = (await scoring.client.get("/openapi.json")).json()
+    assert "/v1/communities/{community}/board/export" in openapi["paths"]
+    ready = (await scoring.client.get("/readyz")).json()
+    assert ready["status"] == "ready" and ready["projections"][0]["projection"] == "scoring"
+    rulebooks = await scoring.get("/v1/rulebooks", role="ops")
+    assert rulebooks["default"] == "5plus1@1" and {b["id"] for b in rulebooks["rulebooks"]} == {"5plus1", "4plus1"}
