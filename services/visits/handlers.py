@@ -60,6 +60,7 @@ from .domain import (
     PERSONAL_FIELDS,
     REQUIRED_LEDGER_FIELDS,
     AlreadyRegistered,
+    DataErased,
     ShiftLog,
     VolunteerAccount,
     check_occurred_at,
@@ -325,11 +326,12 @@ async def update_household(
     sealed: dict[str, str] = {}
     if personal and not state.erased:
         key = await deps.keys.key(community, household_id, create=True)
-        if key.key is not None:
-            current = unseal(key.key, community, household_id, state.sealed)
-            # Only fields that really change are re-sealed, so a retried update changes nothing.
-            changed = {f: v for f, v in personal.items() if current.get(f) != v}
-            sealed = seal(key.key, community, household_id, changed)
+        if key.key is None:  # the key was destroyed and the erasure event is still to be recorded
+            raise DataErased("this household's personal data was erased", field="personal")
+        current = unseal(key.key, community, household_id, state.sealed)
+        # Only fields that really change are re-sealed, so a retried update changes nothing.
+        changed = {f: v for f, v in personal.items() if current.get(f) != v}
+        sealed = seal(key.key, community, household_id, changed)
     elif personal:
         sealed = dict.fromkeys(personal, "")  # decide refuses personal data for an erased household
     events = decide_profile_update(
@@ -845,6 +847,8 @@ async def volunteer(
 
 async def volunteer_balance(community: str, household_id: str, *, deps: Deps) -> dict[str, Any]:
     """A household's volunteer points, from its account's own stream."""
+    if await deps.directory.household(community, household_id) is None:
+        raise NotFound(f"household {household_id} is not registered", field="household_id")
     loaded = await deps.store.load(VOLUNTEER, community, household_id)
     s = loaded.state
     return {

@@ -357,6 +357,10 @@ async def test_household_tags_and_profile_use_optimistic_concurrency(bairuijing:
         json={"members": 4, "personal": {"phone": "027-88886666"}},
     )
     assert ok.status_code == 200 and ok.json()["version"] == version + 2
+    r = await f.client.post(f.url("/households/h-p4-b4-1-101/tags"), headers=f.w07, json={"add": ["Elderly Alone"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "add[0]"
+    r = await f.client.get(f.url("/households/h-nobody/volunteer-points"), headers=f.secretary)
+    assert r.status_code == 404
     # A grid worker cannot change a household of another grid.
     r = await f.client.patch(f.url("/households/h-p2-b3-1-602"), headers=f.w07, json={"members": 2})
     assert r.status_code == 403
