@@ -15,6 +15,7 @@ service binds them to its event store and policy at start-up.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import asyncpg
 import structlog
 
 from shared.errors import DomainError
-from shared.events import SHANGHAI, Event, Place
+from shared.events import SHANGHAI, TOKEN_PATTERN, Event, Place
 from shared.events.issues import (
     HotlineOrderReceived,
     IssueAccepted,
@@ -67,6 +68,7 @@ from .settings import IssuesSettings
 log = structlog.get_logger("gridwork.issues")
 
 ESCALATION = "proj_issue_escalation"
+_ISSUE_ID = re.compile(TOKEN_PATTERN)
 #: Reactions of one batch run concurrently across issues (in order within an issue).
 REACTION_CONCURRENCY = 32
 
@@ -442,7 +444,7 @@ class EscalationProcess:
                         event.community,
                         event.data.notification_id,
                     )
-                    if not acked:
+                    if not acked and _ISSUE_ID.match(event.data.subject_ref):  # a digest or such: not ours
                         jobs.append(((event.community, event.data.subject_ref), self._unacknowledged_job(event)))
         if jobs and self.store is not None:
             await _react_per_issue(jobs)

@@ -290,6 +290,7 @@ async def test_an_unacknowledged_escalation_climbs_once_per_notification(service
     )
     await store.append([unacked("n2")], 1)  # acknowledged first: no climb
     await store.append([unacked("d1", subject="digest-2025-04-14")], 0)  # not an issue: ignored
+    await store.append([unacked("d2", subject="digest 2025.04.14")], 0)  # not even an id
     await store.append([unacked("n3")], 0)
 
     async def two_climbs() -> bool:
