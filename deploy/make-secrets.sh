@@ -18,6 +18,12 @@ for name in jwt_secret postgres_password grafana_admin_password \
         echo "made $file"
     fi
 done
+# notify seals channel secrets with AES-256: a base64 32-byte key
+if [ ! -s deploy/secrets/notify_secret_key ]; then
+    "$PY" -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())' \
+        > deploy/secrets/notify_secret_key
+    echo "made deploy/secrets/notify_secret_key"
+fi
 if [ ! -s deploy/nats/certs/server.pem ]; then
     "$PY" -m shared.natsauth certs deploy/nats/certs
     chmod 0644 deploy/nats/certs/*.pem
