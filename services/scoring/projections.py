@@ -352,8 +352,9 @@ class _Batch:
         self.distinct: dict[tuple[str, str, str, str], set[str]] = {}
         self.meta: dict[tuple[str, str, str, str], tuple[Item, Period, DayInfo, Rulebook]] = {}
         self.standing: dict[tuple[str, str, date, str], _Standing] = {}
-        self.visits: Counter[tuple[str, int]] = Counter()
-        self.surveys: dict[tuple[str, int], list[int]] = {}
+        self.visits: Counter[tuple[str, str]] = Counter()  # (community, year) → visits
+        self.reception: Counter[tuple[str, str, str]] = Counter()  # (community, worker, day) → entries
+        self.surveys: dict[tuple[str, str], list[int]] = {}
         self.trainings: set[tuple[str, int, str]] = set()
         self.household_ops: list[tuple[str, str, str, list[str]]] = []
         self.issues: dict[tuple[str, str], list[Any]] = {}
@@ -417,14 +418,7 @@ class _Batch:
         if reception_points is not None:
             worker = data.get("worker_id")
             if worker:
-                info = day_info(day_key)
-                standing = self.standing
-                for key in ((community, "d", info.day, worker), (community, "m", info.month_start, worker)):
-                    row = standing.get(key)
-                    if row is None:
-                        standing[key] = row = _Standing()
-                    row.reception += 1
-                    row.reception_points += reception_points
+                self.reception[(community, worker, day_key)] += 1
 
     def _standings(self, community: str, worker: str, day: date, month: date) -> tuple[_Standing, _Standing]:
         out = []
@@ -454,14 +448,14 @@ class _Batch:
         self.household_ops.append((community, d["household_id"], op, list(d.get("fields_present") or ())))
 
     def _visit(self, community: str, day_key: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
-        self.visits[(community, int(day_key[:4]))] += 1
+        self.visits[(community, day_key[:4])] += 1
 
     def _training(self, community: str, day_key: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
         self.trainings.add((community, int(day_key[:4]), d["training_id"]))
 
     def _survey(self, community: str, day_key: str, raw: dict[str, Any], d: dict[str, Any], seq: int) -> None:
         book = self.rules.for_community(community)
-        key = (community, int(day_key[:4]))
+        key = (community, day_key[:4])
         acc = self.surveys.get(key)
         if acc is None:
             self.surveys[key] = acc = [0, 0, 0, 0]
@@ -612,6 +606,12 @@ class _Batch:
             [b.evaluation.attendance_item for b in books.values()],
             [b.evaluation.attendance_points for b in books.values()],
         ]
+        for (community, worker, day_key), n in self.reception.items():
+            points = self.rules.for_community(community).evaluation.reception_points
+            info = day_info(day_key)
+            for row in self._standings(community, worker, info.day, info.month_start):
+                row.reception += n
+                row.reception_points += n * points
         keys = list(self.standing)
         rows = [self.standing[k] for k in keys]
         params += [[k[j] for k in keys] for j in range(4)]
@@ -620,7 +620,7 @@ class _Batch:
         surveys = [self.surveys.get(k, (0, 0, 0, 0)) for k in fig_keys]
         params += [
             [k[0] for k in fig_keys],
-            [k[1] for k in fig_keys],
+            [int(k[1]) for k in fig_keys],
             [self.visits.get(k, 0) for k in fig_keys],
             [0] * len(fig_keys),
             *([s[j] for s in surveys] for j in range(4)),
