@@ -68,6 +68,12 @@ class NatsNode(EmbeddedNats):
             parts.append(self.authorization)
         return "".join(parts)
 
+    def reload(self) -> None:
+        """Rewrite the config (e.g. new users) and have the running server re-read it (SIGHUP)."""
+        (self.data_dir / "nats.conf").write_text(self.config())
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown (no leadership hand-over, no final flush)."""
         if self.process and self.process.poll() is None:

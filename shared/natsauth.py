@@ -20,7 +20,7 @@ import json
 import secrets
 import ssl
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,21 +41,18 @@ class UserPermissions:
     subscribe: tuple[str, ...]
 
 
-def load_permissions(namespace: str = "gw", path: Path | None = None) -> dict[str, UserPermissions]:
-    """Every user of the permissions file with its subjects for ``namespace`` (``gw`` in production)."""
+def load_permissions(namespace: str | Sequence[str] = "gw", path: Path | None = None) -> dict[str, UserPermissions]:
+    """Every user of the permissions file with its subjects for ``namespace`` (``gw`` in production).
+
+    Several namespaces (the test suite gives each test its own on one server) merge their
+    allow-lists; each namespace keeps its own context boundaries.
+    """
+    namespaces = [namespace] if isinstance(namespace, str) else list(namespace)
     raw = tomllib.loads((path or PERMISSIONS_FILE).read_text())
     roles: Mapping[str, Any] = raw.get("roles", {})
     users: dict[str, UserPermissions] = {}
     for name, spec in raw.get("users", {}).items():
         context = spec.get("context")
-        values = {
-            "ns": namespace,
-            "dlq_ns": f"{namespace}dlq",
-            "events": f"{namespace.upper()}_EVENTS",
-            "dlq": f"{namespace.upper()}_DEADLETTER",
-            "kv": f"{namespace}_snapshots",
-            "context": context or "",
-        }
         publish: list[str] = []
         subscribe: list[str] = []
         for role in spec.get("roles", []):
@@ -64,8 +61,17 @@ def load_permissions(namespace: str = "gw", path: Path | None = None) -> dict[st
             grants = roles[role]
             if "{context}" in json.dumps(grants) and not context:
                 raise ValueError(f"user {name}: role {role!r} needs a context")
-            publish += [s.format(**values) for s in grants.get("publish", [])]
-            subscribe += [s.format(**values) for s in grants.get("subscribe", [])]
+            for ns in namespaces:
+                values = {
+                    "ns": ns,
+                    "dlq_ns": f"{ns}dlq",
+                    "events": f"{ns.upper()}_EVENTS",
+                    "dlq": f"{ns.upper()}_DEADLETTER",
+                    "kv": f"{ns}_snapshots",
+                    "context": context or "",
+                }
+                publish += [s.format(**values) for s in grants.get("publish", [])]
+                subscribe += [s.format(**values) for s in grants.get("subscribe", [])]
         users[name] = UserPermissions(name, context, _unique(publish), _unique(subscribe))
     return users
 
@@ -80,7 +86,7 @@ def password_variable(user: str) -> str:
 
 
 def render_authorization(
-    namespace: str = "gw",
+    namespace: str | Sequence[str] = "gw",
     passwords: Mapping[str, str] | None = None,
     path: Path | None = None,
 ) -> str:

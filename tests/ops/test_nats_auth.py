@@ -247,3 +247,31 @@ def test_the_committed_compose_users_are_rendered_from_the_permissions_file() ->
     assert body == render_authorization("gw")
     # passwords stay out of the repository: each is an environment reference
     assert "$NATS_NOTIFY_PASSWORD" in committed and 'password: "' not in committed
+
+
+async def test_a_running_server_takes_a_new_namespace_on_reload(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    # How one test server serves many namespaces (each test has its own): render the users for
+    # all of them and reload.  Each namespace keeps its own context boundaries.
+    later = settings.model_copy(update={"namespace": f"{settings.namespace}b"})
+    errors: list[str] = []
+    nc = await secured.connect("visits", errors=errors)
+    try:
+        store = EventStore(nc, later)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.append([tagged("h-1-1-101", "young")], 0), 3)
+        secured.node.authorization = render_authorization([settings.namespace, later.namespace], secured.passwords)
+        secured.node.reload()
+        admin_later = EventStore(admin.nc, later)
+        await admin_later.ensure_streams()
+
+        async def appended() -> bool:
+            try:
+                return not (await asyncio.wait_for(store.append([tagged("h-1-1-101", "young")], 0), 2)).duplicate
+            except TimeoutError:
+                return False
+
+        await eventually(appended, timeout=30, what="append in the new namespace")
+    finally:
+        await nc.close()
