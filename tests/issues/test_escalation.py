@@ -199,7 +199,7 @@ async def test_an_issue_waiting_too_long_climbs_level_by_level(settings: Setting
 
 
 async def test_deadline_timers_survive_a_restart_and_fire_once(settings: Settings, tmp_path: Path) -> None:
-    path = policy_file(tmp_path, '[[deadline]]\nbuilding = "6s"\ncompound = "1h"\ncommunity = "1h"\n')
+    path = policy_file(tmp_path, '[[deadline]]\nbuilding = "3s"\ncompound = "1h"\ncommunity = "1h"\n')
     s = make_settings(settings, issues_escalation_file=path)
 
     async def timer_rows(app: object) -> list[dict]:
@@ -209,7 +209,8 @@ async def test_deadline_timers_survive_a_restart_and_fire_once(settings: Setting
             )
         return [dict(r) for r in rows]
 
-    first = build_app(s)
+    # The first run polls rarely, so however slow this machine is, the deadline passes while it is down.
+    first = build_app(s.model_copy(update={"issues_timer_poll_seconds": 60}))
     async with running(first) as client:
         service = Service(client, first, s)
         issue = (
