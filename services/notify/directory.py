@@ -213,9 +213,13 @@ def public_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def recipient_of(row: Any) -> Recipient:
-    """The router's view of a directory row."""
-    channels = json.loads(row["channels"])
+    """The router's view of a directory row (a record, or a dict from ``json_agg``)."""
+    channels = _json(row["channels"])
     return Recipient(
         community=row["community"],
         recipient_id=row["recipient_id"],
@@ -224,8 +228,8 @@ def recipient_of(row: Any) -> Recipient:
         desk=row["desk"],
         language=row["language"],
         agency=row["agency"],
-        quiet_hours=json.loads(row["quiet_hours"]) if row["quiet_hours"] else None,
-        covers=json.loads(row["covers"]),
+        quiet_hours=_json(row["quiet_hours"]) if row["quiet_hours"] else None,
+        covers=_json(row["covers"]),
         channels=[name for name in ("webhook", "wecom", "email", "sms") if channels.get(name)],
         active=row["active"],
     )

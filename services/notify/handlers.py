@@ -63,7 +63,7 @@ async def acknowledge(
             causation_id=_uuid(watch["source_id"]),
             correlation_id=watch["correlation_id"],
         )
-        version = await append_steps(store, [event], watch["version"], lambda e: e.type == event.type)
+        version, _ = await append_steps(store, [event], watch["version"], lambda e: e.type == event.type)
         watch = await conn.fetchrow(
             "UPDATE notify_acks SET state = 'acknowledged', version = $2, acknowledged_by = $3, "
             "acknowledged_via = $4, closed_at = now() WHERE ack_id = $1 RETURNING *",

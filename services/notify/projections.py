@@ -6,12 +6,17 @@ IssueOverdue asks the routing rules who is told, writing one outbox row per (eve
 channel) — in the same transaction as its checkpoint, with ids derived from the event.  A crash
 before the commit folds the event again and writes the same rows; a replay finds them there
 (``ON CONFLICT DO NOTHING``).  The delivery worker is woken with ``pg_notify`` on commit.
+
+Round trips are what an escalation's latency is made of, so each routed event costs one lookup
+(issue view, directory and schema in one query) and each batch one write (outbox rows,
+acknowledgement watches and the wake-up in one statement).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +26,7 @@ import structlog
 from shared.events import Event, now
 from shared.eventstore import StoredEvent
 
-from .directory import directory
+from .directory import recipient_of
 from .domain import Recipient, ack_id, missed_items, notification_id, send_at
 from .routing import Facts, Route, Rule, Rules, default_rules, select
 
@@ -29,18 +34,34 @@ log = structlog.get_logger("gridwork.notify.routing")
 
 WAKE_CHANNEL = "gridwork_notify_outbox"
 
-INSERT_DELIVERY = """
-INSERT INTO public.notify_deliveries (notification_id, community, source_id, source_type, source_recorded_at,
-    correlation_id, subject_ref, kind, rule, recipient_id, recipient_kind, channel, urgent, facts, ack_id, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (notification_id) DO NOTHING
+WRITE_OUTBOX = """
+WITH deliveries AS (
+    INSERT INTO public.notify_deliveries (notification_id, community, source_id, source_type, source_recorded_at,
+        correlation_id, subject_ref, kind, rule, recipient_id, recipient_kind, channel, urgent, facts, ack_id, due_at)
+    SELECT n, c, s, st, sr, cid, sub, k, r, rid, rk, ch, u, f::jsonb, a, due
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], $7::text[],
+                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::text[], $15::text[],
+                $16::timestamptz[]) AS d(n, c, s, st, sr, cid, sub, k, r, rid, rk, ch, u, f, a, due)
+    ON CONFLICT (notification_id) DO NOTHING
+    RETURNING 1
+), watches AS (
+    INSERT INTO public.notify_acks (ack_id, community, subject_ref, source_id, correlation_id, recipient_id,
+        recipient_kind, notification_id, channel, starts_at)
+    SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::uuid[], $22::text[], $23::text[],
+                         $24::text[], $25::text[], $26::timestamptz[])
+    ON CONFLICT (ack_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM deliveries) AS written, (SELECT count(*) FROM watches) AS watches,
+       (SELECT pg_notify($27, '') WHERE EXISTS (SELECT 1 FROM deliveries)) AS woke
 """
 
-INSERT_ACK = """
-INSERT INTO public.notify_acks (ack_id, community, subject_ref, source_id, correlation_id, recipient_id,
-    recipient_kind, notification_id, channel, starts_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (ack_id) DO NOTHING
+LOOKUP = """
+SELECT current_schema() AS schema,
+       (SELECT row_to_json(i) FROM issues i WHERE i.community = $1 AND i.issue_id = $2) AS issue,
+       (SELECT coalesce(json_agg(r ORDER BY r.recipient_id), '[]') FROM (
+            SELECT community, recipient_id, kind, name, desk, language, agency, quiet_hours, covers, channels, active
+            FROM public.notify_recipients WHERE community = $1 AND active) r) AS directory
 """
 
 
@@ -51,69 +72,56 @@ def stored_at(stored: StoredEvent, event: Event) -> datetime:
     return event.recorded_at
 
 
-async def write_routes(
-    conn: asyncpg.Connection,
-    *,
-    routes: Sequence[Route],
-    rule: Rule,
-    community: str,
-    source_id: str,
-    source_type: str,
-    source_recorded_at: datetime | None,
-    correlation_id: Any,
-    subject_ref: str,
-    kind: str,
-    facts: dict[str, Any],
-    at: datetime,
-) -> int:
-    """Outbox rows (and acknowledgement watches) for one routed fact; returns rows inserted."""
-    rows = []
-    acks = []
-    for route in routes:
-        due = send_at(route.recipient, urgent=rule.urgent, now=at)
-        aid = ack_id(source_id, route.recipient.recipient_id) if rule.ack else None
-        for channel in route.channels:
-            rows.append(
-                (
-                    notification_id(source_id, route.recipient.recipient_id, channel),
-                    community,
-                    source_id,
-                    source_type,
-                    source_recorded_at,
-                    correlation_id,
-                    subject_ref,
-                    kind,
-                    rule.name,
-                    route.recipient.recipient_id,
-                    route.recipient.kind,
-                    channel,
-                    rule.urgent,
-                    json.dumps(facts, ensure_ascii=False, default=str),
-                    aid,
-                    due,
-                )
-            )
-        if aid is not None:
-            first = route.channels[0]
-            acks.append(
-                (
-                    aid,
-                    community,
-                    subject_ref,
-                    source_id,
-                    correlation_id,
-                    route.recipient.recipient_id,
-                    route.recipient.kind,
-                    notification_id(source_id, route.recipient.recipient_id, first),
-                    first,
-                    due,
-                )
-            )
-    if rows:
-        await conn.executemany(INSERT_DELIVERY, rows)
-    if acks:
-        await conn.executemany(INSERT_ACK, acks)
-    return len(rows)
+@dataclass
+class Outbox:
+    """Outbox rows and acknowledgement watches collected for one transaction, written in one statement."""
+
+    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    watches: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(
+        self,
+        *,
+        routes: Sequence[Route],
+        rule: Rule,
+        community: str,
+        source_id: str,
+        source_type: str,
+        source_recorded_at: datetime | None,
+        correlation_id: Any,
+        subject_ref: str,
+        kind: str,
+        facts: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        """One routed fact: a row per (recipient, channel), a watch per recipient if it must acknowledge."""
+        facts_json = json.dumps(facts, ensure_ascii=False, default=str)
+        for route in routes:
+            rid = route.recipient.recipient_id
+            due = send_at(route.recipient, urgent=rule.urgent, now=at)
+            aid = ack_id(source_id, rid) if rule.ack else None
+            for channel in route.channels:
+                self.deliveries.append(
+                    (notification_id(source_id, rid, channel), community, source_id, source_type,
+                     source_recorded_at, correlation_id, subject_ref, kind, rule.name, rid, route.recipient.kind,
+                     channel, rule.urgent, facts_json, aid, due)
+                )  # fmt: skip
+            if aid is not None:
+                first = route.channels[0]
+                self.watches.append(
+                    (aid, community, subject_ref, source_id, correlation_id, rid, route.recipient.kind,
+                     notification_id(source_id, rid, first), first, due)
+                )  # fmt: skip
+
+    async def flush(self, conn: asyncpg.Connection) -> int:
+        """Write everything collected (idempotently) and wake the delivery worker; returns new rows."""
+        if not self.deliveries:
+            return 0
+        columns = [list(col) for col in zip(*self.deliveries, strict=True)]
+        watch_columns = [list(col) for col in zip(*self.watches, strict=True)] if self.watches else [[]] * 10
+        row = await conn.fetchrow(WRITE_OUTBOX, *columns, *watch_columns, WAKE_CHANNEL)
+        self.deliveries, self.watches = [], []
+        return int(row["written"])
 
 
 async def note_unrouted(
@@ -128,6 +136,14 @@ async def note_unrouted(
         subject_ref,
         reason,
     )
+
+
+@dataclass
+class _Batch:
+    """What one call of ``apply`` carries from event to event."""
+
+    outbox: Outbox = field(default_factory=Outbox)
+    live: bool | None = None
 
 
 class NotifyRouting:
@@ -173,30 +189,25 @@ class NotifyRouting:
         return self._rules
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
-        """Fold a batch; wakes the delivery worker when rows were written."""
-        directories: dict[str, list[Recipient]] = {}
-        # A replay folds into a shadow schema: it rebuilds the views but must not route (and so
-        # send) old events again, e.g. to a recipient added to the directory since.
-        live = await conn.fetchval("SELECT current_schema()") == f"proj_{self.name}"
-        written = 0
+        """Fold a batch; the outbox rows of all its events go in one statement at the end."""
+        batch = _Batch()
         for stored in events:
             event = stored.event()
-            if not live and event.type not in ("IssueReported", "CommunityRegistered"):
-                continue
             handler = getattr(self, f"_on_{event.type}", None)
             if handler is not None:
-                written += await handler(conn, stored, event, directories)
-        if written:
-            await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+                await handler(conn, stored, event, batch)
+        await batch.outbox.flush(conn)
 
-    async def _directory(
-        self, conn: asyncpg.Connection, community: str, cache: dict[str, list[Recipient]]
-    ) -> list[Recipient]:
-        if community not in cache:
-            cache[community] = await directory(conn, community)
-        return cache[community]
+    async def _live(self, conn: asyncpg.Connection, batch: _Batch, schema: str | None = None) -> bool:
+        """Whether this is the live schema.  A replay folds into a shadow schema: it rebuilds the views
+        but must not route (and so send) old events again, e.g. to a recipient added since."""
+        if batch.live is None:
+            if schema is None:
+                schema = await conn.fetchval("SELECT current_schema()")
+            batch.live = schema == f"proj_{self.name}"
+        return batch.live
 
-    async def _on_CommunityRegistered(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
+    async def _on_CommunityRegistered(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _b: _Batch) -> None:
         await conn.execute(
             "INSERT INTO communities (community, street, name) VALUES ($1, $2, $3) "
             "ON CONFLICT (community) DO UPDATE SET street = $2, name = $3",
@@ -204,9 +215,8 @@ class NotifyRouting:
             e.data.street,
             e.data.name,
         )
-        return 0
 
-    async def _on_IssueReported(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
+    async def _on_IssueReported(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _b: _Batch) -> None:
         d = e.data
         await conn.execute(
             """INSERT INTO issues (community, issue_id, category, subcategory, severity, place, description,
@@ -221,45 +231,43 @@ class NotifyRouting:
             d.description,
             e.occurred_at,
         )
-        return 0
 
-    async def _issue(self, conn: asyncpg.Connection, community: str, issue_id: str) -> dict[str, Any]:
-        row = await conn.fetchrow(
-            "SELECT category, subcategory, severity, place, description FROM issues "
-            "WHERE community = $1 AND issue_id = $2",
-            community,
-            issue_id,
-        )
-        if row is None:
-            return {"place": {}}
-        return {**dict(row), "place": json.loads(row["place"])}
+    async def _lookup(
+        self, conn: asyncpg.Connection, batch: _Batch, community: str, issue_id: str
+    ) -> tuple[dict[str, Any], list[Recipient]] | None:
+        """The issue view and the community's directory in one round trip (None during a replay)."""
+        row = await conn.fetchrow(LOOKUP, community, issue_id)
+        if not await self._live(conn, batch, row["schema"]):
+            return None
+        issue = json.loads(row["issue"]) if row["issue"] else {"place": {}}
+        return issue, [recipient_of(r) for r in json.loads(row["directory"])]
 
     async def _route(
         self,
         conn: asyncpg.Connection,
+        batch: _Batch,
         stored: StoredEvent,
         e: Any,
         facts: Facts,
         kind: str,
         template_facts: dict[str, Any],
-        cache: dict[str, list[Recipient]],
-    ) -> int:
+        directory: list[Recipient],
+    ) -> None:
         rule = self.rules.match(facts)
         source_id = str(e.id)
         issue_id = e.data.issue_id
         if rule is None:
             await note_unrouted(conn, e.community, source_id, issue_id, "no routing rule matches")
-            return 0
+            return
         if not rule.send_to:
-            return 0  # deliberately nobody (handled inside the compound)
-        routes = select(rule, await self._directory(conn, e.community, cache), facts.place)
+            return  # deliberately nobody (handled inside the compound)
+        routes = select(rule, directory, facts.place)
         if not routes:
             await note_unrouted(
                 conn, e.community, source_id, issue_id, f"rule {rule.name}: no directory entry with a matching channel"
             )
-            return 0
-        return await write_routes(
-            conn,
+            return
+        batch.outbox.add(
             routes=routes,
             rule=rule,
             community=e.community,
@@ -273,11 +281,12 @@ class NotifyRouting:
             at=now(),
         )
 
-    async def _on_IssueEscalated(
-        self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, cache: dict[str, list[Recipient]]
-    ) -> int:
+    async def _on_IssueEscalated(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         d = e.data
-        issue = await self._issue(conn, e.community, d.issue_id)
+        found = await self._lookup(conn, batch, e.community, d.issue_id)
+        if found is None:
+            return
+        issue, directory = found
         facts = Facts(
             on="escalated",
             at=e.occurred_at,
@@ -303,13 +312,14 @@ class NotifyRouting:
             "note": d.note,
             "escalated_at": e.occurred_at.isoformat(),
         }
-        return await self._route(conn, stored, e, facts, "escalation", template, cache)
+        await self._route(conn, batch, stored, e, facts, "escalation", template, directory)
 
-    async def _on_IssueOverdue(
-        self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, cache: dict[str, list[Recipient]]
-    ) -> int:
+    async def _on_IssueOverdue(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         d = e.data
-        issue = await self._issue(conn, e.community, d.issue_id)
+        found = await self._lookup(conn, batch, e.community, d.issue_id)
+        if found is None:
+            return
+        issue, directory = found
         facts = Facts(
             on="overdue",
             at=e.occurred_at,
@@ -329,28 +339,31 @@ class NotifyRouting:
             "deadline": d.deadline.isoformat(),
             "state": d.state,
         }
-        return await self._route(conn, stored, e, facts, "overdue", template, cache)
+        await self._route(conn, batch, stored, e, facts, "overdue", template, directory)
 
-    async def _close_watches(self, conn: asyncpg.Connection, e: Any) -> int:
+    async def _close_watches(self, conn: asyncpg.Connection, e: Any, batch: _Batch) -> None:
         # A resolved, closed or merged issue needs nobody to acknowledge its escalations any more.
+        if not await self._live(conn, batch):
+            return
         await conn.execute(
             "UPDATE public.notify_acks SET state = 'moot', closed_at = now() "
             "WHERE community = $1 AND subject_ref = $2 AND state = 'open'",
             e.community,
             e.data.issue_id,
         )
-        return 0
 
-    async def _on_IssueResolved(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
-        return await self._close_watches(conn, e)
+    async def _on_IssueResolved(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+        await self._close_watches(conn, e, batch)
 
-    async def _on_IssueClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
-        return await self._close_watches(conn, e)
+    async def _on_IssueClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+        await self._close_watches(conn, e, batch)
 
-    async def _on_IssueMerged(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
-        return await self._close_watches(conn, e)
+    async def _on_IssueMerged(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+        await self._close_watches(conn, e, batch)
 
-    async def _on_QuotaPeriodClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _c: Any) -> int:
+    async def _on_QuotaPeriodClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+        if not await self._live(conn, batch):
+            return
         d = e.data
         missed = missed_items(item.model_dump() for item in d.items)
         # A late correction (revision > 1) replaces the worker's line while the digest has not gone out.
@@ -373,4 +386,3 @@ class NotifyRouting:
                 d.period_key,
                 json.dumps(missed),
             )
-        return 0

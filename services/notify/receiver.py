@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,25 +168,61 @@ class LocalReceiver:
         return 200, answer
 
 
-@contextlib.contextmanager
-def in_thread(receiver: LocalReceiver) -> Iterator[LocalReceiver]:
-    """Run ``receiver`` on its own event loop in a thread (benchmarks: keep it off the measured loop)."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
+def _serve_forever(config: dict[str, Any], queue: Any, ready: Any) -> None:
+    """Child process body: run a receiver and report every accepted request through ``queue``."""
 
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(receiver.start())
+    def report(item: Received) -> None:
+        queue.put((item.path, item.query, item.headers, item.body, item.at))
+
+    async def main() -> None:
+        receiver = LocalReceiver(**config, on_receive=report)
+        await receiver.start()
         ready.set()
-        loop.run_forever()
-        loop.run_until_complete(receiver.stop())
-        loop.close()
+        await asyncio.Event().wait()
 
-    thread = threading.Thread(target=serve, name="notify-receiver", daemon=True)
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def in_process(receiver: LocalReceiver) -> Iterator[LocalReceiver]:
+    """Run ``receiver``'s configuration in a separate process, as an agency's server would be.
+
+    Benchmarks use it so the receiver does not share the measured process's GIL.  Accepted
+    requests come back into ``receiver.received`` (and ``on_receive``) through a queue; their
+    ``at`` is the child's ``time.perf_counter()``, which on Linux is CLOCK_MONOTONIC and so
+    comparable across processes.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    ready = ctx.Event()
+    if not receiver.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            receiver.port = probe.getsockname()[1]
+    config = {
+        "port": receiver.port,
+        "webhook_secrets": receiver.webhook_secrets,
+        "wecom_keys": receiver.wecom_keys,
+        "sms_token": receiver.sms_token,
+        "tolerance": receiver.tolerance,
+    }
+    process = ctx.Process(target=_serve_forever, args=(config, queue, ready), name="notify-receiver", daemon=True)
+    process.start()
+
+    def pump() -> None:
+        while (item := queue.get()) is not None:
+            path, query, headers, body, at = item
+            receiver._accept(Received(path, query, headers, body, at), None)
+
+    thread = threading.Thread(target=pump, name="notify-receiver-pump", daemon=True)
     thread.start()
-    ready.wait(10)
+    if not ready.wait(30):
+        process.terminate()
+        raise RuntimeError("the receiver process did not start")
     try:
         yield receiver
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        process.terminate()
+        process.join(10)
+        queue.put(None)
         thread.join(10)

@@ -27,7 +27,7 @@ from .directory import directory
 from .domain import digest_due, digest_id
 from .metrics import ACKNOWLEDGEMENTS, DIGESTS
 from .outbox import append_steps
-from .projections import WAKE_CHANNEL, note_unrouted, write_routes
+from .projections import Outbox, note_unrouted
 from .routing import Facts, default_rules, select
 from .settings import NotifySettings
 
@@ -66,7 +66,7 @@ async def report_unacknowledged(runtime: Runtime, settings: NotifySettings) -> i
                 causation_id=_uuid(row["source_id"]),
                 correlation_id=row["correlation_id"],
             )
-            version = await append_steps(
+            version, _ = await append_steps(
                 runtime.store, [event], row["version"], lambda e: e.type == "NotificationUnacknowledged"
             )
             await conn.execute(
@@ -106,9 +106,6 @@ async def send_digests(runtime: Runtime, settings: NotifySettings) -> int:
             continue
         async with runtime.pool.acquire() as conn, conn.transaction():
             made += await _one_digest(conn, row["community"], current)
-    if made:
-        async with runtime.pool.acquire() as conn:
-            await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
     return made
 
 
@@ -151,8 +148,8 @@ async def _one_digest(conn: asyncpg.Connection, community: str, current: Any) ->
         await note_unrouted(conn, community, did, did, "no secretary in the directory for the daily digest")
         return 1
     assert rule is not None
-    await write_routes(
-        conn,
+    outbox = Outbox()
+    outbox.add(
         routes=routes,
         rule=rule,
         community=community,
@@ -165,6 +162,7 @@ async def _one_digest(conn: asyncpg.Connection, community: str, current: Any) ->
         facts=facts,
         at=current,
     )
+    await outbox.flush(conn)
     DIGESTS.inc()
     log.info("digest", community=community, digest_id=did, lines=len(lines))
     return 1

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from ..settings import NotifySettings
 
@@ -104,13 +104,21 @@ def http_error(channel: str, status: int) -> DeliveryError:
     return DeliveryError(f"{channel}: HTTP {status}", permanent=not retryable)
 
 
-def transport_error(channel: str, err: Exception) -> DeliveryError:
-    """A connection-level failure (refused, reset, timed out): always retryable."""
+def transport_error(channel: str, err: BaseException) -> DeliveryError:
+    """A connection-level failure (refused, reset, timed out): always retryable.
+
+    Only the error's class is kept: aiohttp's messages can quote the URL, and a WeCom robot's URL
+    carries its key.
+    """
     return DeliveryError(f"{channel}: {type(err).__name__}")
 
 
-def build_senders(settings: NotifySettings, client: httpx.AsyncClient) -> dict[str, Sender]:
-    """One sender per channel, sharing one pooled HTTP client."""
+#: What a failed HTTP exchange raises (connection refused, reset, timed out, bad answer).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+
+
+def build_senders(settings: NotifySettings, client: aiohttp.ClientSession) -> dict[str, Sender]:
+    """One sender per channel, sharing one pooled HTTP client session."""
     from .email import EmailSender
     from .sms import SmsSender
     from .webhook import WebhookSender

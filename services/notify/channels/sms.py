@@ -13,10 +13,12 @@ can drop a repeat.  4xx (except 408/429) is permanent, everything else is retrie
 
 from __future__ import annotations
 
-import httpx
+import json
+
+import aiohttp
 
 from ..settings import NotifySettings
-from . import Address, DeliveryError, Message, http_error, transport_error
+from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 SMS_LIMIT = 500
 
@@ -24,7 +26,7 @@ SMS_LIMIT = 500
 class SmsSender:
     name = "sms"
 
-    def __init__(self, client: httpx.AsyncClient, settings: NotifySettings) -> None:
+    def __init__(self, client: aiohttp.ClientSession, settings: NotifySettings) -> None:
         self.client = client
         self.url = settings.notify_sms_gateway_url
         self.token = settings.notify_sms_gateway_token
@@ -42,10 +44,16 @@ class SmsSender:
             "text": message.short[:SMS_LIMIT],
             "community": message.community,
         }
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = await self.client.post(self.url, json=body, headers=headers)
-        except httpx.HTTPError as err:
+            async with self.client.post(
+                self.url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers
+            ) as response:
+                status = response.status
+                await response.read()
+        except TRANSPORT_ERRORS as err:
             raise transport_error("sms", err) from None
-        if not 200 <= response.status_code < 300:
-            raise http_error("sms", response.status_code)
+        if not 200 <= status < 300:
+            raise http_error("sms", status)

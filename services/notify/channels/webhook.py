@@ -28,9 +28,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 
-from . import Address, DeliveryError, Message, http_error, transport_error
+from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 HDR_DELIVERY = "Gridwork-Delivery"
 HDR_TIMESTAMP = "Gridwork-Timestamp"
@@ -131,7 +131,7 @@ class WebhookSender:
 
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: aiohttp.ClientSession) -> None:
         self.client = client
 
     async def send(self, message: Message, address: Address) -> None:
@@ -141,8 +141,10 @@ class WebhookSender:
         headers = sign(body, address.webhook_secrets, delivery_id=message.notification_id)
         headers["Content-Type"] = "application/json; charset=utf-8"
         try:
-            response = await self.client.post(address.webhook_url, content=body, headers=headers)
-        except httpx.HTTPError as err:
+            async with self.client.post(address.webhook_url, data=body, headers=headers) as response:
+                status = response.status
+                await response.read()  # drained, so the connection goes back to the pool
+        except TRANSPORT_ERRORS as err:
             raise transport_error("webhook", err) from None
-        if not 200 <= response.status_code < 300:
-            raise http_error("webhook", response.status_code)
+        if not 200 <= status < 300:
+            raise http_error("webhook", status)

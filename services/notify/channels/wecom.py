@@ -13,9 +13,11 @@ never in an error text.
 
 from __future__ import annotations
 
-import httpx
+import json
 
-from . import Address, DeliveryError, Message, http_error, transport_error
+import aiohttp
+
+from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 MARKDOWN_LIMIT = 4096
 RETRYABLE_ERRCODES = {-1, 45009}
@@ -37,20 +39,25 @@ def robot_body(message: Message) -> dict:
 class WecomSender:
     name = "wecom"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: aiohttp.ClientSession) -> None:
         self.client = client
 
     async def send(self, message: Message, address: Address) -> None:
         if not address.wecom_url:
             raise DeliveryError("wecom: recipient has no robot configured", permanent=True, tried=False)
+        body = json.dumps(robot_body(message), ensure_ascii=False).encode()
         try:
-            response = await self.client.post(address.wecom_url, json=robot_body(message))
-        except httpx.HTTPError as err:
+            async with self.client.post(
+                address.wecom_url, data=body, headers={"Content-Type": "application/json; charset=utf-8"}
+            ) as response:
+                status = response.status
+                raw = await response.read()
+        except TRANSPORT_ERRORS as err:
             raise transport_error("wecom", err) from None
-        if response.status_code != 200:
-            raise http_error("wecom", response.status_code)
+        if status != 200:
+            raise http_error("wecom", status)
         try:
-            answer = response.json()
+            answer = json.loads(raw)
             errcode = int(answer.get("errcode", -1))
         except (ValueError, AttributeError, TypeError):
             raise DeliveryError("wecom: answer is not the robot's JSON") from None

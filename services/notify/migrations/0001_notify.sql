@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS notify_deliveries (
     attempts           integer     NOT NULL DEFAULT 0,
     budget_from        integer     NOT NULL DEFAULT 0,  -- attempts before the last manual retry
     version            integer     NOT NULL DEFAULT 0,  -- events appended to this notification
+    last_seq           bigint,                          -- stream sequence of its last event
     last_error         text,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
