@@ -6,6 +6,7 @@ answer.  The rules and the clock come from the runtime (the clock is injectable 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
@@ -31,6 +32,18 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _json(payload: dict[str, Any]) -> Response:
+    """Serialise straight with json.dumps: a street board is ~500 rows, and FastAPI's generic encoder
+    walking them costs more than the query."""
+    return Response(json.dumps(payload, default=_json_default, ensure_ascii=False), media_type="application/json")
 
 
 def _runtime(request: Request) -> Runtime:
@@ -76,7 +89,7 @@ async def worker_progress(
     worker_id: str,
     at: datetime | None = Query(default=None, description="Moment to report on (default: now, Asia/Shanghai)"),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
-) -> dict[str, Any]:
+) -> Response:
     """A grid worker's progress now: today 3/5 households, 4.2/5 h… and the week, month, quarter, year."""
     await _check_community(request, principal, community)
     if principal.role == "grid_worker" and principal.worker_id != worker_id:
@@ -84,7 +97,7 @@ async def worker_progress(
     moment = at or _now(request)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=SHANGHAI)
-    return await queries.worker_progress(_runtime(request).pool, _rules(request), community, worker_id, moment)
+    return _json(await queries.worker_progress(_runtime(request).pool, _rules(request), community, worker_id, moment))
 
 
 @router.get("/communities/{community}/board")
@@ -94,11 +107,13 @@ async def community_board(
     period: str | None = Query(default=None, description="2025-10-09, 2025-W41, 2025-10, 2025-Q4 or 2025"),
     as_of: date | None = Query(default=None, description="Count quota items due up to this day (default: today)"),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
-) -> dict[str, Any]:
+) -> Response:
     """The community's points evaluation (评优积分制), ranked, for a period (default: this month)."""
     await _check_community(request, principal, community)
-    return await queries.community_board(
-        _runtime(request).pool, _rules(request), community, _period(request, period), _as_of(request, as_of)
+    return _json(
+        await queries.community_board(
+            _runtime(request).pool, _rules(request), community, _period(request, period), _as_of(request, as_of)
+        )
     )
 
 
@@ -134,11 +149,13 @@ async def street_board(
     period: str | None = None,
     as_of: date | None = None,
     principal: Principal = Depends(require("street_admin", "ops")),
-) -> dict[str, Any]:
+) -> Response:
     """The street roll-up across its communities (community → street from CommunityRegistered)."""
     _check_street(principal, street)
-    return await queries.street_board(
-        _runtime(request).pool, _rules(request), street, _period(request, period), _as_of(request, as_of)
+    return _json(
+        await queries.street_board(
+            _runtime(request).pool, _rules(request), street, _period(request, period), _as_of(request, as_of)
+        )
     )
 
 
@@ -168,11 +185,13 @@ async def community_figures(
     community: str,
     year: int | None = Query(default=None, ge=2000, le=2100),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin", "ops")),
-) -> dict[str, Any]:
+) -> Response:
     """Visits this year vs 63,000, ledger completion vs 90%, trainings vs 25, survey rates, open problems."""
     await _check_community(request, principal, community)
-    return await queries.community_figures(
-        _runtime(request).pool, _rules(request), community, year or local_day(_now(request)).year
+    return _json(
+        await queries.community_figures(
+            _runtime(request).pool, _rules(request), community, year or local_day(_now(request)).year
+        )
     )
 
 

@@ -199,25 +199,30 @@ def _rank(rows: list[dict[str, Any]], key: str = "total") -> list[dict[str, Any]
 
 
 def _worker_row(r: asyncpg.Record, exp: Expectation, community: str | None = None) -> dict[str, Any]:
-    total = round(r["attendance_points"] + r["reception_points"] + r["award_points"] + r["quota_points"], 4)
-    row = {
-        "worker_id": r["worker_id"],
-        "name": r["name"],
-        "grid_id": r["grid_id"],
-        "attendance_days": r["attendance"],
-        "working_days": exp.working_days,
-        "attendance_points": round(r["attendance_points"], 4),
-        "reception_entries": r["reception"],
-        "reception_points": round(r["reception_points"], 4),
-        "award_points": round(r["award_points"], 4),
-        "quota_points": round(r["quota_points"], 4),
-        "items_met": r["items_met"],
-        "items_due": exp.items_due,
-        "completion": round(min(1.0, r["items_met"] / exp.items_due), 4) if exp.items_due else None,
-        "total": total,
-    }
-    if community is not None:
-        row = {"community": community, **row}
+    att, rec, award, quota, met = (
+        r["attendance_points"],
+        r["reception_points"],
+        r["award_points"],
+        r["quota_points"],
+        r["items_met"],
+    )
+    row = {"community": community} if community is not None else {}
+    row.update(
+        worker_id=r["worker_id"],
+        name=r["name"],
+        grid_id=r["grid_id"],
+        attendance_days=r["attendance"],
+        working_days=exp.working_days,
+        attendance_points=round(att, 4),
+        reception_entries=r["reception"],
+        reception_points=round(rec, 4),
+        award_points=round(award, 4),
+        quota_points=round(quota, 4),
+        items_met=met,
+        items_due=exp.items_due,
+        completion=round(min(1.0, met / exp.items_due), 4) if exp.items_due else None,
+        total=round(att + rec + award + quota, 4),
+    )
     return row
 
 
@@ -297,9 +302,8 @@ async def street_board(
         period.start,
         period.end,
     )
-    workers = [
-        _worker_row(r, expectation(rules.for_community(r["community"]), period, as_of), r["community"]) for r in rows
-    ]
+    expected = {c: expectation(rules.for_community(c), period, as_of) for c in ids}
+    workers = [_worker_row(r, expected[r["community"]], r["community"]) for r in rows]
     per: dict[str, list[dict[str, Any]]] = {c: [] for c in ids}
     for w in workers:
         per[w["community"]].append(w)
