@@ -38,9 +38,8 @@ class Principal(BaseModel):
         if self.role in ("ops",):
             return True
         if self.role == "street_admin":
-            return self.street is not None and (
-                street_of is None or street_of == self.street or self.community == community
-            )
+            # The community's street must be known and be the admin's: an unknown street is refused.
+            return self.community == community or (self.street is not None and street_of == self.street)
         if self.role == "hotline":
             return self.community in (None, community)
         return self.community == community
@@ -103,7 +102,9 @@ def decode_token(settings: Settings, token: str) -> Principal:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def current_principal(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
     """401 without a valid bearer token."""
     if creds is None or creds.scheme.lower() != "bearer":
         raise HTTPException(
@@ -126,7 +127,7 @@ def require(*roles: str) -> Callable[..., Principal]:
     """A dependency admitting only the given roles (403 otherwise, 401 without a token)."""
     allowed = set(roles)
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if allowed and principal.role not in allowed:
             raise HTTPException(
                 403,
