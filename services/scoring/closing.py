@@ -129,7 +129,7 @@ async def close_due_periods(
                 FROM {schema}.closure c
                 LEFT JOIN public.scoring_closer_checks k
                        ON k.community = c.community AND k.worker_id = c.worker_id AND k.period_key = c.period_key
-                WHERE c.changed_seq > coalesce(k.checked_seq, 0) OR c.points <> c.awarded_points"""
+                WHERE c.changed_seq > coalesce(k.checked_seq, 0) OR abs(c.points - c.awarded_points) > 1e-6"""
         )
         fresh = [k for k in wanted if k not in existing]
         look = set(fresh) | {(r[0], r[1], r[2]) for r in rechecks}
@@ -166,7 +166,7 @@ async def close_due_periods(
                 continue
             checked.append(key)
             report.unchanged += 1
-        if float(r[5]) != float(r[8]):  # closed but its points were never (fully) awarded
+        if abs(float(r[5]) - float(r[8])) > 1e-6:  # closed but its points were never (fully) awarded
             await _award(store, report, key, period, float(r[5]) - float(r[8]), r[3])
     if checked:
         await pool.execute(
@@ -307,7 +307,7 @@ async def _emit(
     else:
         (report.corrected if revision > 1 else report.closed).append(key)
         PERIODS_CLOSED.labels(period.kind, "correction" if revision > 1 else "first").inc()
-    if points != awarded:
+    if abs(points - awarded) > 1e-6:
         await _award(store, report, key, period, points - awarded, revision)
 
 
