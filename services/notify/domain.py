@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Literal
@@ -231,6 +232,14 @@ def digest_due(now: datetime, at: time, last_line_at: datetime, settle_seconds: 
     local = now.astimezone(SHANGHAI)
     today_moment = datetime.combine(local.date(), at, tzinfo=SHANGHAI)
     return local >= today_moment and (now - last_line_at).total_seconds() >= settle_seconds
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """``value`` as a UUID (an event id kept as text), or None (a digest id is not one)."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        return None
 
 
 def missed_items(items: Iterable[dict]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
@@ -11,6 +10,7 @@ from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.notify import NotificationAcknowledged, NotificationData
 from shared.eventstore import EventStore
 
+from .domain import as_uuid
 from .metrics import ACKNOWLEDGEMENTS
 from .outbox import append_steps
 
@@ -60,7 +60,7 @@ async def acknowledge(
                 channel=delivery["channel"],
                 subject_ref=delivery["subject_ref"],
             ),
-            causation_id=_uuid(watch["source_id"]),
+            causation_id=as_uuid(watch["source_id"]),
             correlation_id=watch["correlation_id"],
         )
         version, _ = await append_steps(store, [event], watch["version"], lambda e: e.type == event.type)
@@ -87,10 +87,3 @@ def _answer(watch: asyncpg.Record, *, already: bool) -> dict[str, Any]:
         "acknowledged_at": watch["closed_at"].isoformat() if watch["closed_at"] else None,
         "already_acknowledged": already,
     }
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        return None

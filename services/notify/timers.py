@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import asyncpg
@@ -24,7 +23,7 @@ from shared.events.notify import NotificationUnacknowledged, NotificationUnackno
 from shared.service import Runtime
 
 from .directory import directory
-from .domain import digest_due, digest_id
+from .domain import as_uuid, digest_due, digest_id
 from .metrics import ACKNOWLEDGEMENTS, DIGESTS
 from .outbox import append_steps
 from .projections import Outbox, note_unrouted
@@ -63,7 +62,7 @@ async def report_unacknowledged(runtime: Runtime, settings: NotifySettings) -> i
                 ),
                 occurred_at=row["starts_at"],  # with the key: the same watch always gives the same id
                 idempotency_key="unacknowledged",
-                causation_id=_uuid(row["source_id"]),
+                causation_id=as_uuid(row["source_id"]),
                 correlation_id=row["correlation_id"],
             )
             version, _ = await append_steps(
@@ -83,13 +82,6 @@ async def report_unacknowledged(runtime: Runtime, settings: NotifySettings) -> i
                 waited_seconds=round(float(row["waited"]), 1),
             )
     return len(rows)
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        return None
 
 
 async def send_digests(runtime: Runtime, settings: NotifySettings) -> int:

@@ -50,7 +50,7 @@ from shared.service import Runtime
 
 from .channels import Address, DeliveryError, Message, Sender, build_senders, redact
 from .directory import Sealer, address_of
-from .domain import backoff_seconds
+from .domain import as_uuid, backoff_seconds
 from .metrics import ESCALATION_DELIVERY, NOTIFICATIONS
 from .outbox import append_steps, stored
 from .projections import WAKE_CHANNEL
@@ -109,13 +109,6 @@ class Job:
     @property
     def id(self) -> str:
         return str(self.row["notification_id"])
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        return None
 
 
 @dataclass
@@ -367,7 +360,7 @@ class DeliveryWorker:
             data=self._data(job, attempt, error),
             occurred_at=at,
             idempotency_key=f"{step}:{attempt}",
-            causation_id=_uuid(row["source_id"]),
+            causation_id=as_uuid(row["source_id"]),
             correlation_id=row["correlation_id"],
         )
 
