@@ -1,7 +1,8 @@
-"""`python -m services.visits`: serve the visits service on its port."""
+"""`python -m services.visits`: serve the visits service on its port (GRIDWORK_VISITS_ROLE picks what runs)."""
 
-from services.visits.app import SPEC
+from services.visits.app import spec_for
+from services.visits.settings import VisitsSettings
 from shared.service import serve
 
 if __name__ == "__main__":
-    serve(SPEC)
+    serve(spec_for(VisitsSettings()))

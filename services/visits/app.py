@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import FastAPI
 
 from shared.events.visits import EVENTS
@@ -37,6 +39,20 @@ SPEC = ServiceSpec(
 )
 
 
+def spec_for(settings: VisitsSettings) -> ServiceSpec:
+    """The spec for this process's role: API and projections together (default), or either alone.
+
+    Running the read models in their own process lets the API be scaled out (more processes,
+    more machines) without starting another set of projection runners with each one.
+    """
+    if settings.visits_role == "api":
+        return dataclasses.replace(SPEC, projections=[])
+    if settings.visits_role == "projections":
+        return dataclasses.replace(SPEC, routers=[])
+    return SPEC
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (tests pass their own settings; `python -m services.visits` reads the environment)."""
-    return create_app(SPEC, visits_settings(settings))
+    upgraded = visits_settings(settings)
+    return create_app(spec_for(upgraded or VisitsSettings()), upgraded)

@@ -117,5 +117,10 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
         help="serve the app in this process (httpx ASGI) instead of a uvicorn subprocess",
     )
     ingest.add_argument("--workers", type=int, default=1, help="server processes (uvicorn --workers)")
+    ingest.add_argument(
+        "--split",
+        action="store_true",
+        help="run the projections in a process of their own (GRIDWORK_VISITS_ROLE=api / projections)",
+    )
     ingest.add_argument("--json", action="store_true", help="also print the figures as JSON")
     ingest.set_defaults(handler=cmd_bench_ingest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from shared.settings import Settings
@@ -26,6 +28,13 @@ class VisitsSettings(Settings):
         default=0.9, gt=0, le=1, description="The community's ledger completion target (> 90%)"
     )
     import_max_rows: int = Field(default=100_000, ge=1, description="Largest ledger file accepted")
+    visits_role: Literal["all", "api", "projections"] = Field(
+        default="all",
+        description=(
+            "What this process runs: all (API and projections), api (HTTP only; scale it out), or "
+            "projections (the read models only, on its own port)"
+        ),
+    )
 
 
 def visits_settings(settings: Settings | None) -> VisitsSettings | None:

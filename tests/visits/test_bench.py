@@ -25,8 +25,21 @@ async def test_bench_ingest_serves_single_visits_and_sync_batches_over_http(
         households=10,
         warmup=10,
     )
-    baseline, singles, batches = result["rows"]
+    baseline, ceiling, singles, batches = result["rows"]
+    assert ceiling["statuses"] == "200×60"
     assert baseline["events"] == 100 and baseline["events_per_s"] > 0
     assert singles["statuses"] == "201×60"  # every single visit stored
     assert batches["statuses"] == "200×2" and batches["accepted"] == 100  # each record of each batch stored
     assert result["server"].startswith("uvicorn")
+
+
+def test_a_process_runs_the_api_the_projections_or_both() -> None:
+    from services.visits.app import SPEC, spec_for
+    from services.visits.settings import VisitsSettings
+
+    both = spec_for(VisitsSettings(visits_role="all"))
+    api = spec_for(VisitsSettings(visits_role="api"))
+    folds = spec_for(VisitsSettings(visits_role="projections"))
+    assert both is SPEC and {p.name for p in both.projections} == {"visits_directory", "visits_activity"}
+    assert api.projections == [] and api.routers == SPEC.routers
+    assert folds.routers == [] and folds.projections == SPEC.projections
