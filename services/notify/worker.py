@@ -2,8 +2,10 @@
 
 Claiming: ``FOR UPDATE SKIP LOCKED`` picks due rows (and rows whose lease ran out because a
 worker died holding them) and leases them, so several notify processes share the outbox without
-sending anything twice.  The projection wakes the worker with ``pg_notify`` on commit; a poll
-catches what a lost wake-up or a backoff timer leaves.
+sending anything twice.  The projection wakes the worker with ``pg_notify`` on commit; the claim
+also says when the next pending row falls due, so retries and deferred messages go on time.
+Under load rows are leased in chunks, and finished deliveries are marked by a group commit (one
+UPDATE for all that finished since the last), so the database sees few statements per message.
 
 Retries, two layers:
 
@@ -146,7 +148,7 @@ class DeliveryWorker:
             recorder = asyncio.create_task(self._recorder(), name="notify-recorder")
             try:
                 await self._loop()
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or the database went away: settle what is in flight
                 await self._shutdown()
                 raise
             finally:
