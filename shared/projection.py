@@ -126,8 +126,24 @@ def _recorded_at(event: StoredEvent) -> datetime | None:
     return datetime.fromtimestamp(event.timestamp_ns / 1e9, tz=UTC)
 
 
+#: Errors meaning the database connection itself is gone: the runner reconnects (and re-elects).
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
+
+
 class ProjectionRunner:
-    """Runs one projection on a durable pull consumer until stopped."""
+    """Runs one projection on a durable pull consumer until stopped.
+
+    Several processes may run the same projection: one is active (it holds a PostgreSQL session
+    advisory lock for the projection), the others stand by and take over when its connection
+    goes.  Events are folded strictly in stream order, which is what makes the high-water
+    checkpoint safe:
+
+    * whenever a runner becomes active, or NATS reconnected, it re-positions the durable consumer
+      at checkpoint + 1, so whatever an earlier holder had in flight comes again, in order;
+    * a failing event is retried in place with growing delays, never skipped over: nothing newer
+      is pulled until it has folded or, after ``max_deliver`` attempts, gone to the dead-letter
+      stream with its reason.  If the runner stops meanwhile it NAKs what it still holds.
+    """
 
     def __init__(self, projection: Projection, *, nc: NATS, pool: asyncpg.Pool, settings: Settings) -> None:
         self.projection = projection
@@ -138,8 +154,10 @@ class ProjectionRunner:
         self.schema = schema_of(projection)
         self.durable = f"{settings.namespace}_{projection.name}"
         self.stream = settings.stream_name()
+        self.role = "stopped"
         self._puller: Puller | None = None
         self._stopping = asyncio.Event()
+        self._leader_key = zlib.crc32(f"{self.schema}:leader".encode())
         self.commits = 0
         # Test hook: SIGKILL this process right after the Nth commit, before its ack.
         self._kill_after_commit = int(os.environ.get("GRIDWORK_FAULT_KILL_AFTER_COMMIT", "0") or 0)
@@ -149,127 +167,197 @@ class ProjectionRunner:
         return [f"{ns}.*.*.*.*.{t}" for t in self.projection.event_types]
 
     async def setup(self) -> None:
-        """Create the schema and the durable consumer (idempotent)."""
+        """Create the schema, and the durable consumer if there is none yet (idempotent)."""
         async with self.pool.acquire() as conn:
             await create_schema(conn, self.projection, self.schema)
+            try:
+                await self.js.consumer_info(self.stream, self.durable)
+            except nats.js.errors.NotFoundError:
+                await self._create_consumer(await self._checkpoint(conn))
+
+    async def _checkpoint(self, conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval(f'SELECT position FROM "{self.schema}"._checkpoint WHERE id = 1'))
+
+    async def _create_consumer(self, checkpoint: int) -> None:
         config = ConsumerConfig(
             durable_name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if checkpoint else DeliverPolicy.ALL,
+            opt_start_seq=checkpoint + 1 if checkpoint else None,
             ack_policy=AckPolicy.ALL,
             ack_wait=60,
-            max_deliver=-1,  # the runner counts deliveries itself and dead-letters
+            max_deliver=-1,  # the runner counts attempts itself and dead-letters
             max_ack_pending=max(self.settings.projection_batch * 4, 1000),
             filter_subjects=self.filter_subjects(),
         )
-        try:
-            await self.js.add_consumer(self.stream, config)
-        except nats.js.errors.BadRequestError:
-            # The consumer exists with another filter (the projection gained event types).
+        with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_consumer(self.stream, self.durable)
-            await self.js.add_consumer(self.stream, config)
+        await self.js.add_consumer(self.stream, config)
+
+    async def _reposition(self, conn: asyncpg.Connection) -> None:
+        """Point the durable consumer at checkpoint + 1 and start a fresh pull client on it."""
+        if self._puller is not None:
+            await self._puller.stop()
+        await self._create_consumer(await self._checkpoint(conn))
         self._puller = Puller(self.nc, self.stream, self.durable)
         await self._puller.start()
 
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def run(self) -> None:
-        """Pull, fold, commit, ack — until :meth:`stop`."""
-        if self._puller is None:
-            await self.setup()
-        assert self._puller is not None
-        batch = self.settings.projection_batch
-        try:
-            while not self._stopping.is_set():
-                try:
-                    msgs = await self._puller.fetch(batch, wait=1)
-                except nats.errors.ConnectionClosedError:
-                    return
-                except Exception as err:  # broker hiccup: log and retry, never die
-                    log.warning("fetch_failed", projection=self.projection.name, error=str(err))
-                    await asyncio.sleep(1)
-                    continue
-                if msgs:
-                    MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
-                    await self.handle(msgs)
-        finally:
+        """Stand by or lead; while leading, pull, fold, commit, ack — until :meth:`stop`."""
+        await self.setup()
+        while not self._stopping.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._leader_key):
+                        self.role = "standby"
+                        await self._pause(2)
+                        continue
+                    self.role = "active"
+                    try:
+                        await self._lead(conn)
+                    finally:
+                        self.role = "standby"
+                        with contextlib.suppress(Exception):
+                            await conn.execute("SELECT pg_advisory_unlock($1)", self._leader_key)
+            except nats.errors.ConnectionClosedError:
+                break
+            except _CONNECTION_ERRORS as err:
+                log.warning("runner_reconnecting", projection=self.projection.name, error=repr(err))
+                await self._pause(1)
+            except Exception as err:  # never die: log, wait, lead again from the checkpoint
+                log.error("runner_failed", projection=self.projection.name, error=repr(err))
+                await self._pause(2)
+        if self._puller is not None:
             await self._puller.stop()
             self._puller = None
+        self.role = "stopped"
 
-    async def handle(self, msgs: list[Pulled]) -> None:
-        started = time.perf_counter()
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        await self._reposition(conn)
+        reconnects = self.nc.stats["reconnects"]
+        batch = self.settings.projection_batch
+        while not self._stopping.is_set():
+            if self.nc.stats["reconnects"] != reconnects:
+                # Messages pushed to us while NATS was away are lost in transit: start over from
+                # the checkpoint rather than fold past a hole.
+                reconnects = self.nc.stats["reconnects"]
+                await self._reposition(conn)
+            assert self._puller is not None
+            try:
+                msgs = await self._puller.fetch(batch, wait=1)
+            except nats.errors.ConnectionClosedError:
+                raise
+            except Exception as err:  # broker hiccup: wait, then resume from the checkpoint
+                log.warning("fetch_failed", projection=self.projection.name, error=repr(err))
+                await self._pause(1)
+                await self._reposition(conn)
+                continue
+            if msgs:
+                MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
+                await self._process(conn, msgs)
+
+    async def _process(self, conn: asyncpg.Connection, msgs: list[Pulled]) -> None:
+        """Fold ``msgs`` in order; retry a failing event in place until it folds or is dead-lettered."""
+        pending, tries = msgs, 0
+        while pending:
+            started = time.perf_counter()
+            done, failed, error, applied = await self._commit_prefix(conn, pending)
+            if done is not None:
+                self._after_commit()
+                assert self._puller is not None
+                await self._puller.ack(done)
+                PROJECTION_EVENTS.labels(self.projection.name).inc(applied)
+                PROJECTION_CHECKPOINT.labels(self.projection.name).set(done.event.seq)
+                PROJECTION_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+            if failed is None:
+                return
+            if failed > 0:
+                tries = 0  # progress was made: the failing event is a new one
+            pending = pending[failed:]
+            head = pending[0]
+            tries += 1
+            attempts = head.deliveries - 1 + tries
+            if attempts >= self.settings.max_deliver:
+                await self._dead_letter(conn, head, repr(error), attempts)
+                assert self._puller is not None
+                await self._puller.ack(head)
+                pending, tries = pending[1:], 0
+                continue
+            log.warning(
+                "event_failed",
+                projection=self.projection.name,
+                seq=head.event.seq,
+                type=head.event.type,
+                attempt=attempts,
+                error=repr(error),
+            )
+            MESSAGES_NAKED.labels(self.projection.name).inc()
+            if self._stopping.is_set():
+                break
+            assert self._puller is not None
+            for m in pending:  # still working on them: keep JetStream from redelivering meanwhile
+                await self._puller.working(m)
+            backoff = self.settings.redelivery_backoff_seconds
+            await self._pause(backoff[min(tries, len(backoff)) - 1])
+        if pending and self._puller is not None:
+            for m in pending:  # stopping with events in hand: give them back at once
+                await self._puller.nak(m, 0)
+
+    async def _commit_prefix(
+        self, conn: asyncpg.Connection, msgs: list[Pulled]
+    ) -> tuple[Pulled | None, int | None, BaseException | None, int]:
+        """Commit as long a prefix of ``msgs`` as folds: (last committed, index of the failure, error, applied).
+
+        The whole batch first, in one transaction; if that fails, event by event in savepoints
+        of one transaction, stopping at the first failure.
+        """
+        events = [m.event for m in msgs]
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                applied = await _fold(conn, self.projection, self.schema, [m.event for m in msgs], lock=True)
+            async with conn.transaction():
+                applied = await _fold(conn, self.projection, self.schema, events, lock=True)
+            return msgs[-1], None, None, applied
+        except _CONNECTION_ERRORS:
+            raise
         except Exception as err:
-            log.warning("batch_failed", projection=self.projection.name, size=len(msgs), error=repr(err))
-            await self._handle_one_by_one(msgs)
-            return
-        self._after_commit()
-        assert self._puller is not None
-        await self._puller.ack(msgs[-1])
-        PROJECTION_EVENTS.labels(self.projection.name).inc(applied)
-        PROJECTION_CHECKPOINT.labels(self.projection.name).set(msgs[-1].event.seq)
-        PROJECTION_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+            if len(msgs) == 1:
+                return None, 0, err, 0
+        last: Pulled | None = None
+        failed: int | None = None
+        error: BaseException | None = None
+        applied = 0
+        try:
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{self.schema}", public')
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+                for i, m in enumerate(msgs):
+                    try:
+                        async with conn.transaction():  # a savepoint per event
+                            applied += await _fold(conn, self.projection, self.schema, [m.event], lock=False)
+                        last = m
+                    except _CONNECTION_ERRORS:
+                        raise
+                    except Exception as err:
+                        failed, error = i, err
+                        break
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as err:  # the transaction itself failed: nothing committed
+            return None, 0, err, 0
+        return last, failed, error, applied
 
     def _after_commit(self) -> None:
         self.commits += 1
         if self._kill_after_commit and self.commits >= self._kill_after_commit:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _handle_one_by_one(self, msgs: list[Pulled]) -> None:
-        """Isolate the failing event: commit those before it, dead-letter or NAK it and the rest."""
-        failed_at: int | None = None
-        last_done: Pulled | None = None
-        applied = 0
-        async with self.pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(f'SET LOCAL search_path TO "{self.schema}", public')
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
-                    for i, m in enumerate(msgs):
-                        try:
-                            async with conn.transaction():  # a savepoint per event
-                                applied += await _fold(conn, self.projection, self.schema, [m.event], lock=False)
-                            last_done = m
-                        except Exception as err:
-                            if m.deliveries >= self.settings.max_deliver:
-                                await self._dead_letter(conn, m, repr(err))
-                                await conn.execute(
-                                    "UPDATE _checkpoint SET position = GREATEST(position, $1) WHERE id = 1",
-                                    m.event.seq,
-                                )
-                                last_done = m
-                                continue
-                            log.warning(
-                                "event_failed",
-                                projection=self.projection.name,
-                                seq=m.event.seq,
-                                type=m.event.type,
-                                deliveries=m.deliveries,
-                                error=repr(err),
-                            )
-                            failed_at = i
-                            break
-            except Exception as err:  # the database itself is failing: NAK everything
-                log.error("transaction_failed", projection=self.projection.name, error=repr(err))
-                failed_at, last_done = 0, None
-        if last_done is not None:
-            self._after_commit()
-            assert self._puller is not None
-            await self._puller.ack(last_done)
-            PROJECTION_EVENTS.labels(self.projection.name).inc(applied)
-            PROJECTION_CHECKPOINT.labels(self.projection.name).set(last_done.event.seq)
-        if failed_at is not None:
-            backoff = self.settings.redelivery_backoff_seconds
-            delay = backoff[min(msgs[failed_at].deliveries, len(backoff)) - 1]
-            MESSAGES_NAKED.labels(self.projection.name).inc(len(msgs) - failed_at)
-            for m in msgs[failed_at:]:
-                assert self._puller is not None
-                await self._puller.nak(m, delay)
-
-    async def _dead_letter(self, conn: asyncpg.Connection, m: Pulled, reason: str) -> None:
-        """Keep the poison message and its reason: in the dead-letter stream and in dead_letters."""
+    async def _dead_letter(self, conn: asyncpg.Connection, m: Pulled, reason: str, attempts: int) -> None:
+        """Keep the poison message and its reason (dead-letter stream + dead_letters) and move past it."""
         ns = self.settings.namespace
         headers = {
             "Nats-Msg-Id": f"{self.projection.name}:{m.event.seq}",
@@ -277,27 +365,28 @@ class ProjectionRunner:
             "Gw-Original-Subject": m.event.subject,
             "Gw-Original-Seq": str(m.event.seq),
             "Gw-Reason": reason[:1000].replace("\r", " ").replace("\n", " "),
-            "Gw-Deliveries": str(m.deliveries),
+            "Gw-Deliveries": str(attempts),
         }
-        await self.js.publish(f"{ns}dlq.{self.projection.name}", m.event.data, headers=headers)
-        await conn.execute(
-            "INSERT INTO public.dead_letters (projection, stream_seq, subject, event_type, reason, deliveries) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            self.projection.name,
-            m.event.seq,
-            m.event.subject,
-            m.event.type,
-            reason[:4000],
-            m.deliveries,
-        )
+        async with conn.transaction():
+            await conn.execute(f'SET LOCAL search_path TO "{self.schema}", public')
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+            await self.js.publish(f"{ns}dlq.{self.projection.name}", m.event.data, headers=headers)
+            await conn.execute(
+                "INSERT INTO public.dead_letters (projection, stream_seq, subject, event_type, reason, deliveries) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                self.projection.name,
+                m.event.seq,
+                m.event.subject,
+                m.event.type,
+                reason[:4000],
+                attempts,
+            )
+            await conn.execute(
+                "UPDATE _checkpoint SET position = GREATEST(position, $1), updated_at = now() WHERE id = 1",
+                m.event.seq,
+            )
         PROJECTION_DEAD_LETTERS.labels(self.projection.name).inc()
-        log.error(
-            "dead_lettered",
-            projection=self.projection.name,
-            seq=m.event.seq,
-            type=m.event.type,
-            reason=reason,
-        )
+        log.error("dead_lettered", projection=self.projection.name, seq=m.event.seq, type=m.event.type, reason=reason)
 
     async def status(self) -> dict[str, Any]:
         """Checkpoint and lag (events not yet folded, and age of the last folded event)."""
@@ -314,6 +403,7 @@ class ProjectionRunner:
         PROJECTION_LAG_SECONDS.labels(self.projection.name).set(lag_seconds)
         return {
             "projection": self.projection.name,
+            "role": self.role,
             "checkpoint": row["position"] if row else 0,
             "events": row["events"] if row else 0,
             "lag_events": pending,

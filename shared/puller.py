@@ -101,5 +101,9 @@ class Puller:
         """Ack (with AckAll consumers: everything up to and including this message)."""
         await self.nc.publish(pulled.reply, b"+ACK")
 
+    async def working(self, pulled: Pulled) -> None:
+        """Tell JetStream we are still on it (resets its ack timer, so it does not redeliver)."""
+        await self.nc.publish(pulled.reply, b"+WPI")
+
     async def nak(self, pulled: Pulled, delay: float) -> None:
         await self.nc.publish(pulled.reply, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode())

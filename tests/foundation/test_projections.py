@@ -163,3 +163,33 @@ async def test_replay_rebuilds_while_the_live_projection_keeps_folding(env, sett
     finally:
         runner.stop()
         await task
+
+
+async def test_a_consumer_killed_at_any_moment_and_restarted_folds_every_event_once(env, settings: Settings) -> None:
+    nc, store, pool = env
+    n = 6000
+    await store.append_many(visits(n))
+    cmd = [sys.executable, "-m", "tests.foundation.fold_worker"]
+    for _round in range(3):  # kill -9 mid-fold, wherever it is: mid-batch, mid-commit, before the ack
+        worker = await asyncio.create_subprocess_exec(*cmd, env=_worker_env(settings, n))
+        before = await _position(pool)
+        await eventually(lambda before=before: _moved(pool, before), timeout=60, what="the worker folding")
+        worker.kill()
+        await worker.wait()
+    finisher = await asyncio.create_subprocess_exec(*cmd, env=_worker_env(settings, n))
+    assert await asyncio.wait_for(finisher.wait(), 120) == 0
+    assert await total(pool) == n
+    await replay(
+        ActivityProjection(), nc=nc, pool=pool, settings=settings, swap=False, target_schema="proj_activity_fresh"
+    )
+    assert await table(pool, "proj_activity") == await table(pool, "proj_activity_fresh")
+
+
+async def _position(pool: asyncpg.Pool) -> int:
+    if not await pool.fetchval("SELECT to_regclass('proj_activity._checkpoint')"):
+        return 0
+    return int(await pool.fetchval("SELECT position FROM proj_activity._checkpoint"))
+
+
+async def _moved(pool: asyncpg.Pool, before: int) -> bool:
+    return await _position(pool) > before

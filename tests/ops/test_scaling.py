@@ -2,10 +2,9 @@
 
 Two situations an operator meets: a second instance of a service started for capacity (both
 instances share the projection's durable consumer), and a transient database error in the middle
-of a busy stream.  Both currently lose events: the runner's checkpoint is a high-water mark,
-so any batch committed out of stream order skips the events below it (docs/OPERATIONS.md,
-"Scaling consumers").  The tests are marked xfail until shared/projection.py folds strictly in
-order; they then pass and the marks come off.
+of a busy stream.  The runner's checkpoint is a high-water mark, so it must fold strictly in stream
+order: one instance leads (a PostgreSQL advisory lock) while the other stands by, and a failing
+event is retried in place rather than skipped over.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 from collections.abc import Sequence
 
 import asyncpg
-import pytest
 
 from shared.db import create_pool, migrate
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
@@ -93,11 +91,6 @@ async def fold_with(settings: Settings, projections: list[Ledger], events: int) 
         await pool.close()
 
 
-@pytest.mark.xfail(
-    reason="two runners on one durable consumer commit batches out of order; the high-water "
-    "checkpoint then skips the earlier batch (see docs/OPERATIONS.md)",
-    strict=False,
-)
 async def test_two_instances_of_a_service_fold_every_event_exactly_once(settings: Settings) -> None:
     rows, distinct, events = await fold_with(
         settings.model_copy(update={"projection_batch": 50}), [Ledger(), Ledger()], 4000
@@ -105,11 +98,6 @@ async def test_two_instances_of_a_service_fold_every_event_exactly_once(settings
     assert (rows, distinct) == (events, events)
 
 
-@pytest.mark.xfail(
-    reason="a NAKed event is redelivered after newer events were folded and acked (AckAll); "
-    "the high-water checkpoint then skips it (see docs/OPERATIONS.md)",
-    strict=False,
-)
 async def test_a_transient_database_error_mid_stream_loses_no_event(settings: Settings) -> None:
     rows, distinct, events = await fold_with(
         settings.model_copy(update={"projection_batch": 100}), [Ledger(fail_at=250, failures=2)], 2000
