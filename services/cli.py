@@ -26,13 +26,14 @@ PROJECTIONS = {p.name: p for spec in (VISITS, ISSUES, SCORING, NOTIFY) for p in 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shared import commands
+    from shared import cluster, commands
 
     parser = argparse.ArgumentParser(prog="gridwork", description="The 5+1 grid work system.")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench_parser = commands_.add_parser("bench", help="benchmarks: events/s and latency beside a naive baseline")
     bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
     commands.register(commands_, bench, PROJECTIONS)
+    cluster.register(commands_, bench)
     replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")
     replay.add_argument("projection", help="projection name: " + ", ".join(sorted(PROJECTIONS)))
     replay.set_defaults(handler=cmd_replay)
