@@ -16,10 +16,12 @@ covers all of it and a replay rebuilds all of it:
                      ``QuotaPeriodClosed``), and ``changed_seq`` telling the closer which closed
                      periods moved since (a late event) and need a correction.
 
-The fold is built for speed: each batch is decoded with ``json.loads`` (no pydantic), aggregated
-in dictionaries, then written with one ``unnest`` upsert per table.  Old and new values of an
-item come back from the upsert (``prev_*`` columns), so crossing a target updates the standings
-without reading anything first.
+The fold is built for speed: each batch is decoded with the stdlib's C JSON scanner (no
+pydantic), aggregated in dictionaries, then written in ONE statement of data-modifying CTEs
+(``FOLD``): item upserts, standings, figures, issues.  Old and new values of an item come back
+from its upsert (``prev_*`` columns), so crossing a target moves the standings inside the same
+statement without reading anything first.  Rare directory events (communities, workers,
+households) and scoring's own closures take a few statements more.
 """
 
 from __future__ import annotations
@@ -347,7 +349,6 @@ class _Batch:
 
     def __init__(self, projection: ScoringProjection) -> None:
         self.rules = projection.rules
-        self.sources = self.rules.sources
         self.additive: dict[tuple[str, str, str, str], list[float]] = {}
         self.distinct: dict[tuple[str, str, str, str], set[str]] = {}
         self.meta: dict[tuple[str, str, str, str], tuple[Item, Period, DayInfo, Rulebook]] = {}
