@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from shared.auth import Principal
-from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import TOKEN_PATTERN, Event, now, uuid7
 from shared.events.visits import (
     BuildingCouncilHeld,
@@ -903,8 +903,3 @@ async def list_sessions(community: str, worker_id: str | None, *, deps: Deps, li
             limit,
         )
     return [{**dict(r), "counts_for_quota": r["party_members"] >= 1} for r in rows]
-
-
-def domain_error_fields(err: DomainError) -> dict[str, Any]:
-    """code / field / reason of a refused command, for per-record answers."""
-    return {"code": err.code, "field": err.field, "reason": err.message}

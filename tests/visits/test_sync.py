@@ -195,3 +195,21 @@ async def test_five_hundred_visits_in_one_batch(bairuijing: Field) -> None:
     assert answer["accepted"] == 500
     again = await f.post("/sync", {"records": records}, expect=200)
     assert again["duplicates"] == 500
+
+
+async def test_a_resent_record_with_another_time_is_a_duplicate_but_a_reused_id_is_refused(bairuijing: Field) -> None:
+    f = bairuijing
+    visit = {
+        "client_id": "v-clock",
+        "kind": "visit",
+        "occurred_at": ago(hours=3),
+        "data": {"household_id": "h-p4-b4-1-101", "mode": "regular", "minutes": 8},
+    }
+    assert (await f.post("/sync", {"records": [visit]}, expect=200))["accepted"] == 1
+    # The phone's clock was corrected before the re-send: same record, another time.
+    moved = {**visit, "occurred_at": ago(hours=2)}
+    reused = {**visit, "occurred_at": ago(hours=1), "data": {**visit["data"], "minutes": 30}}
+    answer = await f.post("/sync", {"records": [moved]}, expect=200)
+    assert answer["results"][0]["status"] == "duplicate"
+    answer = await f.post("/sync", {"records": [reused]}, expect=200)
+    assert answer["results"][0]["status"] == "rejected" and answer["results"][0]["field"] == "client_id"
