@@ -226,17 +226,12 @@ def _worker_row(r: asyncpg.Record, exp: Expectation, community: str | None = Non
     return row
 
 
-async def _rescore_needed(conn: Any, rules: RuleSet, communities: Sequence[str], schema: str) -> list[str]:
-    rows = await conn.fetch(
-        f"SELECT community, rulebook, version FROM {schema}.rulebook_use WHERE community = ANY($1::text[])",
-        list(communities),
-    )
-    stale = set()
-    for c, rb, version in rows:
-        book = rules.for_community(c)
-        if (rb, version) != (book.id, book.version):
-            stale.add(c)
-    return sorted(stale)
+def _stale(rules: RuleSet, community: str, used: Sequence[str] | None) -> bool:
+    """Whether rows of ``community`` were scored by another rulebook version than the one it runs now."""
+    return any(ref != rules.for_community(community).ref for ref in used or ())
+
+
+_USED = "(SELECT array_agg(u.rulebook || '@' || u.version) FROM {schema}.rulebook_use u WHERE u.community = {c})"
 
 
 async def community_board(
@@ -247,10 +242,17 @@ async def community_board(
     as_of: date,
     schema: str = SCHEMA,
 ) -> dict[str, Any]:
-    """The community's ranked points evaluation for ``period`` (its grid workers only)."""
+    """The community's ranked points evaluation for ``period`` (its grid workers only).
+
+    One round trip: the community's name, street and the rulebook versions in its rows ride along
+    as uncorrelated subqueries (evaluated once).
+    """
     book = rules.for_community(community)
     rows = await conn.fetch(
-        f"""SELECT r.worker_id, r.name, r.grid_id, {_BOARD_COLUMNS}
+        f"""SELECT r.worker_id, r.name, r.grid_id, {_BOARD_COLUMNS},
+                   (SELECT name FROM {schema}.community WHERE community = $1) AS community_name,
+                   (SELECT street FROM {schema}.community WHERE community = $1) AS street,
+                   {_USED.format(schema=schema, c="$1")} AS used
             FROM {schema}.roster r
             LEFT JOIN {schema}.standing s
                    ON s.community = r.community AND s.grain = $2 AND s.day BETWEEN $3 AND $4
@@ -262,16 +264,23 @@ async def community_board(
         period.start,
         period.end,
     )
+    if rows:
+        meta: Any = rows[0]
+    else:  # nobody on the roster yet: the community itself may still be known
+        meta = await conn.fetchrow(
+            f"""SELECT name AS community_name, street, {_USED.format(schema=schema, c="$1")} AS used
+                FROM (SELECT $1::text AS community) AS x LEFT JOIN {schema}.community USING (community)""",
+            community,
+        )
     exp = expectation(book, period, as_of)
-    meta = await conn.fetchrow(f"SELECT name, street FROM {schema}.community WHERE community = $1", community)
     return {
         "community": community,
-        "name": meta["name"] if meta else None,
-        "street": meta["street"] if meta else None,
+        "name": meta["community_name"],
+        "street": meta["street"],
         "period": _period_json(period),
         "as_of": as_of,
         "rulebook": {"id": book.id, "version": book.version},
-        "rescore_needed": bool(await _rescore_needed(conn, rules, [community], schema)),
+        "rescore_needed": _stale(rules, community, meta["used"]),
         "workers": _rank([_worker_row(r, exp) for r in rows]),
     }
 
@@ -286,7 +295,9 @@ async def street_board(
 ) -> dict[str, Any]:
     """The street roll-up: its communities ranked by average points per grid worker, and every worker ranked."""
     communities = await conn.fetch(
-        f"SELECT community, name FROM {schema}.community WHERE street = $1 ORDER BY community", street
+        f"""SELECT c.community, c.name, {_USED.format(schema=schema, c="c.community")} AS used
+            FROM {schema}.community c WHERE c.street = $1 ORDER BY c.community""",
+        street,
     )
     ids = [c["community"] for c in communities]
     rows = await conn.fetch(
@@ -326,12 +337,11 @@ async def street_board(
                 "rulebook": rules.for_community(c).ref,
             }
         )
-    stale = await _rescore_needed(conn, rules, ids, schema)
     return {
         "street": street,
         "period": _period_json(period),
         "as_of": as_of,
-        "rescore_needed": stale,
+        "rescore_needed": sorted(c["community"] for c in communities if _stale(rules, c["community"], c["used"])),
         "communities": _rank(summary, "average_total"),
         "workers": _rank(workers),
     }
