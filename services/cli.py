@@ -26,6 +26,7 @@ PROJECTIONS = {p.name: p for spec in (VISITS, ISSUES, SCORING, NOTIFY) for p in 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from services import demo
     from shared import cluster, commands
 
     parser = argparse.ArgumentParser(prog="gridwork", description="The 5+1 grid work system.")
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
     commands.register(commands_, bench, PROJECTIONS)
     cluster.register(commands_, bench)
+    demo.register(commands_)
     replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")
     replay.add_argument("projection", help="projection name: " + ", ".join(sorted(PROJECTIONS)))
     replay.set_defaults(handler=cmd_replay)

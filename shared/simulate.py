@@ -35,12 +35,12 @@ CATEGORY_MIX = {
     "public_facilities": 0.2,
     "livelihood_services": 0.1,
 }
-SUBCATEGORIES = {
-    "conflicts_disputes": ["noise", "pets", "neighbours"],
-    "environmental_sanitation": ["garbage", "sanitation"],
-    "safety_hazards": ["stairwell_clutter", "fire_exit", "wiring"],
-    "public_facilities": ["facilities", "lighting", "elevator"],
-    "livelihood_services": ["welfare", "paperwork"],
+SUBCATEGORIES = {  # as services/issues/categories.toml lists them
+    "conflicts_disputes": ["noise", "pets", "neighbour_dispute", "parking"],
+    "environmental_sanitation": ["garbage", "sanitation", "greening", "sewage"],
+    "safety_hazards": ["stairwell_clutter", "fire_safety", "ebike_charging", "falling_objects"],
+    "public_facilities": ["facilities", "lighting", "lift"],
+    "livelihood_services": ["elderly_care", "social_assistance", "employment"],
 }
 WORKERS = 25
 SIM = "simulated"  # ids derive from (type, community, aggregate, occurred_at): same seed, same ids
