@@ -366,8 +366,11 @@ class EscalationProcess:
                         d.hotline_order_no is not None,
                     )
                     if d.hotline_order_no is None:  # work orders run on their own deadlines
+                        # The clock starts when the report reached the community: a problem found
+                        # on a visit and synced days later is not overdue before anyone could act.
+                        started = max(event.occurred_at, event.recorded_at)
                         await self._schedule(
-                            conn, event, timer_for_level(policy, d.category, d.severity, d.level, event.occurred_at)
+                            conn, event, timer_for_level(policy, d.category, d.severity, d.level, started)
                         )
                     rule = policy.rule_for(
                         category=d.category,
