@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     b.add_argument("--days", type=int, default=31, help="days of work to generate (default 31: a street-month)")
     b.add_argument("--start", type=date.fromisoformat, default=date(2025, 10, 1), help="first day (2025-10-01)")
     b.add_argument("--queries", type=int, default=300, help="board queries per variant (default 300)")
-    b.add_argument("--batch", type=int, default=5000, help="live fold batch size (the service's default: 5000)")
+    b.add_argument("--batch", type=int, default=10000, help="fold batch size (the service's default: 10000)")
     b.set_defaults(handler=cmd_bench)
 
     scoring = commands.add_parser("scoring", help="scoring service tools")
@@ -141,9 +141,10 @@ async def bench_scoring(
     days: int = 31,
     start: date = date(2025, 10, 1),
     queries: int = 300,
-    batch: int = 5000,
+    batch: int = 10000,
 ) -> list[dict[str, Any]]:
     """Generate a street's work, then measure raw consume, live fold, replay and board latency in one run."""
+    import asyncpg
     import httpx
 
     from shared import natsfix
@@ -213,10 +214,15 @@ async def bench_scoring(
         )
 
         runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings)
-        await runner.setup()
         started = time.perf_counter()
         task = asyncio.create_task(runner.run())
-        while (await runner.status())["checkpoint"] < last:
+        checkpoint = "SELECT position FROM proj_scoring._checkpoint WHERE id = 1"
+        while True:
+            try:
+                if (await pool.fetchval(checkpoint) or 0) >= last:
+                    break
+            except asyncpg.UndefinedTableError:  # the runner has not created its schema yet
+                pass
             await asyncio.sleep(0.02)
         live_s = time.perf_counter() - started
         runner.stop()
@@ -231,10 +237,10 @@ async def bench_scoring(
             }
         )
 
-        result = await replay(ScoringProjection(rules), nc=nc, pool=pool, settings=settings)
+        result = await replay(ScoringProjection(rules), nc=nc, pool=pool, settings=settings, batch=batch)
         rows.append(
             {
-                "variant": "replay: fresh schema + atomic swap",
+                "variant": f"replay: {batch}-event batches, fresh schema + atomic swap",
                 "events": result["events"],
                 "events/s": result["events"] / result["seconds"],
                 "vs raw consume": f"{raw_s / result['seconds']:.0%}",

@@ -348,9 +348,13 @@ async def closing_loop(
     rules: RuleSet = runtime.state["rules"]
     while True:
         runner = runtime.runners.get(projection)
-        status = await runner.status() if runner is not None else {"lag_events": 0}
+        try:
+            lag = (await runner.status())["lag_events"] if runner is not None else 0
+        except Exception as err:  # the consumer is being re-created (takeover, reconnect): next round
+            log.info("close_skipped", reason=repr(err))
+            lag = None
         # Closing while the fold lags would close periods on partial numbers, then correct them.
-        if status["lag_events"] <= settings.scoring_close_max_lag_events:
+        if lag is not None and lag <= settings.scoring_close_max_lag_events:
             with CLOSE_RUN_SECONDS.time():
                 await close_due_periods(
                     pool=runtime.pool,
