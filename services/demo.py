@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import random
@@ -381,26 +382,28 @@ class Demo:
                 "severity": "low", "place": {"compound": "百瑞景", "phase": w.buildings[0][1],
                                              "building": w.buildings[0]},
                 "description": text, "occurred_at": start.replace(hour=10).isoformat()})
-            issue = out["issue"]["issue_id"]
+            issue, version = out["issue"]["issue_id"], int(out.get("version", out["issue"].get("version", 1)))
             # Solved on the spot: taken on, handled by the worker, checked with the residents, closed.
-            await self.advance(issue, "accept", headers)
-            await self.advance(issue, "assign", headers, assignee_kind="worker", assignee_id=w.worker_id)
-            await self.advance(issue, "resolve", headers, resolution="handled on the spot with the residents")
-            await self.advance(issue, "verify", headers, satisfied=True, satisfaction=5)
-            await self.advance(issue, "close", headers)
+            version = await self.advance(issue, "accept", headers, version)
+            version = await self.advance(issue, "assign", headers, version, assignee_kind="worker",
+                                         assignee_id=w.worker_id)
+            version = await self.advance(issue, "resolve", headers, version,
+                                         resolution="handled on the spot with the residents")
+            version = await self.advance(issue, "verify", headers, version, satisfied=True, satisfaction=5)
+            await self.advance(issue, "close", headers, version)
             n.problems += 1
 
-    async def advance(self, issue: str, action: str, headers: dict[str, str], **body: Any) -> None:
-        """One lifecycle step at the issue's current version (re-read when a rule or timer moved it)."""
+    async def advance(self, issue: str, action: str, headers: dict[str, str], version: int, **body: Any) -> int:
+        """One lifecycle step; when a rule or a timer moved the issue meanwhile (409), re-read and retry."""
         path = f"/v1/communities/{COMMUNITY}/issues/{issue}"
         for _attempt in range(10):
-            view = await self.call("GET", "issues", path, headers=headers)
             r = await self.http.post(f"{self.urls['issues']}{path}/{action}", headers=headers,
-                                     json={"version": view["issue"]["version"], **body})
+                                     json={"version": version, **body})
             if r.status_code in (200, 201):
-                return
+                return int(r.json()["version"])
             if r.status_code != 409 or r.json()["error"].get("code") == "illegal_transition":
                 raise RuntimeError(f"{action} {issue} → {r.status_code}: {r.text[:300]}")
+            version = (await self.call("GET", "issues", path, headers=headers))["issue"]["version"]
         raise RuntimeError(f"{action} {issue}: the version kept moving")
 
     # -------------------------------------------------------------------------- the four cases
@@ -721,12 +724,39 @@ def _fmt(value: Any) -> str:
 
 async def play(settings: Settings, endpoints: dict[str, Any], receiver: DemoReceiver, days: list[date],
                households: int, seed: int, console: Console) -> tuple[Demo, dict[str, Any]]:
-    await receiver.start()
+    """Seed and play against a running stack (the receiver already listening)."""
     demo = Demo(settings, endpoints["services"], receiver, days, households, seed, console)
     try:
         return demo, await demo.run()
     finally:
         await demo.close()
+
+
+async def _demo_main(stack: Any, port: int, args: argparse.Namespace, console: Console) -> None:
+    import signal
+
+    receiver = demo_receiver(port)
+    await receiver.start()  # the far end of every channel lives as long as the demo does
+    try:
+        endpoints = await asyncio.to_thread(stack.start, console.print)
+        days = demo_window(args.days, now().date())
+        demo, out = await play(stack.settings, endpoints, receiver, days, args.households, args.seed, console)
+        print_results(console, demo, out, endpoints)
+        if args.headless:
+            return
+        console.print("The stack keeps running (the local receivers too); Ctrl-C stops it.")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            for name in stack.check():
+                console.print(f"service {name} exited; see {stack.settings.data_dir / 'logs' / (name + '.log')}")
+                stack.procs.pop(name, None)
+    finally:
+        await receiver.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -735,7 +765,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    from shared.commands import LocalStack, load_settings, run_until_signalled
+    from shared.commands import LocalStack, load_settings
 
     console = Console()
     data_dir = Path(args.data_dir or ".gridwork/demo")
@@ -743,22 +773,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(data_dir)  # the demo starts from an empty community every time
     port = free_port()
     os.environ.update(demo_environment(port))
-    settings = load_settings(use_running_stack=False, data_dir=data_dir)
-    stack = LocalStack(settings)
+    stack = LocalStack(load_settings(use_running_stack=False, data_dir=data_dir))
     try:
-        endpoints = stack.start(echo=console.print)
-        days = demo_window(args.days, now().date())
-        receiver = demo_receiver(port)
-        demo, out = uvloop.run(play(stack.settings, endpoints, receiver, days, args.households, args.seed, console))
-        print_results(console, demo, out, endpoints)
-    except BaseException:
+        uvloop.run(_demo_main(stack, port, args, console))
+    finally:
         stack.stop(echo=console.print)
-        raise
-    if args.headless:
-        stack.stop(echo=console.print)
-        return 0
-    console.print("The stack keeps running; Ctrl-C stops it.")
-    run_until_signalled(stack)
     return 0
 
 

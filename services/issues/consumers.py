@@ -95,6 +95,15 @@ def _short(value: str | None, limit: int) -> str | None:
     return value[:limit] if value else None
 
 
+
+def _clock(event: Event) -> datetime:
+    """When a level's deadline clock starts: when the fact reached gridwork, not earlier.
+
+    A problem found on a visit and synced days later (or an escalation of such a report) is not
+    overdue before anyone at that level could act on it.
+    """
+    return max(event.occurred_at, event.recorded_at)
+
 class ProblemFiling:
     """Files every problem noted on a visit, session or council as an issue of its own."""
 
@@ -366,11 +375,8 @@ class EscalationProcess:
                         d.hotline_order_no is not None,
                     )
                     if d.hotline_order_no is None:  # work orders run on their own deadlines
-                        # The clock starts when the report reached the community: a problem found
-                        # on a visit and synced days later is not overdue before anyone could act.
-                        started = max(event.occurred_at, event.recorded_at)
                         await self._schedule(
-                            conn, event, timer_for_level(policy, d.category, d.severity, d.level, started)
+                            conn, event, timer_for_level(policy, d.category, d.severity, d.level, _clock(event))
                         )
                     rule = policy.rule_for(
                         category=d.category,
@@ -403,7 +409,7 @@ class EscalationProcess:
                                 conn,
                                 event,
                                 timer_for_level(
-                                    policy, case_["category"], case_["severity"], d.to_level, event.occurred_at
+                                    policy, case_["category"], case_["severity"], d.to_level, _clock(event)
                                 ),
                             )
                 case IssueResolved() | IssueClosed() | IssueMerged():
@@ -415,7 +421,7 @@ class EscalationProcess:
                             conn,
                             event,
                             timer_for_level(
-                                policy, case_["category"], case_["severity"], case_["level"], event.occurred_at
+                                policy, case_["category"], case_["severity"], case_["level"], _clock(event)
                             ),
                         )
                     elif case_ is not None:  # the work order's resolution deadline still binds
