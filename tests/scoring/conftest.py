@@ -284,7 +284,11 @@ def survey(
 
 @dataclass
 class Scoring:
-    """A running scoring service plus direct access to the store and the database."""
+    """A running scoring service plus direct access to the store and the database.
+
+    ``store`` is the service's own (it may append only scoring events); ``writer`` is the test's
+    admin connection, which plays the visits and issues services appending their events.
+    """
 
     settings: Settings
     client: httpx.AsyncClient
@@ -292,6 +296,7 @@ class Scoring:
     pool: asyncpg.Pool
     runtime: Any
     clock: Callable[[], datetime]
+    writer: EventStore
 
     async def append(self, *events: Event) -> int:
         """Append events and return the last stream sequence.
@@ -300,13 +305,13 @@ class Scoring:
         household updated) is appended after that aggregate's last version.
         """
         last = 0
-        results = await self.store.append_many([([e], 0) for e in events])
+        results = await self.writer.append_many([([e], 0) for e in events])
         for e, res in zip(events, results, strict=True):
             if isinstance(res, ConcurrencyError):
-                existing = await self.store.read(
+                existing = await self.writer.read(
                     f"{self.settings.namespace}.{e.community}.{e.context}.{e.aggregate_type}.{e.aggregate_id}.*"
                 )
-                res = await self.store.append([e], len(existing))
+                res = await self.writer.append([e], len(existing))
             assert not isinstance(res, Exception), res
             last = max(last, res.last_seq)
         return last
@@ -358,9 +363,13 @@ async def scoring_service(
     s = scoring_settings(settings, **{"scoring_close_interval_seconds": 0, **overrides})
     clk = clock or Clock(at("2025-12-01"))
     app = build_app(s, rules=rules, clock=clk)
-    async with running(app) as client:
-        runtime = app.state.runtime
-        yield Scoring(s, client, runtime.store, runtime.pool, runtime, clk)
+    nc = await connect(s, "tests-writer")  # the admin: appends the other contexts' events
+    try:
+        async with running(app) as client:
+            runtime = app.state.runtime
+            yield Scoring(s, client, runtime.store, runtime.pool, runtime, clk, EventStore(nc, s))
+    finally:
+        await nc.close()
 
 
 @pytest.fixture
