@@ -126,6 +126,16 @@ def _recorded_at(event: StoredEvent) -> datetime | None:
     return datetime.fromtimestamp(event.timestamp_ns / 1e9, tz=UTC)
 
 
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a prefetch (its messages, never acked, come again from the checkpoint)."""
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    return None
+
+
 #: Errors meaning the database connection itself is gone: the runner reconnects (and re-elects).
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
 
@@ -242,25 +252,34 @@ class ProjectionRunner:
         await self._reposition(conn)
         reconnects = self.nc.stats["reconnects"]
         batch = self.settings.projection_batch
-        while not self._stopping.is_set():
-            if self.nc.stats["reconnects"] != reconnects:
-                # Messages pushed to us while NATS was away are lost in transit: start over from
-                # the checkpoint rather than fold past a hole.
-                reconnects = self.nc.stats["reconnects"]
-                await self._reposition(conn)
-            assert self._puller is not None
-            try:
-                msgs = await self._puller.fetch(batch, wait=1)
-            except nats.errors.ConnectionClosedError:
-                raise
-            except Exception as err:  # broker hiccup: wait, then resume from the checkpoint
-                log.warning("fetch_failed", projection=self.projection.name, error=repr(err))
-                await self._pause(1)
-                await self._reposition(conn)
-                continue
-            if msgs:
-                MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
-                await self._process(conn, msgs)
+        ahead: asyncio.Task[list[Pulled]] | None = None
+        try:
+            while not self._stopping.is_set():
+                if self.nc.stats["reconnects"] != reconnects:
+                    # Messages pushed to us while NATS was away are lost in transit: start over from
+                    # the checkpoint rather than fold past a hole.
+                    reconnects = self.nc.stats["reconnects"]
+                    ahead = await _cancelled(ahead)
+                    await self._reposition(conn)
+                assert self._puller is not None
+                try:
+                    msgs = await (ahead or self._puller.fetch(batch, wait=1))
+                    ahead = None
+                except nats.errors.ConnectionClosedError:
+                    raise
+                except Exception as err:  # broker hiccup: wait, then resume from the checkpoint
+                    ahead = None
+                    log.warning("fetch_failed", projection=self.projection.name, error=repr(err))
+                    await self._pause(1)
+                    await self._reposition(conn)
+                    continue
+                if msgs:
+                    MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
+                    # Pull the next batch while this one folds (it waits its turn: order is kept).
+                    ahead = asyncio.create_task(self._puller.fetch(batch, wait=1))
+                    await self._process(conn, msgs)
+        finally:
+            await _cancelled(ahead)
 
     async def _process(self, conn: asyncpg.Connection, msgs: list[Pulled]) -> None:
         """Fold ``msgs`` in order; retry a failing event in place until it folds or is dead-lettered."""
