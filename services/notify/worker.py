@@ -63,7 +63,9 @@ from .templates import render
 log = structlog.get_logger("gridwork.notify.delivery")
 
 # Leases due rows (and rows whose lease ran out) and, in the same round trip, tells when the next
-# pending row falls due, so the loop can sleep exactly until then.
+# pending row falls due, so the loop can sleep exactly until then.  The lease commits without
+# waiting for the WAL flush (most of a claim's time): a database crash can at worst lose a lease,
+# and a row whose lease is lost is simply claimed again.
 CLAIM = """
 WITH due AS (
     SELECT notification_id, state AS was, community, recipient_id
@@ -82,7 +84,7 @@ WITH due AS (
         d.last_seq, d.created_at, due.was, r.language, r.channels AS recipient_channels, r.sealed,
         r.active AS recipient_active
 )
-SELECT claimed.*, next.due_at AS next_due
+SELECT claimed.*, next.due_at AS next_due, set_config('synchronous_commit', 'off', true) AS lease_async
 FROM (SELECT min(due_at) AS due_at FROM notify_deliveries WHERE state = 'pending' AND due_at > now()) next
 LEFT JOIN claimed ON true
 """
@@ -277,6 +279,14 @@ class DeliveryWorker:
             await self._record_failure(job, DeliveryError("retry budget spent", tried=False), now(), final=True)
             return
         try:
+            await self._guarded_attempt(job, sender, message, address)
+            return  # the common case: delivered (or dead-lettered) at the first try
+        except DeliveryError as err:
+            failed: DeliveryError | None = err
+        # The first try failed and may be retried: stamina times the rest of the burst.  Building
+        # its retry loop costs more than a whole delivery, so only a failure pays for it; the
+        # first failure is raised inside the loop so that stamina's backoff starts from it.
+        try:
             async for attempt in stamina.retry_context(
                 on=lambda err: isinstance(err, DeliveryError) and not err.permanent,
                 attempts=min(s.notify_burst_attempts, budget),
@@ -286,16 +296,22 @@ class DeliveryWorker:
                 wait_jitter=s.notify_burst_wait_initial,
             ):
                 with attempt:
-                    # From the send to its record nothing may cancel this task: a send that reached
-                    # the receiver but was not recorded would be sent again by the next process.
-                    job.sending = True
-                    try:
-                        await self._attempt(job, sender, message, address)
-                    finally:
-                        job.sending = False
+                    if failed is not None:
+                        first, failed = failed, None
+                        raise first
+                    await self._guarded_attempt(job, sender, message, address)
                     return
         except DeliveryError:
             await self._reschedule(job)
+
+    async def _guarded_attempt(self, job: Job, sender: Sender, message: Message, address: Address) -> None:
+        # From the send to its record nothing may cancel this task: a send that reached the
+        # receiver but was not recorded would be sent again by the next process.
+        job.sending = True
+        try:
+            await self._attempt(job, sender, message, address)
+        finally:
+            job.sending = False
 
     async def _attempt(self, job: Job, sender: Sender, message: Message, address: Address) -> None:
         """One try: send, then record the outcome; raises a retryable DeliveryError for stamina."""

@@ -10,6 +10,7 @@ from aiosmtpd.controller import Controller
 from services.notify.receiver import LocalReceiver
 from services.notify.settings import NotifySettings
 from shared.embedded import free_port
+from shared.eventstore import EventStore, connect
 from shared.settings import Settings
 
 from .scenario import SMS_TOKEN, WEBHOOK_SECRETS, WECOM_KEYS, Inbox
@@ -26,6 +27,15 @@ async def receiver() -> AsyncIterator[LocalReceiver]:
     await r.start()
     yield r
     await r.stop()
+
+
+@pytest.fixture
+async def feed(settings: Settings) -> AsyncIterator[EventStore]:
+    """The test's own connection to the event store: it plays the issues and scoring services,
+    whose events the notify service may read but not write."""
+    nc = await connect(settings, "tests-notify-feed")
+    yield EventStore(nc, settings)
+    await nc.close()
 
 
 @pytest.fixture

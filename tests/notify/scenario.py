@@ -9,7 +9,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 
 from services.notify.receiver import LocalReceiver
 from shared.events import SHANGHAI, Event, Place
@@ -109,10 +108,6 @@ async def register_directory(
             continue
         response = await client.put(f"/v1/communities/{COMMUNITY}/recipients/{rid}", json=body, headers=headers)
         assert response.status_code in (200, 201), response.text
-
-
-def store_of(app: FastAPI) -> EventStore:
-    return app.state.runtime.store
 
 
 def at(text: str) -> datetime:

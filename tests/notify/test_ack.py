@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.notify.app import build_app
 from services.notify.receiver import LocalReceiver
 from shared.events import Place
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.support import auth, eventually, running
 
@@ -18,7 +19,6 @@ from .scenario import (
     register_directory,
     report_and_escalate,
     reported,
-    store_of,
 )
 
 
@@ -36,18 +36,17 @@ def night_noise(issue_id: str, minute: int) -> tuple:
 
 
 async def test_an_unacknowledged_police_escalation_is_reported_so_it_climbs(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(settings, receiver, smtp, notify_ack_deadline_seconds={"police": 1.0})
     app = build_app(config)
     async with running(app) as client:
         await register_directory(client, config, receiver, only={"police-duty"})
-        store = store_of(app)
-        await report_and_escalate(store, *night_noise("noise-unacked", 40))
+        await report_and_escalate(feed, *night_noise("noise-unacked", 40))
         await eventually(lambda: _n(receiver.on("/webhook/police-duty"), 1), timeout=30, what="the duty line told")
 
         unacked = await eventually(
-            lambda: notify_events(store, config, "NotificationUnacknowledged"), timeout=30, what="unacknowledged"
+            lambda: notify_events(feed, config, "NotificationUnacknowledged"), timeout=30, what="unacknowledged"
         )
         (event,) = unacked
         assert event.data.subject_ref == "noise-unacked"  # the issues service escalates this issue one level
@@ -58,18 +57,17 @@ async def test_an_unacknowledged_police_escalation_is_reported_so_it_climbs(
         )
         assert [a["state"] for a in acks.json()["acks"]] == ["unacknowledged"]
         # Reported once, though the timer keeps ticking.
-        assert len(await notify_events(store, config, "NotificationUnacknowledged")) == 1
+        assert len(await notify_events(feed, config, "NotificationUnacknowledged")) == 1
 
 
 async def test_the_duty_officer_acknowledges_through_the_signed_link_and_nothing_climbs(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(settings, receiver, smtp, notify_ack_deadline_seconds={"police": 4.0})
     app = build_app(config)
     async with running(app) as client:
         await register_directory(client, config, receiver, only={"police-duty"})
-        store = store_of(app)
-        await report_and_escalate(store, *night_noise("noise-acked", 40))
+        await report_and_escalate(feed, *night_noise("noise-acked", 40))
         (first,) = await eventually(lambda: _n(receiver.on("/webhook/police-duty"), 1), timeout=30)
         link = first.json()["ack_url"].removeprefix(config.notify_public_url)
 
@@ -81,25 +79,25 @@ async def test_the_duty_officer_acknowledges_through_the_signed_link_and_nothing
         again = await client.post(link)
         assert again.json()["already_acknowledged"] is True
 
-        (ack,) = await notify_events(store, config, "NotificationAcknowledged")
+        (ack,) = await notify_events(feed, config, "NotificationAcknowledged")
         assert ack.data.subject_ref == "noise-acked" and ack.data.notification_id == first.json()["notification_id"]
 
         # A later escalation nobody acknowledges is reported; the acknowledged one, due earlier, never is.
-        await report_and_escalate(store, *night_noise("noise-later", 50))
+        await report_and_escalate(feed, *night_noise("noise-later", 50))
         unacked = await eventually(
-            lambda: notify_events(store, config, "NotificationUnacknowledged"), timeout=30, what="the later one"
+            lambda: notify_events(feed, config, "NotificationUnacknowledged"), timeout=30, what="the later one"
         )
         assert [e.data.subject_ref for e in unacked] == ["noise-later"]
 
 
 async def test_an_agency_acknowledges_by_api_only_its_own_notifications(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(settings, receiver, smtp)
     app = build_app(config)
     async with running(app) as client:
         await register_directory(client, config, receiver, only={"police-duty"})
-        await report_and_escalate(store_of(app), *night_noise("noise-api", 40))
+        await report_and_escalate(feed, *night_noise("noise-api", 40))
         (first,) = await eventually(lambda: _n(receiver.on("/webhook/police-duty"), 1), timeout=30)
         nid = first.json()["notification_id"]
         url = f"/v1/communities/{COMMUNITY}/notifications/{nid}/ack"

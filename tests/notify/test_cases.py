@@ -12,6 +12,7 @@ from services.notify.receiver import LocalReceiver
 from services.notify.settings import NotifySettings
 from shared.events import Place
 from shared.events.issues import IssueOverdue, IssueOverdueData
+from shared.eventstore import EventStore
 from shared.projection import replay
 from tests.support import auth, eventually, running
 
@@ -27,17 +28,15 @@ from .scenario import (
     register_directory,
     report_and_escalate,
     reported,
-    store_of,
 )
 
 
 async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
-    notify_settings: NotifySettings, receiver: LocalReceiver, smtp: Inbox
+    notify_settings: NotifySettings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     app = build_app(notify_settings)
     async with running(app) as client:
         await register_directory(client, notify_settings, receiver)
-        store = store_of(app)
 
         # 1. Night-time noise, phase 2 east grid: a resident shouts into a microphone at 23:40.
         noise = reported(
@@ -50,7 +49,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
             when=at("2025-04-14 23:40"),
         )
         await report_and_escalate(
-            store, noise, escalated(noise, to_level="community", target="police", when=at("2025-04-14 23:45"))
+            feed, noise, escalated(noise, to_level="community", target="police", when=at("2025-04-14 23:45"))
         )
         # 2. Stairwell clutter, phase 4 building 4: it keeps coming back.
         clutter = reported(
@@ -62,7 +61,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
             when=at("2025-04-15 09:10"),
         )
         await report_and_escalate(
-            store,
+            feed,
             clutter,
             escalated(clutter, to_level="compound", target="property_management", when=at("2025-04-15 09:20")),
         )
@@ -76,7 +75,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
             when=at("2025-04-16 18:30"),
         )
         await report_and_escalate(
-            store,
+            feed,
             pets,
             escalated(pets, to_level="community", target=None, reason="manual", when=at("2025-04-16 19:00")),
         )
@@ -90,7 +89,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
             when=at("2025-03-10 10:00"),
         )
         await report_and_escalate(
-            store,
+            feed,
             planning,
             escalated(
                 planning, to_level="street", target="street_office", reason="manual", when=at("2025-03-12 10:00")
@@ -136,7 +135,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
 
         # Each (escalation, recipient, channel) is one notification, delivered once, told in events.
         delivered = await eventually(
-            lambda: _delivered(store, notify_settings, 11), timeout=30, what="NotificationDelivered events"
+            lambda: _delivered(feed, notify_settings, 11), timeout=30, what="NotificationDelivered events"
         )
         assert len({e.aggregate_id for e in delivered}) == 11
 
@@ -151,7 +150,7 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
         await eventually(all_delivered, timeout=30, what="every outbox row delivered")
 
         # Secrets never appear in events or in what the API answers.
-        raw = b"".join(s.data for s in await store.read(f"{notify_settings.namespace}.>"))
+        raw = b"".join(s.data for s in await feed.read(f"{notify_settings.namespace}.>"))
         answer = (
             await client.get(
                 f"/v1/communities/{COMMUNITY}/recipients",
@@ -168,12 +167,11 @@ async def _delivered(store, settings, count):  # type: ignore[no-untyped-def]
 
 
 async def test_an_overdue_issue_reminds_the_secretary_and_a_replay_sends_nothing_again(
-    notify_settings: NotifySettings, receiver: LocalReceiver, smtp: Inbox
+    notify_settings: NotifySettings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     app = build_app(notify_settings)
     async with running(app) as client:
         await register_directory(client, notify_settings, receiver, only={"secretary"})
-        store = store_of(app)
         issue = reported(
             "lamp-0420",
             "public_facilities",
@@ -192,7 +190,7 @@ async def test_an_overdue_issue_reminds_the_secretary_and_a_replay_sends_nothing
                 issue_id="lamp-0420", level="community", deadline=at("2025-04-23 19:00"), state="assigned"
             ),
         )
-        await report_and_escalate(store, issue, overdue)
+        await report_and_escalate(feed, issue, overdue)
         await eventually(lambda: _one(smtp.to("shuji@bairuijing.test")), timeout=30, what="the reminder")
         (mail,) = smtp.to("shuji@bairuijing.test")
         assert mail["Subject"].startswith("【超时提醒】公共设施 百瑞景3期") and "3期路灯坏了两周" in mail.get_content()
@@ -209,7 +207,7 @@ async def test_an_overdue_issue_reminds_the_secretary_and_a_replay_sends_nothing
         runtime = app.state.runtime
         async with runtime.pool.acquire() as conn:
             before = await conn.fetchval("SELECT count(*) FROM notify_deliveries")
-        await replay(NotifyRouting(), nc=runtime.nc, pool=runtime.pool, settings=notify_settings)
+        await replay(NotifyRouting(), nc=feed.nc, pool=runtime.pool, settings=notify_settings)
         async with runtime.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM notify_deliveries") == before
             assert await conn.fetchval("SELECT count(*) FROM proj_notify_routing.issues") == 1

@@ -9,6 +9,7 @@ from services.notify.app import build_app
 from services.notify.receiver import LocalReceiver
 from services.notify.settings import NotifySettings
 from shared.events import SHANGHAI, Place
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.support import auth, eventually, running
 
@@ -22,7 +23,6 @@ from .scenario import (
     register_directory,
     report_and_escalate,
     reported,
-    store_of,
 )
 
 
@@ -40,18 +40,17 @@ def daytime_noise(n: int) -> tuple:
 
 
 async def test_a_receiver_that_is_down_for_a_while_gets_every_message_once_it_is_back(
-    notify_settings: NotifySettings, receiver: LocalReceiver
+    notify_settings: NotifySettings, receiver: LocalReceiver, feed: EventStore
 ) -> None:
     app = build_app(notify_settings)
     async with running(app) as client:
         await register_directory(client, notify_settings, receiver, only={"police-officer"})
-        store = store_of(app)
         await receiver.stop()  # the police station's system is down
         for n in range(8):
-            await report_and_escalate(store, *daytime_noise(n))
+            await report_and_escalate(feed, *daytime_noise(n))
 
         async def retried_while_down() -> bool:
-            failed = await notify_events(store, notify_settings, "NotificationFailed")
+            failed = await notify_events(feed, notify_settings, "NotificationFailed")
             return len({e.aggregate_id for e in failed}) == 8 and len(failed) >= 16
 
         await eventually(retried_while_down, timeout=30, what="every notification failing and retrying")
@@ -65,14 +64,14 @@ async def test_a_receiver_that_is_down_for_a_while_gets_every_message_once_it_is
         issues = sorted(r.json()["facts"]["issue_id"] for r in receiver.on("/webhook/police-officer"))
         assert issues == [f"noise-{n:03d}" for n in range(8)]
         delivered = await eventually(
-            lambda: _events(store, notify_settings, "NotificationDelivered", 8), timeout=30, what="delivered events"
+            lambda: _events(feed, notify_settings, "NotificationDelivered", 8), timeout=30, what="delivered events"
         )
         assert len({e.aggregate_id for e in delivered}) == 8
-        assert await notify_events(store, notify_settings, "NotificationDeadLettered") == []
+        assert await notify_events(feed, notify_settings, "NotificationDeadLettered") == []
 
 
 async def test_a_restart_of_notify_in_the_middle_duplicates_nothing(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     receiver.delay = 0.2  # a slow receiver: sends are in flight when notify stops
     config = notify_settings_for(settings, receiver, smtp, notify_concurrency=2)
@@ -80,7 +79,7 @@ async def test_a_restart_of_notify_in_the_middle_duplicates_nothing(
     async with running(first) as client:
         await register_directory(client, config, receiver, only={"police-officer"})
         for n in range(12):
-            await report_and_escalate(store_of(first), *daytime_noise(n))
+            await report_and_escalate(feed, *daytime_noise(n))
         await eventually(lambda: _count(receiver, "/webhook/police-officer", 1, at_least=True), timeout=30)
     # notify is down: more escalations pile up in the stream meanwhile
     sent_before = len(receiver.on("/webhook/police-officer"))
@@ -89,19 +88,17 @@ async def test_a_restart_of_notify_in_the_middle_duplicates_nothing(
     second = build_app(config)
     async with running(second):
         for n in range(12, 20):
-            await report_and_escalate(store_of(second), *daytime_noise(n))
+            await report_and_escalate(feed, *daytime_noise(n))
         await eventually(lambda: _count(receiver, "/webhook/police-officer", 20), timeout=30, what="all 20")
         ids = Counter(r.delivery_id for r in receiver.on("/webhook/police-officer"))
         assert len(ids) == 20 and set(ids.values()) == {1}, "a notification arrived twice"
-        sent = await eventually(
-            lambda: _events(store_of(second), config, "NotificationDelivered", 20), timeout=30, what="events"
-        )
+        sent = await eventually(lambda: _events(feed, config, "NotificationDelivered", 20), timeout=30, what="events")
         assert len({e.aggregate_id for e in sent}) == 20
-        assert len(await notify_events(store_of(second), config, "NotificationSent")) == 20
+        assert len(await notify_events(feed, config, "NotificationSent")) == 20
 
 
 async def test_after_the_retry_budget_a_notification_is_dead_lettered_with_its_last_error(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(settings, receiver, smtp, notify_max_attempts=3)
     app = build_app(config)
@@ -118,8 +115,7 @@ async def test_after_the_retry_budget_a_notification_is_dead_lettered_with_its_l
             headers=auth(config, "secretary", community=COMMUNITY),
         )
         receiver.failing["/webhook/police-officer"] = 500  # the police system answers 500 to everything
-        store = store_of(app)
-        await report_and_escalate(store, *daytime_noise(1))
+        await report_and_escalate(feed, *daytime_noise(1))
         clutter = reported(
             "clutter-4-4",
             "safety_hazards",
@@ -129,7 +125,7 @@ async def test_after_the_retry_budget_a_notification_is_dead_lettered_with_its_l
             when=at("2025-04-15 09:10"),
         )
         await report_and_escalate(
-            store,
+            feed,
             clutter,
             escalated(clutter, to_level="compound", target="property_management", when=at("2025-04-15 09:20")),
         )
@@ -147,9 +143,9 @@ async def test_after_the_retry_budget_a_notification_is_dead_lettered_with_its_l
         rows = {r["channel"]: r for r in await eventually(dead, timeout=30, what="two dead letters")}
         assert rows["webhook"]["attempts"] == 3 and rows["webhook"]["last_error"] == "webhook: HTTP 500"
         assert rows["wecom"]["attempts"] == 1 and rows["wecom"]["last_error"] == "wecom: errcode 93000"
-        dead_events = await notify_events(store, config, "NotificationDeadLettered")
+        dead_events = await notify_events(feed, config, "NotificationDeadLettered")
         assert sorted(e.data.error for e in dead_events) == ["webhook: HTTP 500", "wecom: errcode 93000"]
-        failed = Counter(e.aggregate_id for e in await notify_events(store, config, "NotificationFailed"))
+        failed = Counter(e.aggregate_id for e in await notify_events(feed, config, "NotificationFailed"))
         assert sorted(failed.values()) == [1, 3]
         assert "revoked-robot-key" not in " ".join(e.data.error for e in dead_events)
 
@@ -164,7 +160,7 @@ async def test_after_the_retry_budget_a_notification_is_dead_lettered_with_its_l
 
 
 async def test_quiet_hours_defer_routine_messages_but_not_urgent_police_escalations(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(settings, receiver, smtp)
     app = build_app(config)
@@ -201,10 +197,9 @@ async def test_quiet_hours_defer_routine_messages_but_not_urgent_police_escalati
                 headers=auth(config, "secretary", community=COMMUNITY),
             )
             assert response.status_code == 200, response.text
-        store = store_of(app)
         clutter = reported("clutter-q", "safety_hazards", "stairwell_clutter", "楼道堆物", when=at("2025-04-15 23:10"))
         await report_and_escalate(
-            store,
+            feed,
             clutter,
             escalated(clutter, to_level="compound", target="property_management", when=at("2025-04-15 23:20")),
         )
@@ -212,7 +207,7 @@ async def test_quiet_hours_defer_routine_messages_but_not_urgent_police_escalati
             "noise-q", "conflicts_disputes", "noise", "深夜喊麦", severity="high", when=at("2025-04-15 23:30")
         )
         await report_and_escalate(
-            store, noise, escalated(noise, to_level="community", target="police", when=at("2025-04-15 23:35"))
+            feed, noise, escalated(noise, to_level="community", target="police", when=at("2025-04-15 23:35"))
         )
         await eventually(lambda: _count(receiver, "/sms", 1), timeout=30, what="the urgent SMS")
 

@@ -7,15 +7,16 @@ from datetime import time
 from services.notify.app import build_app
 from services.notify.receiver import LocalReceiver
 from services.notify.timers import send_digests
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.support import eventually, running
 
 from .conftest import notify_settings_for
-from .scenario import COMMUNITY, WECOM_KEYS, Inbox, quota_closed, register_directory, store_of
+from .scenario import COMMUNITY, WECOM_KEYS, Inbox, quota_closed, register_directory
 
 
 async def test_the_secretary_gets_one_digest_of_every_missed_quota(
-    settings: Settings, receiver: LocalReceiver, smtp: Inbox
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
 ) -> None:
     config = notify_settings_for(
         settings, receiver, smtp, notify_digest_at=time(0, 0), notify_digest_settle_seconds=1.0
@@ -23,14 +24,13 @@ async def test_the_secretary_gets_one_digest_of_every_missed_quota(
     app = build_app(config)
     async with running(app) as client:
         await register_directory(client, config, receiver, only={"secretary"})
-        store = store_of(app)
         closed = [
             quota_closed("w01", "2025-04-14", ["hours_in_grid", "special_visit"]),
             quota_closed("w02", "2025-04-14", ["households_contacted"]),
             quota_closed("w03", "2025-04-14", ["small_problem"]),
             quota_closed("w04", "2025-04-14", []),  # met everything: not in the digest
         ]
-        results = await store.append_many([([e], 0) for e in closed])
+        results = await feed.append_many([([e], 0) for e in closed])
         assert not any(isinstance(r, Exception) for r in results)
 
         await eventually(lambda: _n(smtp.to("shuji@bairuijing.test"), 1), timeout=30, what="the digest email")
@@ -46,7 +46,7 @@ async def test_the_secretary_gets_one_digest_of_every_missed_quota(
         assert "w01" in robot[0].json()["markdown"]["content"]
 
         # A closing that arrives after today's digest waits for tomorrow's: still one message today.
-        await store.append([quota_closed("w05", "2025-04-14", ["special_visit"])], 0)
+        await feed.append([quota_closed("w05", "2025-04-14", ["special_visit"])], 0)
         runtime = app.state.runtime
 
         async def line_waiting() -> bool:

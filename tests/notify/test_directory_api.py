@@ -5,9 +5,10 @@ from __future__ import annotations
 from services.notify.app import build_app
 from services.notify.receiver import LocalReceiver
 from services.notify.settings import NotifySettings
+from shared.eventstore import EventStore
 from tests.support import auth, eventually, running
 
-from .scenario import COMMUNITY, WEBHOOK_SECRETS, WECOM_KEYS, directory, report_and_escalate, store_of
+from .scenario import COMMUNITY, WEBHOOK_SECRETS, WECOM_KEYS, directory, report_and_escalate
 from .test_delivery import daytime_noise
 
 RECIPIENTS = f"/v1/communities/{COMMUNITY}/recipients"
@@ -83,7 +84,7 @@ async def test_bad_entries_are_refused_naming_the_field_and_only_the_right_roles
 
 
 async def test_a_rotated_webhook_secret_verifies_on_either_side_during_its_grace_period(
-    notify_settings: NotifySettings, receiver: LocalReceiver
+    notify_settings: NotifySettings, receiver: LocalReceiver, feed: EventStore
 ) -> None:
     secretary = auth(notify_settings, "secretary", community=COMMUNITY)
     old, new, newer = WEBHOOK_SECRETS["police-officer"], "whsec-rotated-2025-04-aaaaaaaaaaaa", "whsec-third-bbbbbbbbbb"
@@ -91,7 +92,6 @@ async def test_a_rotated_webhook_secret_verifies_on_either_side_during_its_grace
     async with running(app) as client:
         body = directory(receiver)["police-officer"]
         assert (await client.put(f"{RECIPIENTS}/police-officer", json=body, headers=secretary)).status_code == 201
-        store = store_of(app)
         hook = "/webhook/police-officer"
 
         rotated = await client.post(
@@ -103,10 +103,10 @@ async def test_a_rotated_webhook_secret_verifies_on_either_side_during_its_grace
         assert rotated.json()["channels"]["webhook"]["previous_secret_valid_until"] is not None
 
         receiver.webhook_secrets["police-officer"] = [new]  # the police switched over already
-        await report_and_escalate(store, *daytime_noise(1))
+        await report_and_escalate(feed, *daytime_noise(1))
         await eventually(lambda: _n(receiver.on(hook), 1), timeout=30, what="verified with the new secret")
         receiver.webhook_secrets["police-officer"] = [old]  # …or not yet: still fine within the grace period
-        await report_and_escalate(store, *daytime_noise(2))
+        await report_and_escalate(feed, *daytime_noise(2))
         await eventually(lambda: _n(receiver.on(hook), 2), timeout=30, what="verified with the old secret")
         signatures = receiver.on(hook)[1].headers["gridwork-signature"].split(",")
         assert len(signatures) == 2 and all(s.startswith("v1=") for s in signatures)
@@ -116,7 +116,7 @@ async def test_a_rotated_webhook_secret_verifies_on_either_side_during_its_grace
             f"{RECIPIENTS}/police-officer/webhook-secret", json={"secret": newer, "grace_seconds": 0}, headers=secretary
         )
         receiver.webhook_secrets["police-officer"] = [new]
-        await report_and_escalate(store, *daytime_noise(3))
+        await report_and_escalate(feed, *daytime_noise(3))
         await eventually(lambda: _n(receiver.refused, 1, at_least=True), timeout=30, what="a refused signature")
         assert receiver.refused[0] == (hook, "signature does not match")
         assert len(receiver.on(hook)) == 2
