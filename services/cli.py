@@ -77,7 +77,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 def progress(done: int, target: int) -> None:
                     bar.update(task, completed=done, total=target)
 
-                return await replay(projection, nc=nc, pool=pool, settings=settings, progress=progress)
+                # A projection may ask for bigger replay transactions (scoring folds 10,000 at a time).
+                batch = int(getattr(projection, "replay_batch", 5000))
+                return await replay(projection, nc=nc, pool=pool, settings=settings, progress=progress, batch=batch)
         finally:
             await nc.close()
             await pool.close()
