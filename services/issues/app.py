@@ -20,6 +20,7 @@ from shared.settings import Settings
 from . import api, hotline, open311
 from .consumers import EscalationProcess, ProblemFiling, fire_due_timers
 from .context import IssuesContext
+from .gauges import refresh_board_gauges
 from .hotline import deliver_hotline_feedback
 from .projections import HotlineOutbox, IssuesBoard
 from .settings import IssuesSettings, issues_settings
@@ -46,7 +47,7 @@ SPEC = ServiceSpec(
     ),
     routers=[api.router, hotline.router, open311.router],
     projections=[IssuesBoard(), HotlineOutbox(), ProblemFiling(), EscalationProcess()],
-    background=[fire_due_timers, deliver_hotline_feedback],
+    background=[fire_due_timers, deliver_hotline_feedback, refresh_board_gauges],
     on_start=[start_issues],
     publishes=list(ISSUE_EVENTS),
     consumes=[

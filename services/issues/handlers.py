@@ -32,7 +32,7 @@ from .domain import (
     initial_state,
     same_effect,
 )
-from .metrics import ESCALATIONS, ISSUE_EVENTS
+from .metrics import ESCALATIONS, ISSUE_EVENTS, NO_TARGET
 
 log = structlog.get_logger("gridwork.issues")
 
@@ -63,7 +63,7 @@ def _count(events: list[Event]) -> None:
     for event in events:
         ISSUE_EVENTS.labels(event.type).inc()
         if isinstance(event, IssueEscalated):
-            ESCALATIONS.labels(event.data.reason, event.data.to_level).inc()
+            ESCALATIONS.labels(event.data.reason, event.data.to_level, event.data.target or NO_TARGET).inc()
 
 
 def new_issue_id(community: str, idempotency_key: str | None = None) -> str:

@@ -117,6 +117,25 @@ async def open_problems(conn: asyncpg.Connection, community: str) -> list[dict[s
     return [dict(r) for r in rows]
 
 
+async def board_gauge_counts(
+    conn: asyncpg.Connection,
+) -> tuple[dict[tuple[str, str, str], tuple[int, int]], dict[str, int]]:
+    """Open and overdue issues per (community, category, level), and undelivered hotline feedback
+    per community — across every community, for the service's gauges."""
+    rows = await conn.fetch(
+        f"SELECT community, coalesce(category, 'uncategorised') AS category, level, count(*) AS open, "
+        f"count(*) FILTER (WHERE (state->>'overdue')::boolean) AS overdue "
+        f"FROM {BOARD}.issues WHERE is_open GROUP BY 1, 2, 3"
+    )
+    pending = await conn.fetch(
+        f"SELECT community, count(*) AS pending FROM {OUTBOX}.outbox WHERE sent_at IS NULL GROUP BY community"
+    )
+    return (
+        {(r["community"], r["category"], r["level"]): (r["open"], r["overdue"]) for r in rows},
+        {r["community"]: r["pending"] for r in pending},
+    )
+
+
 async def pending_deadline(conn: asyncpg.Connection, community: str, issue_id: str) -> datetime | None:
     """The next deadline the issue is waiting on (None when none runs)."""
     return await conn.fetchval(

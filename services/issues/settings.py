@@ -24,6 +24,12 @@ class IssuesSettings(Settings):
     issues_timer_poll_seconds: float = Field(
         default=0.5, gt=0, le=60, description="How often the deadline worker looks for due timers"
     )
+    issues_gauge_refresh_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="How often the open/overdue/hotline-pending gauges are re-read from the board",
+    )
     issues_duplicate_days: int = Field(
         default=14, ge=1, le=365, description="How recent an open issue must be to be suggested as a duplicate"
     )

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from services.issues.app import build_app
 from services.issues.settings import HERE, IssuesSettings
 from shared.events import Event
-from shared.eventstore import EventStore, aggregate_filter
+from shared.eventstore import EventStore, aggregate_filter, connect
 from shared.settings import Settings
 from tests.support import auth, running
 
@@ -112,3 +112,14 @@ async def service(issues_settings: IssuesSettings) -> AsyncIterator[Service]:
     app = build_app(issues_settings)
     async with running(app) as client:
         yield Service(client, app, issues_settings)
+
+
+@pytest.fixture
+async def outside(settings: Settings) -> AsyncIterator[EventStore]:
+    """An event store for what other contexts publish (visits, notify), connected as the tests' own
+    code connects: the service's NATS user may only publish its own context's events."""
+    nc = await connect(settings, "tests-issues-outside")
+    try:
+        yield EventStore(nc, settings)
+    finally:
+        await nc.drain()

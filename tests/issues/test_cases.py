@@ -11,6 +11,7 @@ import pytest
 from services.issues.app import build_app
 from shared.events import SHANGHAI, now
 from shared.events.visits import BuildingCouncilHeld, BuildingCouncilHeldData, ProblemNote
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.issues.conftest import COMMUNITY, Service, make_settings, policy_file
 from tests.support import eventually, running
@@ -241,7 +242,9 @@ async def test_pet_conflicts_are_merged_handled_by_volunteers_and_closed_on_the_
     assert (await eventually(complaints_gone, timeout=30, what="no open pet complaints"))["by_category"] == {}
 
 
-async def test_public_area_planning_raised_at_a_building_council_is_carried_through(service: Service) -> None:
+async def test_public_area_planning_raised_at_a_building_council_is_carried_through(
+    service: Service, outside: EventStore
+) -> None:
     march = now().replace(microsecond=0) - timedelta(hours=3)
     council = BuildingCouncilHeld.new(
         community=COMMUNITY,
@@ -265,7 +268,7 @@ async def test_public_area_planning_raised_at_a_building_council_is_carried_thro
             ],
         ),
     )
-    await service.store.append([council], 0)
+    await outside.append([council], 0)
     issue = "c-p1-1-0315-p0"
 
     async def filed() -> list:

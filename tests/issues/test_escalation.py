@@ -15,6 +15,7 @@ from shared.events.notify import (
     NotificationUnacknowledgedData,
 )
 from shared.events.visits import CommunityRegistered, CommunityRegisteredData
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.issues.conftest import COMMUNITY, Service, make_settings, policy_file
 from tests.support import eventually, running
@@ -32,7 +33,7 @@ async def escalations(service: Service, issue_id: str) -> list[tuple[str, str, s
     ]
 
 
-async def test_manual_escalation_needs_a_reason_and_climbs_to_the_agency(service: Service) -> None:
+async def test_manual_escalation_needs_a_reason_and_climbs_to_the_agency(service: Service, outside: EventStore) -> None:
     out = await service.report(category="public_facilities", subcategory="lift", description="lift stuck for 3 days")
     issue = out["issue"]["issue_id"]
     no_reason = await service.act(issue, "escalate", 1, expect=422)
@@ -56,7 +57,7 @@ async def test_manual_escalation_needs_a_reason_and_climbs_to_the_agency(service
     )
 
     # A street admin may escalate in the communities of its street (known from CommunityRegistered).
-    await service.store.append(
+    await outside.append(
         [
             CommunityRegistered.new(
                 community=COMMUNITY,
@@ -252,7 +253,7 @@ async def test_deadline_timers_survive_a_restart_and_fire_once(settings: Setting
         ]
 
 
-async def test_an_unacknowledged_escalation_climbs_once_per_notification(service: Service) -> None:
+async def test_an_unacknowledged_escalation_climbs_once_per_notification(service: Service, outside: EventStore) -> None:
     issue = (
         await service.report(
             category="conflicts_disputes",
@@ -275,7 +276,7 @@ async def test_an_unacknowledged_escalation_climbs_once_per_notification(service
             ),
         )
 
-    store = service.store
+    store = outside  # notify's events
     await store.append([unacked("n1")], 0)
     await store.append([unacked("n1")], 1)  # notify said it twice about the same notification
     await store.append(

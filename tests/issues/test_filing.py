@@ -22,7 +22,7 @@ from shared.events.visits import (
     VisitLogged,
     VisitLoggedData,
 )
-from shared.eventstore import connect
+from shared.eventstore import EventStore, connect
 from shared.projection import schema_of
 from shared.settings import Settings
 from tests.issues.conftest import COMMUNITY, Service, make_settings
@@ -33,12 +33,12 @@ MORNING = now().replace(microsecond=0) - timedelta(hours=2)
 FRIDAY = now().replace(microsecond=0) - timedelta(hours=1)
 
 
-async def test_problems_noted_in_the_grid_become_issues_once(settings: Settings) -> None:
+async def test_problems_noted_in_the_grid_become_issues_once(settings: Settings, outside: EventStore) -> None:
     s = make_settings(settings)
     app = build_app(s)
     async with running(app) as client:
         service = Service(client, app, s)
-        store = service.store
+        store = outside  # visits' events
         await store.append(
             [
                 BuildingRegistered.new(
