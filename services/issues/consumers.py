@@ -95,7 +95,6 @@ def _short(value: str | None, limit: int) -> str | None:
     return value[:limit] if value else None
 
 
-
 def _clock(event: Event) -> datetime:
     """When a level's deadline clock starts: when the fact reached gridwork, not earlier.
 
@@ -103,6 +102,7 @@ def _clock(event: Event) -> datetime:
     overdue before anyone at that level could act on it.
     """
     return max(event.occurred_at, event.recorded_at)
+
 
 class ProblemFiling:
     """Files every problem noted on a visit, session or council as an issue of its own."""
