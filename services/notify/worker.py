@@ -157,7 +157,8 @@ class DeliveryWorker:
                 recorder.cancel()
                 with contextlib.suppress(Exception):
                     await listener.remove_listener(WAKE_CHANNEL, self._on_wake)
-                await self.runtime.pool.release(listener)
+                with contextlib.suppress(Exception):
+                    await self.runtime.pool.release(listener, timeout=5)
 
     def _on_wake(self, *_args: Any) -> None:
         self.wakeup.set()
