@@ -209,12 +209,16 @@ class DeliveryWorker:
             await asyncio.wait(list(self.inflight), timeout=min(8.0, self.settings.notify_send_timeout_seconds + 1))
         # Whatever this worker still holds goes back at once, rather than after its lease: that
         # includes rows of a claim the cancellation interrupted after the database committed it.
+        # A send still running keeps its lease: whoever takes it over reads its events first.
+        still_sending = [job.id for job in self.inflight.values()]
         with contextlib.suppress(Exception):
             async with self.runtime.pool.acquire() as conn:
                 await conn.execute(
                     "UPDATE notify_deliveries SET state = 'pending', due_at = now(), lease_until = NULL, "
-                    "claimed_by = NULL, updated_at = now() WHERE claimed_by = $1 AND state = 'sending'",
+                    "claimed_by = NULL, updated_at = now() WHERE claimed_by = $1 AND state = 'sending' "
+                    "AND notification_id <> ALL($2::text[])",
                     self.worker_id,
+                    still_sending,
                 )
 
     async def _recorder(self) -> None:
@@ -327,7 +331,7 @@ class DeliveryWorker:
             if not final:
                 raise
             return
-        await self._record_success(job, started)
+        await self._record_success(job, started, now())
 
     def _prepare(self, row: asyncpg.Record) -> tuple[Message, Address]:
         if row["recipient_channels"] is None or not row["recipient_active"]:
@@ -383,12 +387,16 @@ class DeliveryWorker:
             correlation_id=row["correlation_id"],
         )
 
-    async def _record_success(self, job: Job, started: datetime) -> None:
+    async def _record_success(self, job: Job, started: datetime, confirmed: datetime) -> None:
         row = job.row
         attempt = job.attempts + 1
+        if row["kind"] == "escalation" and row["source_recorded_at"] is not None:
+            ESCALATION_DELIVERY.labels(row["channel"]).observe(
+                max(0.0, (confirmed - row["source_recorded_at"]).total_seconds())
+            )
         events = [
             self._event(NotificationSent, job, "sent", attempt, started),
-            self._event(NotificationDelivered, job, "delivered", attempt, started),
+            self._event(NotificationDelivered, job, "delivered", attempt, confirmed),
         ]
         version, last_seq = await append_steps(
             self.runtime.store,
@@ -400,10 +408,6 @@ class DeliveryWorker:
         await self._mark_delivered(row["notification_id"], attempt, version, last_seq)
         job.attempts, job.version, job.last_seq, job.done = attempt, version, last_seq, True
         NOTIFICATIONS.labels(row["channel"], "delivered").inc()
-        if row["kind"] == "escalation" and row["source_recorded_at"] is not None:
-            ESCALATION_DELIVERY.labels(row["channel"]).observe(
-                max(0.0, (now() - row["source_recorded_at"]).total_seconds())
-            )
         log.info(
             "delivered",
             notification_id=row["notification_id"],
@@ -419,9 +423,10 @@ class DeliveryWorker:
         events: list[Any] = []
         if err.tried:
             events.append(self._event(NotificationSent, job, "sent", attempt, started))
-        events.append(self._event(NotificationFailed, job, "failed", attempt, started, err.message))
+        failed_at = now()
+        events.append(self._event(NotificationFailed, job, "failed", attempt, failed_at, err.message))
         if final:
-            events.append(self._event(NotificationDeadLettered, job, "dead", attempt, started, err.message))
+            events.append(self._event(NotificationDeadLettered, job, "dead", attempt, failed_at, err.message))
         step = "NotificationDeadLettered" if final else "NotificationFailed"
         version, last_seq = await append_steps(
             self.runtime.store,
