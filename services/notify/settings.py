@@ -22,6 +22,10 @@ DEFAULT_ACK_DEADLINES: dict[str, float] = {
 }
 
 
+#: Deadline of a recipient kind missing from ``notify_ack_deadline_seconds``.
+FALLBACK_ACK_DEADLINE = 24 * 60 * 60.0
+
+
 class NotifySettings(Settings):
     """The shared settings plus what delivery, channels and acknowledgement need."""
 
@@ -82,7 +86,7 @@ class NotifySettings(Settings):
 
     def ack_deadline(self, kind: str) -> float:
         """Seconds a recipient of ``kind`` has to acknowledge (a day when the kind is not configured)."""
-        return float(self.notify_ack_deadline_seconds.get(kind, 86400))
+        return float(self.notify_ack_deadline_seconds.get(kind, FALLBACK_ACK_DEADLINE))
 
 
 def _derive(secret: str, label: bytes) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -28,7 +29,7 @@ from .metrics import ACKNOWLEDGEMENTS, DIGESTS
 from .outbox import append_steps
 from .projections import Outbox, note_unrouted
 from .routing import Facts, default_rules, select
-from .settings import NotifySettings
+from .settings import FALLBACK_ACK_DEADLINE, NotifySettings
 
 log = structlog.get_logger("gridwork.notify.timers")
 
@@ -47,7 +48,9 @@ async def report_unacknowledged(runtime: Runtime, settings: NotifySettings) -> i
     """Turn every watch past its deadline into NotificationUnacknowledged; returns how many."""
     deadlines = settings.notify_ack_deadline_seconds
     async with runtime.pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(DUE_WATCHES, list(deadlines), [float(v) for v in deadlines.values()], 86400.0)
+        rows = await conn.fetch(
+            DUE_WATCHES, list(deadlines), [float(v) for v in deadlines.values()], FALLBACK_ACK_DEADLINE
+        )
         for row in rows:
             event = NotificationUnacknowledged.new(
                 community=row["community"],
@@ -60,7 +63,8 @@ async def report_unacknowledged(runtime: Runtime, settings: NotifySettings) -> i
                     subject_ref=row["subject_ref"],
                     waited_seconds=round(float(row["waited"]), 3),
                 ),
-                occurred_at=row["starts_at"],  # with the key: the same watch always gives the same id
+                # when the deadline passed; with the key, the same watch always gives the same id
+                occurred_at=row["starts_at"] + timedelta(seconds=settings.ack_deadline(row["recipient_kind"])),
                 idempotency_key="unacknowledged",
                 causation_id=as_uuid(row["source_id"]),
                 correlation_id=row["correlation_id"],
