@@ -243,6 +243,8 @@ async def ack_by_api(
 ) -> dict[str, Any]:
     runtime = _runtime(request)
     principal.require_community(community)
+    if not principal.agency:
+        raise Forbidden("the token names no agency (claim 'agency')", field="agency")
     return await acknowledge(
         pool=runtime.pool,
         store=runtime.store,

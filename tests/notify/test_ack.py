@@ -104,6 +104,8 @@ async def test_an_agency_acknowledges_by_api_only_its_own_notifications(
 
         property_company = auth(config, "agency", community=COMMUNITY, agency="bairuijing-property")
         assert (await client.post(url, headers=property_company)).status_code == 403
+        nameless = auth(config, "agency", community=COMMUNITY)
+        assert (await client.post(url, headers=nameless)).json()["error"]["field"] == "agency"
         assert (await client.post(url, headers=auth(config, "grid_worker", community=COMMUNITY))).status_code == 403
         police = auth(config, "agency", community=COMMUNITY, agency="zhongnanlu-police", sub="officer-wang")
         answer = await client.post(url, headers=police)
