@@ -6,6 +6,8 @@ gateway) and a real SMTP server on 127.0.0.1.
 
 from __future__ import annotations
 
+import httpx
+
 from services.notify.app import build_app
 from services.notify.projections import NotifyRouting
 from services.notify.receiver import LocalReceiver
@@ -116,6 +118,15 @@ async def test_the_four_cases_of_bairuijing_reach_the_right_recipients(
         sms = receiver.on("/sms")[0].json()
         assert sms["to"] == DUTY_PHONE and "2期东网格" in sms["text"] and "/v1/ack/" in sms["text"]
         assert receiver.refused == []  # every webhook signature verified
+        # Someone who captured the police webhook sends it again: the receiver refuses the replay.
+        captured = receiver.on("/webhook/police-duty")[0]
+        async with httpx.AsyncClient() as outsider:
+            replayed = await outsider.post(
+                f"{receiver.url}/webhook/police-duty", content=captured.body, headers=captured.headers
+            )
+        assert replayed.status_code == 401 and receiver.refused == [
+            ("/webhook/police-duty", "replayed request: nonce already seen")
+        ]
 
         # Case 2 and 3 reached property management's WeCom group as markdown, in Chinese.
         robot = [r for r in receiver.on("/wecom/send") if r.query["key"] == WECOM_KEYS["property"]]
