@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import nats
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
@@ -43,6 +44,7 @@ ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_BATCH_DUPLICATE_ID = 10201
 
 S = TypeVar("S")
+log = structlog.get_logger("gridwork.eventstore")
 
 
 class ConcurrencyError(Exception):
@@ -114,6 +116,20 @@ def aggregate_filter(namespace: str, community: str, context: str, kind: str, ag
     return f"{namespace}.{community}.{context}.{kind}.{aggregate_id}.*"
 
 
+def _differs(wanted: StreamConfig, current: StreamConfig) -> list[str]:
+    """The settings ``wanted`` asks for that the stream as stored lacks (unset fields are the server's)."""
+    stored = current.as_dict()
+    return [key for key, value in wanted.as_dict().items() if stored.get(key) != value]
+
+
+def _not_managed(namespace: str) -> RuntimeError:
+    return RuntimeError(
+        f"the streams of namespace {namespace!r} are missing or differ from the settings, and this NATS "
+        "connection may not create or change them: run `gridwork cluster streams` (or `gridwork up`) as "
+        "the NATS admin first"
+    )
+
+
 class EventStore:
     """Append and read events on JetStream.  Built by the service's lifespan with a live connection."""
 
@@ -129,8 +145,15 @@ class EventStore:
 
     # ------------------------------------------------------------------ setup
 
-    async def ensure_streams(self) -> None:
-        """Create or update the event stream, the dead-letter stream and the snapshot bucket."""
+    async def ensure_streams(self, manage: bool = True) -> None:
+        """Make sure the event stream, the dead-letter stream and the snapshot bucket exist as configured.
+
+        Each is looked up first and created or updated only when missing or different, so a
+        start against streams that are as configured changes nothing.  ``manage=False`` is a
+        service under its own NATS user, which may look streams up but not manage them (the admin
+        — ``gridwork up``, the migration job — owns them): a missing stream is an error, one
+        configured otherwise than this process's settings only a warning.
+        """
         s = self.settings
         config = StreamConfig(
             name=self.stream,
@@ -150,14 +173,32 @@ class EventStore:
             duplicate_window=s.duplicate_window_seconds,
             allow_direct=True,
         )
-        for cfg in (config, dlq):
+        bucket = s.snapshot_bucket()
+        try:
+            for cfg in (config, dlq):
+                try:
+                    current = (await self.js.stream_info(cfg.name)).config  # type: ignore[arg-type]
+                except nats.js.errors.NotFoundError:
+                    if not manage:
+                        raise _not_managed(self.ns) from None
+                    await self.js.add_stream(cfg)
+                    continue
+                differs = _differs(cfg, current)
+                if differs and manage:
+                    await self.js.update_stream(cfg)
+                elif differs:
+                    log.warning("stream_config_differs", stream=cfg.name, settings=differs)
             try:
-                await self.js.add_stream(cfg)
-            except nats.js.errors.BadRequestError:
-                await self.js.update_stream(cfg)
-        self._kv = await self.js.create_key_value(
-            KeyValueConfig(bucket=s.snapshot_bucket(), history=1, storage=StorageType.FILE, replicas=s.stream_replicas)
-        )
+                self._kv = await self.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                if not manage:
+                    raise _not_managed(self.ns) from None
+                self._kv = await self.js.create_key_value(
+                    KeyValueConfig(bucket=bucket, history=1, storage=StorageType.FILE, replicas=s.stream_replicas)
+                )
+        except nats.errors.TimeoutError as err:
+            # A NATS user without the right to manage streams gets no answer, only a timeout.
+            raise _not_managed(self.ns) from err
 
     async def _snapshots(self) -> Any:
         if self._kv is None:
@@ -469,11 +510,51 @@ class _AckMux:
         return fut
 
 
-async def connect(settings: Settings, name: str) -> NATS:
-    """Connect to NATS with reconnects forever (a service outlives a server restart)."""
+#: The NATS user that manages streams (deploy/nats/permissions.toml); every other user only looks.
+ADMIN_USER = "admin"
+
+
+def nats_credentials(settings: Settings, user: str | None = None) -> tuple[str, str] | None:
+    """The NATS user and password a connection logs in with, or None for an open server.
+
+    The user is ``user`` if given, else ``settings.nats_user`` (production: one per service), else
+    ``admin`` when the settings know every user's password (the embedded stack's tools, the tests).
+    Without any of them the connection sends no credentials, or those in ``GRIDWORK_NATS_URL``.
+    """
+    chosen = user or settings.nats_user or (ADMIN_USER if ADMIN_USER in settings.nats_passwords else None)
+    if chosen is None:
+        return None
+    password = settings.nats_passwords.get(chosen)
+    if password is None and chosen == settings.nats_user:
+        password = settings.nats_password
+    if password is None:
+        raise RuntimeError(f"no password for NATS user {chosen!r} (set GRIDWORK_NATS_PASSWORD)")
+    return chosen, password
+
+
+async def connect(settings: Settings, name: str, user: str | None = None) -> NATS:
+    """Connect to NATS with reconnects forever (a service outlives a server restart).
+
+    Logs in as :func:`nats_credentials` chooses; ``settings.nats_tls_ca`` (when set) is the only
+    CA the connection trusts for ``tls://`` servers.
+    """
     if not settings.nats_url:
         raise RuntimeError("GRIDWORK_NATS_URL is not set (run `gridwork up` or set it)")
     servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
+    options: dict[str, Any] = {}
+    credentials = nats_credentials(settings, user)
+    if credentials is not None:
+        # explicit options win over credentials in the URL (nats-py), so one URL serves every user
+        options["user"], options["password"] = credentials
+    if settings.nats_tls_ca is not None:
+        from .natsauth import tls_context
+
+        options["tls"] = tls_context(settings.nats_tls_ca)
     return await nats.connect(
-        servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        **options,
     )

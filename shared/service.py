@@ -28,7 +28,7 @@ from . import natsfix
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
-from .eventstore import ConcurrencyError, EventStore, connect
+from .eventstore import ADMIN_USER, ConcurrencyError, EventStore, connect, nats_credentials
 from .logs import configure_logging
 from .projection import Projection, ProjectionRunner
 from .settings import Settings
@@ -83,12 +83,20 @@ class ServiceSpec:
 
 
 async def open_runtime(name: str, settings: Settings, projections: Sequence[Projection] = ()) -> Runtime:
-    """Connect to NATS and PostgreSQL, make sure streams and tables exist, set up projections."""
+    """Connect to NATS and PostgreSQL, make sure streams and tables exist, set up projections.
+
+    NATS: as the service's own user (``visits`` for ``visits`` and ``visits-import``) when the
+    settings know every user's password (embedded stack, tests), else as ``settings.nats_user``.
+    """
     natsfix.install()
-    nc = await connect(settings, f"gridwork-{name}")
+    context = name.split("-", 1)[0]
+    user = context if context in settings.nats_passwords else None
+    nc = await connect(settings, f"gridwork-{name}", user=user)
     pool = await create_pool(settings)
     store = EventStore(nc, settings)
-    await store.ensure_streams()
+    # On a server with users the admin made the streams; a service user only looks them up.
+    credentials = nats_credentials(settings, user)
+    await store.ensure_streams(manage=credentials is None or credentials[0] == ADMIN_USER)
     async with pool.acquire() as conn:
         await migrate(conn)
     runtime = Runtime(name, settings, nc, pool, store)

@@ -19,6 +19,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDWORK_", env_file=None, extra="ignore")
 
     nats_url: str | None = Field(default=None, description="NATS server(s), comma separated")
+    nats_user: str | None = Field(default=None, description="NATS user of this process (one per service)")
+    nats_password: str | None = Field(default=None, repr=False, description="Password of ``nats_user``")
+    nats_passwords: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="User -> password for every NATS user; only the embedded stack's tools and the tests",
+    )
+    nats_tls_ca: Path | None = Field(default=None, description="CA file that signed the NATS servers' certificates")
     database_url: str | None = Field(default=None, description="PostgreSQL DSN")
     data_dir: Path = Field(default=Path(".gridwork"), description="Embedded stack's data directory")
     namespace: str = Field(
