@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .auth import ROLES, mint_token
-from .embedded import EmbeddedNats, EmbeddedPostgres
+from .cluster import NatsNode
+from .embedded import EmbeddedPostgres, local_nats_passwords
+from .natsauth import load_permissions, render_authorization
 from .projection import Projection
 from .settings import Settings
 
@@ -35,12 +37,15 @@ def load_settings(*, use_running_stack: bool = True, **overrides: object) -> Set
     if (not settings.nats_url or not settings.database_url) and endpoints.exists() and use_running_stack:
         # A stack started by `gridwork up` in this data dir: talk to its servers.
         known = json.loads(endpoints.read_text())
-        settings = settings.model_copy(
-            update={
-                "nats_url": settings.nats_url or known.get("nats"),
-                "database_url": settings.database_url or known.get("database"),
-            }
-        )
+        update: dict[str, Any] = {
+            "nats_url": settings.nats_url or known.get("nats"),
+            "database_url": settings.database_url or known.get("database"),
+        }
+        passwords = known.get("nats_passwords_file")
+        if not settings.nats_url and passwords and not settings.nats_user and Path(passwords).exists():
+            # its NATS users' passwords (0600, ours): local tools log in as admin by default
+            update["nats_passwords"] = json.loads(Path(passwords).read_text())
+        settings = settings.model_copy(update=update)
     if not settings.jwt_secret:
         settings = settings.model_copy(update={"jwt_secret": local_jwt_secret(settings.data_dir)})
     return settings
@@ -228,7 +233,7 @@ class LocalStack:
     def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICE_NAMES) -> None:
         self.settings = settings
         self.services = services
-        self.nats: EmbeddedNats | None = None
+        self.nats: NatsNode | None = None
         self.pg: EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.endpoints: dict[str, Any] = {}
@@ -238,20 +243,34 @@ class LocalStack:
         data = s.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
         nats_url, db_url = s.nats_url, s.database_url
+        passwords: dict[str, str] = {}
         if not nats_url:
-            echo(f"starting nats-server (JetStream, sync_interval={s.sync_interval}) in {data / 'nats'}")
-            self.nats = EmbeddedNats(
-                data / "nats", port=s.nats_port, monitor_port=s.nats_monitor_port, sync_interval=s.sync_interval
+            # The same users and permissions as production (deploy/nats/permissions.toml), so a
+            # service reaching beyond its rights fails here, not after a deployment.
+            passwords = local_nats_passwords(data, load_permissions(s.namespace))
+            echo(
+                f"starting nats-server (JetStream, sync_interval={s.sync_interval}, a user per service) "
+                f"in {data / 'nats'}"
+            )
+            self.nats = NatsNode(
+                data / "nats",
+                port=s.nats_port,
+                monitor_port=s.nats_monitor_port,
+                sync_interval=s.sync_interval,
+                authorization=render_authorization(s.namespace, passwords),
             ).start()
             nats_url = self.nats.url
         if not db_url:
             echo(f"starting PostgreSQL in {data / 'pg'}")
             self.pg = EmbeddedPostgres(data / "pg").start()
             db_url = self.pg.url
-        self.settings = s = s.model_copy(update={"nats_url": nats_url, "database_url": db_url})
+        update: dict[str, Any] = {"nats_url": nats_url, "database_url": db_url}
+        if passwords:
+            update["nats_passwords"] = passwords  # this process (migrations, streams) is the admin
+        self.settings = s = s.model_copy(update=update)
         asyncio.run(_prepare(s))
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "GRIDWORK_NATS_PASSWORDS"},
             "GRIDWORK_NATS_URL": nats_url,
             "GRIDWORK_DATABASE_URL": db_url,
             "GRIDWORK_JWT_SECRET": s.jwt_secret,
@@ -265,10 +284,17 @@ class LocalStack:
         urls = {}
         for name in self.services:
             port = int(getattr(s, f"{name}_port"))
-            env[f"GRIDWORK_{name.upper()}_PORT"] = str(port)
+            service_env = {**env, f"GRIDWORK_{name.upper()}_PORT": str(port)}
+            if name in passwords:
+                # each service process knows its own password only
+                service_env.update(GRIDWORK_NATS_USER=name, GRIDWORK_NATS_PASSWORD=passwords[name])
             log = open(logs / f"{name}.log", "ab")
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=log, start_new_session=True
+                [sys.executable, "-m", f"services.{name}"],
+                env=service_env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
             urls[name] = f"http://{s.host}:{port}"
         for name, url in urls.items():
@@ -283,6 +309,8 @@ class LocalStack:
             "metrics": {name: f"{url}/metrics" for name, url in urls.items()},
             "data_dir": str(data),
         }
+        if passwords:
+            self.endpoints["nats_passwords_file"] = str(data / "nats_passwords.json")
         (data / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2))
         return self.endpoints
 
@@ -310,7 +338,7 @@ class LocalStack:
 
 
 async def _prepare(settings: Settings) -> None:
-    """Migrations and streams, once, before the services start."""
+    """Migrations and streams, once, before the services start (as the NATS admin when there are users)."""
     from .db import create_pool, migrate
     from .eventstore import EventStore, connect
 

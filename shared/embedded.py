@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .natsauth import new_passwords
 
 
 def free_port() -> int:
@@ -91,6 +96,28 @@ class EmbeddedNats:
         with urllib.request.urlopen(f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=1) as r:
             return r.status == 200
 
+    def varz(self) -> dict[str, object]:
+        """The server's ``/varz`` (general state, including when it last loaded its config)."""
+        with urllib.request.urlopen(f"{self.monitor_url}/varz", timeout=2) as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+    def reload_and_wait(self, timeout: float = 15) -> None:
+        """Rewrite the config (e.g. new users) and return once the running server has re-read it.
+
+        SIGHUP returns at once; the server's ``config_load_time`` moves when the reload is done, so
+        a caller that reloads to let in a new namespace's users can use them right after.
+        """
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("nats-server is not running")
+        before = self.varz()["config_load_time"]
+        (self.data_dir / "nats.conf").write_text(self.config())
+        self.process.send_signal(signal.SIGHUP)
+        _wait_until(
+            lambda: self.varz()["config_load_time"] != before,
+            f"nats-server config reload (see {self.data_dir / 'nats.log'})",
+            timeout,
+        )
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -100,6 +127,28 @@ class EmbeddedNats:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+
+def local_nats_passwords(data_dir: Path, users: Iterable[str]) -> dict[str, str]:
+    """The embedded stack's NATS passwords, one per user, kept in ``<data_dir>/nats_passwords.json``.
+
+    Made on first start and reused on the next (the file is the server's user list's source, so
+    a restart keeps every tool's credentials valid); readable by the owner only.  A user added to
+    the permissions file later gets a password the next time.
+    """
+    path = data_dir / "nats_passwords.json"
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = list(users)
+    if all(u in known for u in wanted):
+        return {u: known[u] for u in wanted}
+    known.update(new_passwords(u for u in wanted if u not in known))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # created 0600 before the secret is written, never world-readable for a moment
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(known, f, indent=2)
+    path.chmod(0o600)
+    return {u: known[u] for u in wanted}
 
 
 @dataclass
