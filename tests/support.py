@@ -17,8 +17,9 @@ from shared.settings import Settings
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05,
-                     what: str = "condition") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns a truthy value (returned) or ``timeout`` passes (AssertionError)."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -45,3 +46,14 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def auth(settings: Settings, role: str, **scope: Any) -> dict[str, str]:
     """Authorization header for a token of ``role`` with the given scope claims."""
     return {"Authorization": f"Bearer {mint_token(settings, role=role, **scope)}"}
+
+
+def nats_env(settings: Settings, user: str) -> dict[str, str]:
+    """Environment for a child process to log in to NATS as ``user`` (its own service user).
+
+    Empty on a server without users; there ``GRIDWORK_NATS_URL`` alone is enough.
+    """
+    password = settings.nats_passwords.get(user)
+    if password is None:
+        return {}
+    return {"GRIDWORK_NATS_USER": user, "GRIDWORK_NATS_PASSWORD": password}

@@ -24,7 +24,7 @@ from shared.embedded import free_port
 from shared.events import Event
 from shared.events.notify import NotificationData, NotificationSent
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
-from shared.eventstore import Aggregate, EventStore, StoredEvent, aggregate_filter
+from shared.eventstore import Aggregate, EventStore, StoredEvent, aggregate_filter, connect
 from shared.natsauth import (
     PERMISSIONS_FILE,
     load_permissions,
@@ -173,6 +173,37 @@ async def test_only_the_admin_manages_streams(secured: SecuredNats, admin: Event
             await nc.jetstream(timeout=2).delete_stream(settings.stream_name())
         assert any("$js.api.stream.delete" in e.lower() for e in errors)
         assert (await admin.js.stream_info(settings.stream_name())).config.name == settings.stream_name()
+    finally:
+        await nc.close()
+
+
+async def test_a_service_starts_on_the_streams_the_admin_made_and_only_looks_at_them(
+    secured: SecuredNats, settings: Settings
+) -> None:
+    # How a service is configured in production: its own user and password, the cluster's CA.
+    visits = settings.model_copy(
+        update={
+            "nats_url": secured.node.url,
+            "nats_user": "visits",
+            "nats_password": secured.passwords["visits"],
+            "nats_passwords": {},
+            "nats_tls_ca": secured.ca,
+        }
+    )
+    nc = await connect(visits, "gridwork-visits")
+    try:
+        with pytest.raises(RuntimeError, match="as the NATS admin"):
+            await EventStore(nc, visits).ensure_streams(manage=False)  # before the migration job ran
+        admin = await secured.connect("admin")
+        try:
+            await EventStore(admin, settings).ensure_streams()
+        finally:
+            await admin.close()
+        store = EventStore(nc, visits)
+        await store.ensure_streams(manage=False)
+        # even asked to manage them, it finds them as configured and changes nothing (no refused call)
+        await store.ensure_streams()
+        assert not (await store.append([tagged("h-3-2-201", "young")], 0)).duplicate
     finally:
         await nc.close()
 

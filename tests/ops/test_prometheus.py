@@ -23,8 +23,9 @@ import yaml
 from services.scoring.app import build_app
 from shared.embedded import free_port
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
+from shared.eventstore import EventStore, connect
 from shared.settings import Settings
-from tests.support import eventually, running
+from tests.support import eventually, nats_env, running
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -122,15 +123,20 @@ def test_every_gridwork_metric_the_deployment_relies_on_is_documented() -> None:
 @needs_promtool
 async def test_a_running_service_exposes_metrics_that_pass_promtool(settings: Settings) -> None:
     app = build_app(settings)
+    admin = await connect(settings, "tests-admin")
     async with running(app) as client:
-        # one appended event, so the gridwork_ domain series exist too
+        # one appended event, so the gridwork_ domain series exist too (a visits event: written by
+        # the admin connection, as the scoring service's own user may not)
         event = HouseholdTagged.new(
             community="bairuijing",
             aggregate_id="h-2-1-502",
             actor="w07",
             data=HouseholdTaggedData(household_id="h-2-1-502", tags=["elderly_alone"]),
         )
-        await app.state.runtime.store.append([event], 0)
+        try:
+            await EventStore(admin, settings).append([event], 0)
+        finally:
+            await admin.close()
         await client.get("/healthz")
         exposition = (await client.get("/metrics")).text
     assert 'gridwork_events_appended_total{type="HouseholdTagged"}' in exposition
@@ -153,6 +159,7 @@ def scoring_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
         "GRIDWORK_HOST": "127.0.0.1",
         "GRIDWORK_SCORING_PORT": str(port),
         "GRIDWORK_LOG_FORMAT": "json",
+        **nats_env(settings, "scoring"),
     }
     log = open(tmp_path / "scoring.log", "wb")
     proc = subprocess.Popen(

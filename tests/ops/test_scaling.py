@@ -65,7 +65,9 @@ async def fold_with(settings: Settings, projections: list[Ledger], events: int) 
     pool = await create_pool(settings)
     async with pool.acquire() as conn:
         await migrate(conn)
-    conns = [await connect(settings, f"ops-instance-{i}") for i in range(len(projections))]
+    # the instances run as a service does, under its own NATS user (the suite's server has users)
+    service = "scoring" if "scoring" in settings.nats_passwords else None
+    conns = [await connect(settings, f"ops-instance-{i}", user=service) for i in range(len(projections))]
     runners = [
         ProjectionRunner(p, nc=nc, pool=pool, settings=settings) for p, nc in zip(projections, conns, strict=True)
     ]
