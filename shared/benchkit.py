@@ -3,6 +3,10 @@
 Benchmarks run on the servers named by ``GRIDWORK_NATS_URL`` / ``GRIDWORK_DATABASE_URL`` or, when
 they are unset, on a throwaway embedded stack (real nats-server and PostgreSQL in a temp dir).
 Each run uses its own namespace and database, so it never touches real data.
+
+NATS users: the throwaway server has none (a benchmark measures the code, and a benchmark that
+needs a service's rights would only hide a refusal); on configured servers a benchmark logs in
+as the environment says (``GRIDWORK_NATS_USER``/``GRIDWORK_NATS_PASSWORD``, normally the admin).
 """
 
 from __future__ import annotations
