@@ -4,9 +4,9 @@ Benchmarks run on the servers named by ``GRIDWORK_NATS_URL`` / ``GRIDWORK_DATABA
 they are unset, on a throwaway embedded stack (real nats-server and PostgreSQL in a temp dir).
 Each run uses its own namespace and database, so it never touches real data.
 
-NATS users: the throwaway server has none (a benchmark measures the code, and a benchmark that
-needs a service's rights would only hide a refusal); on configured servers a benchmark logs in
-as the environment says (``GRIDWORK_NATS_USER``/``GRIDWORK_NATS_PASSWORD``, normally the admin).
+NATS users: the throwaway server has none, since a benchmark writes every context's events from
+one connection, which on a server with users only the admin may; on configured servers it logs in
+as the environment says (``GRIDWORK_NATS_USER``/``GRIDWORK_NATS_PASSWORD``: the admin).
 """
 
 from __future__ import annotations
