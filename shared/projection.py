@@ -413,8 +413,11 @@ class ProjectionRunner:
             row = await conn.fetchrow(
                 f'SELECT position, events, last_recorded_at FROM "{self.schema}"._checkpoint WHERE id = 1'
             )
-        info = await self.js.consumer_info(self.stream, self.durable)
-        pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        try:
+            info = await self.js.consumer_info(self.stream, self.durable)
+            pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        except nats.js.errors.NotFoundError:  # the leader is re-creating it at the checkpoint right now
+            pending = int(PROJECTION_LAG_EVENTS.labels(self.projection.name)._value.get())
         lag_seconds = 0.0
         if pending and row and row["last_recorded_at"]:
             lag_seconds = max(0.0, time.time() - row["last_recorded_at"].timestamp())
