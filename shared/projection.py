@@ -169,6 +169,7 @@ class ProjectionRunner:
         self._stopping = asyncio.Event()
         self._leader_key = zlib.crc32(f"{self.schema}:leader".encode())
         self.commits = 0
+        self._last_pending = 0
         # Test hook: SIGKILL this process right after the Nth commit, before its ack.
         self._kill_after_commit = int(os.environ.get("GRIDWORK_FAULT_KILL_AFTER_COMMIT", "0") or 0)
 
@@ -415,9 +416,9 @@ class ProjectionRunner:
             )
         try:
             info = await self.js.consumer_info(self.stream, self.durable)
-            pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            pending = self._last_pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         except nats.js.errors.NotFoundError:  # the leader is re-creating it at the checkpoint right now
-            pending = int(PROJECTION_LAG_EVENTS.labels(self.projection.name)._value.get())
+            pending = self._last_pending
         lag_seconds = 0.0
         if pending and row and row["last_recorded_at"]:
             lag_seconds = max(0.0, time.time() - row["last_recorded_at"].timestamp())
