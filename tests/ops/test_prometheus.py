@@ -8,11 +8,9 @@ without them these tests skip and say so.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +19,12 @@ import pytest
 import yaml
 
 from services.scoring.app import build_app
+from shared.commands import SERVICE_NAMES, LocalStack
 from shared.embedded import free_port
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
 from shared.eventstore import EventStore, connect
 from shared.settings import Settings
-from tests.support import eventually, nats_env, running
+from tests.support import eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -146,40 +145,20 @@ async def test_a_running_service_exposes_metrics_that_pass_promtool(settings: Se
 
 
 @pytest.fixture
-def scoring_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """The scoring service as compose runs it: `python -m services.scoring`, settings from the environment."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "GRIDWORK_NATS_URL": settings.nats_url or "",
-        "GRIDWORK_DATABASE_URL": settings.database_url or "",
-        "GRIDWORK_JWT_SECRET": settings.jwt_secret,
-        "GRIDWORK_NAMESPACE": settings.namespace,
-        "GRIDWORK_DATA_DIR": str(tmp_path / "data"),
-        "GRIDWORK_HOST": "127.0.0.1",
-        "GRIDWORK_SCORING_PORT": str(port),
-        "GRIDWORK_LOG_FORMAT": "json",
-        **nats_env(settings, "scoring"),
-    }
-    log = open(tmp_path / "scoring.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.scoring"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
-    )
+def services(settings: Settings) -> Iterator[dict[str, str]]:
+    """The four services as `gridwork up` runs them: separate processes, settings from the environment."""
+    ports = {f"{name}_port": free_port() for name in SERVICE_NAMES}
+    stack = LocalStack(settings.model_copy(update=ports))
+    endpoints = stack.start(echo=lambda _line: None)
     try:
-        yield f"127.0.0.1:{port}"
+        yield {name: url.removeprefix("http://") for name, url in endpoints["services"].items()}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        stack.stop(echo=lambda _line: None)
 
 
 @pytest.fixture
-def prometheus_server(tmp_path: Path, scoring_process: str) -> Iterator[str]:
-    """A real Prometheus scraping the scoring service every second, with the deployment's alert rules."""
+def prometheus_server(tmp_path: Path, services: dict[str, str]) -> Iterator[str]:
+    """A real Prometheus scraping the four services every second, with the deployment's alert rules."""
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -187,7 +166,9 @@ def prometheus_server(tmp_path: Path, scoring_process: str) -> Iterator[str]:
         "scrape_configs": [
             {
                 "job_name": "gridwork",
-                "static_configs": [{"targets": [scoring_process], "labels": {"service": "scoring"}}],
+                "static_configs": [
+                    {"targets": [target], "labels": {"service": name}} for name, target in services.items()
+                ],
             }
         ],
     }
@@ -219,16 +200,10 @@ def prometheus_server(tmp_path: Path, scoring_process: str) -> Iterator[str]:
 
 
 @needs_prometheus
-async def test_a_real_prometheus_scrapes_the_running_service(scoring_process: str, prometheus_server: str) -> None:
+async def test_a_real_prometheus_scrapes_every_running_service(
+    services: dict[str, str], prometheus_server: str
+) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
-
-        async def ready() -> bool:
-            try:
-                return (await http.get(f"http://{scoring_process}/readyz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(ready, timeout=60, what="scoring ready")
 
         async def query(promql: str) -> list[dict[str, object]]:
             try:
@@ -237,12 +212,20 @@ async def test_a_real_prometheus_scrapes_the_running_service(scoring_process: st
                 return []
             return body.get("data", {}).get("result", [])
 
-        up = await eventually(lambda: query('up{job="gridwork", service="scoring"} == 1'), timeout=60, what="up")
-        assert up[0]["metric"]["instance"] == scoring_process  # type: ignore[index]
-        cpu = await eventually(
-            lambda: query('process_cpu_seconds_total{job="gridwork", service="scoring"}'), timeout=30, what="cpu"
-        )
-        assert float(cpu[0]["value"][1]) > 0  # type: ignore[index]
+        for name, target in services.items():
+            up = await eventually(
+                lambda name=name: query(f'up{{job="gridwork", service="{name}"}} == 1'), timeout=60, what=f"{name} up"
+            )
+            assert up[0]["metric"]["instance"] == target  # type: ignore[index]
+            # One domain metric of each service: its projections' lag, refreshed at every scrape.
+            lag = await eventually(
+                lambda name=name: query(f'gridwork_projection_lag_events{{service="{name}"}}'),
+                timeout=30,
+                what=f"{name} projection lag",
+            )
+            assert all(float(series["value"][1]) >= 0 for series in lag)  # type: ignore[index]
+        cpu = await eventually(lambda: query('process_cpu_seconds_total{job="gridwork"}'), timeout=30, what="cpu")
+        assert {series["metric"]["service"] for series in cpu} == set(services)  # type: ignore[index]
 
         rules = (await http.get(f"{prometheus_server}/api/v1/rules")).json()["data"]["groups"]
         assert {g["name"] for g in rules} >= {"gridwork-projections", "gridwork-availability", "gridwork-nats"}
