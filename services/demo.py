@@ -49,8 +49,33 @@ WEBHOOK_SECRETS = {"police-duty": "demo-police-duty-secret-0001", "urban": "demo
 WECOM_KEYS = {"property": "demo-wuye-robot-key", "street": "demo-street-robot-key", "secretary": "demo-shuji-key"}
 SMS_TOKEN = "demo-sms-token"
 SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐"
-GIVEN = ["敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "平", "刚",
-         "桂英", "玲", "芳", "伟", "娜", "霞", "鹏"]
+GIVEN = [
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "华",
+    "平",
+    "刚",
+    "桂英",
+    "玲",
+    "芳",
+    "伟",
+    "娜",
+    "霞",
+    "鹏",
+]
 #: Small problems a diligent worker reports over a month: one in each of the five categories first.
 SMALL_PROBLEMS = [
     ("public_facilities", "lighting", "stairwell light out on the 6th floor"),
@@ -132,7 +157,7 @@ def build_community(households: int, seed: int) -> tuple[list[Worker], list[dict
     workers = []
     per = len(buildings) / WORKERS
     for i in range(WORKERS):
-        mine = buildings[round(i * per):round((i + 1) * per)]
+        mine = buildings[round(i * per) : round((i + 1) * per)]
         profile = "full" if i < 15 else ("partial" if i < 21 else "weak")
         workers.append(Worker(f"w{i + 1:02d}", SURNAMES[i] + GIVEN[i], f"g{i + 1:02d}", mine, profile=profile))
     owner = {b: w for w in workers for b in w.buildings}
@@ -143,18 +168,21 @@ def build_community(households: int, seed: int) -> tuple[list[Worker], list[dict
         unit, room = slot % UNITS + 1, f"{slot // UNITS % FLOORS + 1}{slot // (UNITS * FLOORS) % 4 + 1:02d}"
         hid = f"{b}-{unit}-{room}"
         x = rng.random()
-        tags = (["elderly_alone"] if x < 0.08 else ["special_assistance"] if x < 0.14 else
-                ["young"] if x < 0.69 else [])
+        tags = ["elderly_alone"] if x < 0.08 else ["special_assistance"] if x < 0.14 else ["young"] if x < 0.69 else []
         complete = rng.random() < 0.93  # the ledger is a little over 90% complete
-        rows.append({
-            "building": b, "unit": str(unit), "room": room,
-            "name": SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))],
-            "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}",
-            "id_number": id_number(rng) if complete else "",
-            "address": f"百瑞景{b[1]}期{int(b[3:])}栋{unit}单元{room}",
-            "members": str(rng.randint(1, 5)),
-            "tags": ";".join(tags),
-        })
+        rows.append(
+            {
+                "building": b,
+                "unit": str(unit),
+                "room": room,
+                "name": SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))],
+                "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}",
+                "id_number": id_number(rng) if complete else "",
+                "address": f"百瑞景{b[1]}期{int(b[3:])}栋{unit}单元{room}",
+                "members": str(rng.randint(1, 5)),
+                "tags": ";".join(tags),
+            }
+        )
         tags_of[hid] = tags
         w = owner[b]
         w.households.append(hid)
@@ -177,8 +205,16 @@ def ledger_csv(rows: list[dict[str, str]]) -> bytes:
 class Demo:
     """Seeds Bairuijing and plays the month against running services."""
 
-    def __init__(self, settings: Settings, services: dict[str, str], receiver: LocalReceiver, days: list[date],
-                 households: int, seed: int = 7, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: dict[str, str],
+        receiver: LocalReceiver,
+        days: list[date],
+        households: int,
+        seed: int = 7,
+        console: Console | None = None,
+    ) -> None:
         self.settings = settings
         self.urls = services
         self.receiver = receiver
@@ -201,8 +237,16 @@ class Demo:
     def worker_token(self, w: Worker) -> dict[str, str]:
         return self.token("grid_worker", worker_id=w.worker_id, grid=w.grid_id, sub=w.worker_id)
 
-    async def call(self, method: str, service: str, path: str, *, ok: tuple[int, ...] = (200, 201),
-                   headers: dict[str, str] | None = None, **kw: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] = (200, 201),
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
         r = await self.http.request(method, self.urls[service] + path, headers=headers, **kw)
         if r.status_code not in ok:
             raise RuntimeError(f"{method} {service}{path} → {r.status_code}: {r.text[:500]}")
@@ -222,36 +266,75 @@ class Demo:
     async def seed_community(self, progress: Progress) -> None:
         task = progress.add_task("seeding Bairuijing", total=6)
         ops, sec = self.token("ops"), self.token("secretary")
-        await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}", headers=ops, json={
-            "name": "百瑞景社区", "street": STREET, "district": "武昌区", "city": "武汉市", "residents": 25799})
+        await self.call(
+            "PUT",
+            "visits",
+            f"/v1/communities/{COMMUNITY}",
+            headers=ops,
+            json={"name": "百瑞景社区", "street": STREET, "district": "武昌区", "city": "武汉市", "residents": 25799},
+        )
         progress.advance(task)
 
         async def building(b: str) -> None:
-            await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}/buildings/{b}", headers=sec, json={
-                "compound": "百瑞景", "phase": b[1], "number": str(int(b[3:])), "units": UNITS})
+            await self.call(
+                "PUT",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/buildings/{b}",
+                headers=sec,
+                json={"compound": "百瑞景", "phase": b[1], "number": str(int(b[3:])), "units": UNITS},
+            )
 
         await asyncio.gather(*(building(b) for w in self.plan.workers for b in w.buildings))
         progress.advance(task)
         for w in self.plan.workers:
-            await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}/workers/{w.worker_id}", headers=sec,
-                            json={"name": w.name, "role": "grid_worker", "grid_id": w.grid_id, "street": STREET})
-            await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}/grids/{w.grid_id}", headers=sec,
-                            json={"name": f"第{int(w.grid_id[1:])}网格", "worker_id": w.worker_id,
-                                  "buildings": w.buildings})
+            await self.call(
+                "PUT",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/workers/{w.worker_id}",
+                headers=sec,
+                json={"name": w.name, "role": "grid_worker", "grid_id": w.grid_id, "street": STREET},
+            )
+            await self.call(
+                "PUT",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/grids/{w.grid_id}",
+                headers=sec,
+                json={"name": f"第{int(w.grid_id[1:])}网格", "worker_id": w.worker_id, "buildings": w.buildings},
+            )
         for wid, name, role in (("shuji", "百瑞景社区书记", "secretary"), ("fushuji", "副书记", "deputy_secretary")):
-            await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}/workers/{wid}", headers=sec,
-                            json={"name": name, "role": role, "street": STREET})
+            await self.call(
+                "PUT",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/workers/{wid}",
+                headers=sec,
+                json={"name": name, "role": role, "street": STREET},
+            )
         progress.advance(task)
-        persons = [(f"pm{i:02d}", "sinking_party_member" if i % 2 else "direct_party_member", None)
-                   for i in range(1, 21)]
-        persons += [("uncle-zhang", "building_leader", "p4b04"), ("rb01", "resident_backbone", "p2b06"),
-                    ("rb02", "resident_backbone", "p4b04"), ("vol01", "volunteer", "p3b02")]
+        persons = [
+            (f"pm{i:02d}", "sinking_party_member" if i % 2 else "direct_party_member", None) for i in range(1, 21)
+        ]
+        persons += [
+            ("uncle-zhang", "building_leader", "p4b04"),
+            ("rb01", "resident_backbone", "p2b06"),
+            ("rb02", "resident_backbone", "p4b04"),
+            ("vol01", "volunteer", "p3b02"),
+        ]
         for pid, role, b in persons:
-            await self.call("PUT", "visits", f"/v1/communities/{COMMUNITY}/persons/{pid}", headers=sec,
-                            json={"role": role, "building_id": b, "display_name": pid})
+            await self.call(
+                "PUT",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/persons/{pid}",
+                headers=sec,
+                json={"role": role, "building_id": b, "display_name": pid},
+            )
         progress.advance(task)
-        report = await self.call("POST", "visits", f"/v1/communities/{COMMUNITY}/ledger/import", headers=sec,
-                                 files={"file": ("bairuijing-ledger.csv", ledger_csv(self.rows), "text/csv")})
+        report = await self.call(
+            "POST",
+            "visits",
+            f"/v1/communities/{COMMUNITY}/ledger/import",
+            headers=sec,
+            files={"file": ("bairuijing-ledger.csv", ledger_csv(self.rows), "text/csv")},
+        )
         self.import_report = report
         total = len(self.rows)
 
@@ -267,23 +350,46 @@ class Demo:
     async def seed_directory(self, sec: dict[str, str]) -> None:
         r = self.receiver.url
         directory = {
-            "police-duty": {"kind": "police", "desk": "duty_line", "name": "中南路派出所值班室",
-                            "agency": "zhongnanlu-police",
-                            "channels": {"webhook": {"url": f"{r}/webhook/police-duty",
-                                                     "secret": WEBHOOK_SECRETS["police-duty"]},
-                                         "sms": {"number": "+862787001110"}}},
-            "police-officer": {"kind": "police", "desk": "community_officer", "name": "社区民警",
-                               "agency": "zhongnanlu-police",
-                               "channels": {"webhook": {"url": f"{r}/webhook/police-duty",
-                                                        "secret": WEBHOOK_SECRETS["police-duty"]}}},
-            "property": {"kind": "property_management", "name": "百瑞景物业服务中心", "agency": "bairuijing-property",
-                         "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['property']}"}}},
-            "street-office": {"kind": "street_office", "name": "中南路街道办", "agency": "zhongnanlu-street",
-                              "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['street']}"}}},
-            "urban": {"kind": "urban_management", "name": "武昌区城管", "agency": "wuchang-urban",
-                      "channels": {"webhook": {"url": f"{r}/webhook/urban", "secret": WEBHOOK_SECRETS["urban"]}}},
-            "secretary": {"kind": "secretary", "name": "百瑞景社区书记",
-                          "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['secretary']}"}}},
+            "police-duty": {
+                "kind": "police",
+                "desk": "duty_line",
+                "name": "中南路派出所值班室",
+                "agency": "zhongnanlu-police",
+                "channels": {
+                    "webhook": {"url": f"{r}/webhook/police-duty", "secret": WEBHOOK_SECRETS["police-duty"]},
+                    "sms": {"number": "+862787001110"},
+                },
+            },
+            "police-officer": {
+                "kind": "police",
+                "desk": "community_officer",
+                "name": "社区民警",
+                "agency": "zhongnanlu-police",
+                "channels": {"webhook": {"url": f"{r}/webhook/police-duty", "secret": WEBHOOK_SECRETS["police-duty"]}},
+            },
+            "property": {
+                "kind": "property_management",
+                "name": "百瑞景物业服务中心",
+                "agency": "bairuijing-property",
+                "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['property']}"}},
+            },
+            "street-office": {
+                "kind": "street_office",
+                "name": "中南路街道办",
+                "agency": "zhongnanlu-street",
+                "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['street']}"}},
+            },
+            "urban": {
+                "kind": "urban_management",
+                "name": "武昌区城管",
+                "agency": "wuchang-urban",
+                "channels": {"webhook": {"url": f"{r}/webhook/urban", "secret": WEBHOOK_SECRETS["urban"]}},
+            },
+            "secretary": {
+                "kind": "secretary",
+                "name": "百瑞景社区书记",
+                "channels": {"wecom": {"url": f"{r}/wecom/send?key={WECOM_KEYS['secretary']}"}},
+            },
         }
         for rid, body in directory.items():
             await self.call("PUT", "notify", f"/v1/communities/{COMMUNITY}/recipients/{rid}", headers=sec, json=body)
@@ -299,46 +405,87 @@ class Demo:
         contacts = 6 if full else (5 if partial and index % 3 else 4) if partial else 3
         hours = 5.5 if full else (5.0 if index % 2 else 4.5) if partial else 4.0
         start = datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=8, minute=30)
-        records: list[dict[str, Any]] = [{"client_id": f"{w.worker_id}-s{tag}", "kind": "shift_started",
-                                          "occurred_at": start.isoformat(), "data": {}}]
+        records: list[dict[str, Any]] = [
+            {
+                "client_id": f"{w.worker_id}-s{tag}",
+                "kind": "shift_started",
+                "occurred_at": start.isoformat(),
+                "data": {},
+            }
+        ]
         chosen = rng.sample(w.households, min(contacts, len(w.households)))
         for k, hid in enumerate(chosen):
             tags = plan.tags.get(hid, [])
             mode = "priority" if "elderly_alone" in tags else ("online" if "young" in tags else "regular")
-            records.append({"client_id": f"{w.worker_id}-v{tag}-{k}", "kind": "visit",
-                            "occurred_at": (start + timedelta(minutes=20 + 40 * k)).isoformat(),
-                            "data": {"household_id": hid, "mode": mode, "minutes": rng.randint(8, 30)}})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-v{tag}-{k}",
+                    "kind": "visit",
+                    "occurred_at": (start + timedelta(minutes=20 + 40 * k)).isoformat(),
+                    "data": {"household_id": hid, "mode": mode, "minutes": rng.randint(8, 30)},
+                }
+            )
             work.households.add(hid)
             work.special_visits += 1 if tags and tags[0] in ("elderly_alone", "special_assistance") else 0
         if w.special and (full or (partial and index % 3 != 2)):
             hid = rng.choice(w.special)
-            records.append({"client_id": f"{w.worker_id}-sp{tag}", "kind": "visit",
-                            "occurred_at": (start + timedelta(hours=hours - 1)).isoformat(),
-                            "data": {"household_id": hid, "mode": "priority", "minutes": 30,
-                                     "notes": "weekly check on a special-assistance household"}})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-sp{tag}",
+                    "kind": "visit",
+                    "occurred_at": (start + timedelta(hours=hours - 1)).isoformat(),
+                    "data": {
+                        "household_id": hid,
+                        "mode": "priority",
+                        "minutes": 30,
+                        "notes": "weekly check on a special-assistance household",
+                    },
+                }
+            )
             work.households.add(hid)
             work.special_visits += 1
-        records.append({"client_id": f"{w.worker_id}-e{tag}", "kind": "shift_ended",
-                        "occurred_at": (start + timedelta(hours=hours)).isoformat(),
-                        "data": {"shift_id": f"{w.worker_id}-s{tag}"}})
+        records.append(
+            {
+                "client_id": f"{w.worker_id}-e{tag}",
+                "kind": "shift_ended",
+                "occurred_at": (start + timedelta(hours=hours)).isoformat(),
+                "data": {"shift_id": f"{w.worker_id}-s{tag}"},
+            }
+        )
         work.minutes += round(hours * 60)
         plan.visits += len(records) - 2
         if day.weekday() == 4:  # Friday: residents face-to-face at the service station
             party = ["pm01"] if full or (partial and index % 2) else []
-            records.append({"client_id": f"{w.worker_id}-f{tag}", "kind": "face_to_face_session",
-                            "occurred_at": start.replace(hour=15).isoformat(),
-                            "data": {"station": "百瑞景党群服务驿站", "party_members_present": party,
-                                     "residents_attending": rng.randint(6, 25),
-                                     "topics": ["public-area rules", "dog-walking times"]}})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-f{tag}",
+                    "kind": "face_to_face_session",
+                    "occurred_at": start.replace(hour=15).isoformat(),
+                    "data": {
+                        "station": "百瑞景党群服务驿站",
+                        "party_members_present": party,
+                        "residents_attending": rng.randint(6, 25),
+                        "topics": ["public-area rules", "dog-walking times"],
+                    },
+                }
+            )
             if party:
                 plan.sessions_counting[w.worker_id] = plan.sessions_counting.get(w.worker_id, 0) + 1
         if day.weekday() == 3:  # Thursday: survey a few households (awareness, satisfaction)
             for k, hid in enumerate(rng.sample(w.households, min(3, len(w.households)))):
-                records.append({"client_id": f"{w.worker_id}-q{tag}-{k}", "kind": "resident_surveyed",
-                                "occurred_at": start.replace(hour=16).isoformat(),
-                                "data": {"household_id": hid, "visited": True,
-                                         "knows_grid_worker": rng.random() < (0.95 if full else 0.7),
-                                         "satisfaction": rng.choice((5, 5, 4, 4, 3) if full else (4, 3, 3, 2))}})
+                records.append(
+                    {
+                        "client_id": f"{w.worker_id}-q{tag}-{k}",
+                        "kind": "resident_surveyed",
+                        "occurred_at": start.replace(hour=16).isoformat(),
+                        "data": {
+                            "household_id": hid,
+                            "visited": True,
+                            "knows_grid_worker": rng.random() < (0.95 if full else 0.7),
+                            "satisfaction": rng.choice((5, 5, 4, 4, 3) if full else (4, 3, 3, 2)),
+                        },
+                    }
+                )
                 plan.surveys += 1
         return records
 
@@ -352,23 +499,50 @@ class Demo:
         records = self.day_records(w, day, index)
         start = datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=9)
         if day == special_days["council"] and w.profile != "weak":
-            records.append({"client_id": f"{w.worker_id}-council", "kind": "building_council",
-                            "occurred_at": start.replace(hour=19).isoformat(),
-                            "data": {"building_id": w.buildings[0], "party_members": ["pm02", "pm03"],
-                                     "resident_backbones": ["rb01"], "attendees": 14,
-                                     "decisions": ["staggered dog-walking times", "keep stairwells clear"]}})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-council",
+                    "kind": "building_council",
+                    "occurred_at": start.replace(hour=19).isoformat(),
+                    "data": {
+                        "building_id": w.buildings[0],
+                        "party_members": ["pm02", "pm03"],
+                        "resident_backbones": ["rb01"],
+                        "attendees": 14,
+                        "decisions": ["staggered dog-walking times", "keep stairwells clear"],
+                    },
+                }
+            )
         if day == special_days["training"] and w.profile != "weak":
-            records.append({"client_id": f"{w.worker_id}-training", "kind": "training_attended",
-                            "occurred_at": start.replace(hour=14).isoformat(),
-                            "data": {"training_id": f"tr-{day:%Y%m%d}", "organiser": "中南路街道",
-                                     "title": "Role-play: pet owner, property management, lawyer"}})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-training",
+                    "kind": "training_attended",
+                    "occurred_at": start.replace(hour=14).isoformat(),
+                    "data": {
+                        "training_id": f"tr-{day:%Y%m%d}",
+                        "organiser": "中南路街道",
+                        "title": "Role-play: pet owner, property management, lawyer",
+                    },
+                }
+            )
             self.plan.trainings += 1
         if w.profile == "full" and day in special_days["befriend"]:
-            records.append({"client_id": f"{w.worker_id}-fr{day:%m%d}", "kind": "resident_befriended",
-                            "occurred_at": start.replace(hour=17).isoformat(),
-                            "data": {"household_id": self.rng.choice(w.households)}})
-        answer = await self.call("POST", "visits", f"/v1/communities/{COMMUNITY}/sync", headers=headers,
-                                 json={"device_id": f"phone-{w.worker_id}", "records": records})
+            records.append(
+                {
+                    "client_id": f"{w.worker_id}-fr{day:%m%d}",
+                    "kind": "resident_befriended",
+                    "occurred_at": start.replace(hour=17).isoformat(),
+                    "data": {"household_id": self.rng.choice(w.households)},
+                }
+            )
+        answer = await self.call(
+            "POST",
+            "visits",
+            f"/v1/communities/{COMMUNITY}/sync",
+            headers=headers,
+            json={"device_id": f"phone-{w.worker_id}", "records": records},
+        )
         if answer["rejected"]:
             bad = [r for r in answer["results"] if r["status"] == "rejected"]
             raise RuntimeError(f"sync of {w.worker_id} on {day} rejected {bad[:3]}")
@@ -377,18 +551,30 @@ class Demo:
         if due:
             n = self.plan.day(w.worker_id, day)
             category, sub, text = SMALL_PROBLEMS[index % len(SMALL_PROBLEMS)]
-            out = await self.call("POST", "issues", f"/v1/communities/{COMMUNITY}/issues", headers=headers, json={
-                "issue_id": f"{w.worker_id}-{day:%m%d}-sp", "category": category, "subcategory": sub,
-                "severity": "low", "place": {"compound": "百瑞景", "phase": w.buildings[0][1],
-                                             "building": w.buildings[0]},
-                "description": text, "occurred_at": start.replace(hour=10).isoformat()})
+            out = await self.call(
+                "POST",
+                "issues",
+                f"/v1/communities/{COMMUNITY}/issues",
+                headers=headers,
+                json={
+                    "issue_id": f"{w.worker_id}-{day:%m%d}-sp",
+                    "category": category,
+                    "subcategory": sub,
+                    "severity": "low",
+                    "place": {"compound": "百瑞景", "phase": w.buildings[0][1], "building": w.buildings[0]},
+                    "description": text,
+                    "occurred_at": start.replace(hour=10).isoformat(),
+                },
+            )
             issue, version = out["issue"]["issue_id"], int(out.get("version", out["issue"].get("version", 1)))
             # Solved on the spot: taken on, handled by the worker, checked with the residents, closed.
             version = await self.advance(issue, "accept", headers, version)
-            version = await self.advance(issue, "assign", headers, version, assignee_kind="worker",
-                                         assignee_id=w.worker_id)
-            version = await self.advance(issue, "resolve", headers, version,
-                                         resolution="handled on the spot with the residents")
+            version = await self.advance(
+                issue, "assign", headers, version, assignee_kind="worker", assignee_id=w.worker_id
+            )
+            version = await self.advance(
+                issue, "resolve", headers, version, resolution="handled on the spot with the residents"
+            )
             version = await self.advance(issue, "verify", headers, version, satisfied=True, satisfaction=5)
             await self.advance(issue, "close", headers, version)
             n.problems += 1
@@ -397,8 +583,9 @@ class Demo:
         """One lifecycle step; when a rule or a timer moved the issue meanwhile (409), re-read and retry."""
         path = f"/v1/communities/{COMMUNITY}/issues/{issue}"
         for _attempt in range(10):
-            r = await self.http.post(f"{self.urls['issues']}{path}/{action}", headers=headers,
-                                     json={"version": version, **body})
+            r = await self.http.post(
+                f"{self.urls['issues']}{path}/{action}", headers=headers, json={"version": version, **body}
+            )
             if r.status_code in (200, 201):
                 return int(r.json()["version"])
             if r.status_code != 409 or r.json()["error"].get("code") == "illegal_transition":
@@ -418,85 +605,192 @@ class Demo:
         if last_night > moment:
             last_night -= timedelta(days=1)
         # 1. Night-time noise (phase 2 east grid): to the police, who go with the grid worker.
-        noise = await self.report(w05, "noise", "conflicts_disputes", "noise", "high", "p2b06",
-                                  "a resident shouts into a microphone late at night for work; "
-                                  "neighbours above and below complain", last_night)
+        noise = await self.report(
+            w05,
+            "noise",
+            "conflicts_disputes",
+            "noise",
+            "high",
+            "p2b06",
+            "a resident shouts into a microphone late at night for work; neighbours above and below complain",
+            last_night,
+        )
         out["night-time noise"] = noise
         self.plan.day(w05.worker_id, last_night.date()).problems += 1
         await self.wait_escalated(noise)
-        await self.lifecycle(noise, w05, [
-            ("accept", {}),
-            ("assign", {"assignee_kind": "police", "assignee_id": "officer-wang",
-                        "note": "the grid worker goes with the community police officer"}),
-            ("resolve", {"resolution": "explained the Noise Pollution Prevention and Control Law; "
-                                       "the resident agreed to install soundproofing"}, "agency"),
-            ("verify", {"satisfied": True, "satisfaction": 5, "note": "quiet nights since"}),
-            ("close", {}),
-        ])
+        await self.lifecycle(
+            noise,
+            w05,
+            [
+                ("accept", {}),
+                (
+                    "assign",
+                    {
+                        "assignee_kind": "police",
+                        "assignee_id": "officer-wang",
+                        "note": "the grid worker goes with the community police officer",
+                    },
+                ),
+                (
+                    "resolve",
+                    {
+                        "resolution": "explained the Noise Pollution Prevention and Control Law; "
+                        "the resident agreed to install soundproofing"
+                    },
+                    "agency",
+                ),
+                ("verify", {"satisfied": True, "satisfaction": 5, "note": "quiet nights since"}),
+                ("close", {}),
+            ],
+        )
         # 2. Stairwell clutter (phase 4, building 4): property management, back again, then the building.
-        clutter = await self.report(w12, "clutter", "safety_hazards", "stairwell_clutter", "medium", "p4b04",
-                                    "boxes, bikes and old furniture in the stairwell: a fire risk",
-                                    moment - timedelta(hours=6))
+        clutter = await self.report(
+            w12,
+            "clutter",
+            "safety_hazards",
+            "stairwell_clutter",
+            "medium",
+            "p4b04",
+            "boxes, bikes and old furniture in the stairwell: a fire risk",
+            moment - timedelta(hours=6),
+        )
         out["stairwell clutter"] = clutter
         self.plan.day(w12.worker_id, (moment - timedelta(hours=6)).date()).problems += 1
         await self.wait_escalated(clutter)
         steps: list[tuple[Any, ...]] = [("accept", {})]
         for round_ in (1, 2):  # property management cleaned it many times, and it came back
-            steps += [("assign", {"assignee_kind": "property_management", "assignee_id": "bairuijing-property"}),
-                      ("resolve", {"resolution": f"stairwell cleaned (round {round_})"}, "agency-property"),
-                      ("verify", {"satisfied": False, "satisfaction": 1, "note": "the clutter is back"})]
-        steps += [("assign", {"assignee_kind": "building_leader", "assignee_id": "uncle-zhang",
-                              "note": "rallied party members and volunteers in the building group chat"}),
-                  ("assign", {"assignee_kind": "volunteer_team", "assignee_id": "p4b04-patrol",
-                              "note": "the residents' patrol reports in real time"}),
-                  ("resolve", {"resolution": "knocked on every door to find the owners; cleared with the "
-                                             "building leader, party members and volunteers; cleared dynamically"}),
-                  ("verify", {"satisfied": True, "satisfaction": 5}), ("close", {})]
+            steps += [
+                ("assign", {"assignee_kind": "property_management", "assignee_id": "bairuijing-property"}),
+                ("resolve", {"resolution": f"stairwell cleaned (round {round_})"}, "agency-property"),
+                ("verify", {"satisfied": False, "satisfaction": 1, "note": "the clutter is back"}),
+            ]
+        steps += [
+            (
+                "assign",
+                {
+                    "assignee_kind": "building_leader",
+                    "assignee_id": "uncle-zhang",
+                    "note": "rallied party members and volunteers in the building group chat",
+                },
+            ),
+            (
+                "assign",
+                {
+                    "assignee_kind": "volunteer_team",
+                    "assignee_id": "p4b04-patrol",
+                    "note": "the residents' patrol reports in real time",
+                },
+            ),
+            (
+                "resolve",
+                {
+                    "resolution": "knocked on every door to find the owners; cleared with the "
+                    "building leader, party members and volunteers; cleared dynamically"
+                },
+            ),
+            ("verify", {"satisfied": True, "satisfaction": 5}),
+            ("close", {}),
+        ]
         await self.lifecycle(clutter, w12, steps)
         # 3. Pet conflicts: a hotline work order, staggered dog-walking and volunteer service for points.
         order = f"GD{moment:%Y%m%d}0042"
-        await self.call("POST", "issues", f"/v1/communities/{COMMUNITY}/hotline/orders",
-                        headers=self.token("hotline"), json={
-                            "order_no": order, "request": "dogs off the lead in phase 3 frighten the children",
-                            "category": "conflicts_disputes", "subcategory": "pets",
-                            "place": {"compound": "百瑞景", "phase": "3", "building": "p3b02"},
-                            "response_deadline": (moment + timedelta(hours=2)).isoformat(),
-                            "resolution_deadline": (moment + timedelta(days=3)).isoformat()})
+        await self.call(
+            "POST",
+            "issues",
+            f"/v1/communities/{COMMUNITY}/hotline/orders",
+            headers=self.token("hotline"),
+            json={
+                "order_no": order,
+                "request": "dogs off the lead in phase 3 frighten the children",
+                "category": "conflicts_disputes",
+                "subcategory": "pets",
+                "place": {"compound": "百瑞景", "phase": "3", "building": "p3b02"},
+                "response_deadline": (moment + timedelta(hours=2)).isoformat(),
+                "resolution_deadline": (moment + timedelta(days=3)).isoformat(),
+            },
+        )
         pets = f"hl-{order}"
         out["pet conflicts (12345)"] = pets
         w09 = next(w for w in self.plan.workers if w.worker_id == "w09")
-        await self.lifecycle(pets, w09, [
-            ("accept", {}),
-            ("assign", {"assignee_kind": "volunteer_team", "assignee_id": "dog-walking-volunteers",
-                        "note": "staggered dog-walking times agreed after the role-play training"}),
-            ("resolve", {"resolution": "staggered dog-walking times; volunteers keep the lawn; points for service"}),
-        ])
+        await self.lifecycle(
+            pets,
+            w09,
+            [
+                ("accept", {}),
+                (
+                    "assign",
+                    {
+                        "assignee_kind": "volunteer_team",
+                        "assignee_id": "dog-walking-volunteers",
+                        "note": "staggered dog-walking times agreed after the role-play training",
+                    },
+                ),
+                (
+                    "resolve",
+                    {"resolution": "staggered dog-walking times; volunteers keep the lawn; points for service"},
+                ),
+            ],
+        )
         resident = next(h for h in w09.households)
         for k in range(3):
-            await self.call("POST", "visits", f"/v1/communities/{COMMUNITY}/volunteer-services",
-                            headers=self.worker_token(w09), json={
-                                "service_id": f"dogwalk-{moment:%m%d}-{k}", "household_id": resident,
-                                "activity": "dog-walking patrol (staggered times)", "hours": 2,
-                                "occurred_at": (moment - timedelta(days=3 - k)).isoformat()})
-        await self.call("POST", "visits", f"/v1/communities/{COMMUNITY}/volunteer-redemptions",
-                        headers=self.worker_token(w09), json={
-                            "redemption_id": f"redeem-{moment:%m%d}", "household_id": resident, "points": 30,
-                            "item": "pet waste bags and a leash"})
-        await self.call("POST", "issues", f"/v1/communities/{COMMUNITY}/hotline/orders/{order}/callback",
-                        headers=self.token("hotline"), json={"satisfied": True, "satisfaction": 5})
+            await self.call(
+                "POST",
+                "visits",
+                f"/v1/communities/{COMMUNITY}/volunteer-services",
+                headers=self.worker_token(w09),
+                json={
+                    "service_id": f"dogwalk-{moment:%m%d}-{k}",
+                    "household_id": resident,
+                    "activity": "dog-walking patrol (staggered times)",
+                    "hours": 2,
+                    "occurred_at": (moment - timedelta(days=3 - k)).isoformat(),
+                },
+            )
+        await self.call(
+            "POST",
+            "visits",
+            f"/v1/communities/{COMMUNITY}/volunteer-redemptions",
+            headers=self.worker_token(w09),
+            json={
+                "redemption_id": f"redeem-{moment:%m%d}",
+                "household_id": resident,
+                "points": 30,
+                "item": "pet waste bags and a leash",
+            },
+        )
+        await self.call(
+            "POST",
+            "issues",
+            f"/v1/communities/{COMMUNITY}/hotline/orders/{order}/callback",
+            headers=self.token("hotline"),
+            json={"satisfied": True, "satisfaction": 5},
+        )
         # 4. Public-area planning: a questionnaire in one building, then a building council meeting.
         w14 = next(w for w in self.plan.workers if w.worker_id == "w14")
         council = f"council-planning-{moment:%m%d}"
-        await self.call("POST", "visits", f"/v1/communities/{COMMUNITY}/building-councils",
-                        headers=self.worker_token(w14), json={
-                            "council_id": council, "building_id": w14.buildings[0],
-                            "party_members": ["pm04", "pm05"], "resident_backbones": ["rb01", "rb02"],
-                            "attendees": 23, "occurred_at": (moment - timedelta(hours=3)).isoformat(),
-                            "decisions": ["tried the public-area rules in one building first"],
-                            "problems": [{"category": "public_facilities", "subcategory": "facilities",
-                                          "severity": "medium",
-                                          "description": "public-area rules for the compound: bicycles, "
-                                                         "drying racks and the lawn"}]})
+        await self.call(
+            "POST",
+            "visits",
+            f"/v1/communities/{COMMUNITY}/building-councils",
+            headers=self.worker_token(w14),
+            json={
+                "council_id": council,
+                "building_id": w14.buildings[0],
+                "party_members": ["pm04", "pm05"],
+                "resident_backbones": ["rb01", "rb02"],
+                "attendees": 23,
+                "occurred_at": (moment - timedelta(hours=3)).isoformat(),
+                "decisions": ["tried the public-area rules in one building first"],
+                "problems": [
+                    {
+                        "category": "public_facilities",
+                        "subcategory": "facilities",
+                        "severity": "medium",
+                        "description": "public-area rules for the compound: bicycles, drying racks and the lawn",
+                    }
+                ],
+            },
+        )
         out["public-area planning"] = f"{council}-p0"
         self.plan.day(w14.worker_id, (moment - timedelta(hours=3)).date()).problems += 1
         await self.wait(lambda: self.exists(f"{council}-p0"), "the council's problem filed as an issue")
@@ -504,32 +798,46 @@ class Demo:
         self.police_ack = await self.acknowledge("police-duty", noise)
         return out
 
-    async def report(self, w: Worker, key: str, category: str, sub: str, severity: str, building: str,
-                     text: str, when: datetime) -> str:
-        out = await self.call("POST", "issues", f"/v1/communities/{COMMUNITY}/issues",
-                              headers=self.worker_token(w), json={
-                                  "issue_id": f"case-{key}-{when:%m%d}", "category": category, "subcategory": sub,
-                                  "severity": severity, "description": text, "occurred_at": when.isoformat(),
-                                  "place": {"compound": "百瑞景", "phase": building[1], "building": building}})
+    async def report(
+        self, w: Worker, key: str, category: str, sub: str, severity: str, building: str, text: str, when: datetime
+    ) -> str:
+        out = await self.call(
+            "POST",
+            "issues",
+            f"/v1/communities/{COMMUNITY}/issues",
+            headers=self.worker_token(w),
+            json={
+                "issue_id": f"case-{key}-{when:%m%d}",
+                "category": category,
+                "subcategory": sub,
+                "severity": severity,
+                "description": text,
+                "occurred_at": when.isoformat(),
+                "place": {"compound": "百瑞景", "phase": building[1], "building": building},
+            },
+        )
         return str(out["issue"]["issue_id"])
 
     async def exists(self, issue: str) -> bool:
-        r = await self.http.get(f"{self.urls['issues']}/v1/communities/{COMMUNITY}/issues/{issue}",
-                                headers=self.token("secretary"))
+        r = await self.http.get(
+            f"{self.urls['issues']}/v1/communities/{COMMUNITY}/issues/{issue}", headers=self.token("secretary")
+        )
         return r.status_code == 200
 
     async def wait_escalated(self, issue: str) -> dict[str, Any]:
         async def found() -> Any:
-            r = await self.http.get(f"{self.urls['issues']}/v1/communities/{COMMUNITY}/issues/{issue}",
-                                    headers=self.token("secretary"))
+            r = await self.http.get(
+                f"{self.urls['issues']}/v1/communities/{COMMUNITY}/issues/{issue}", headers=self.token("secretary")
+            )
             return r.json() if r.status_code == 200 and r.json()["issue"].get("target") else None
 
         return await self.wait(found, f"{issue} escalated")
 
     async def lifecycle(self, issue: str, w: Worker, steps: list[tuple[Any, ...]]) -> None:
         await self.wait(lambda: self.exists(issue), f"{issue} on the board")
-        view = await self.call("GET", "issues", f"/v1/communities/{COMMUNITY}/issues/{issue}",
-                               headers=self.token("secretary"))
+        view = await self.call(
+            "GET", "issues", f"/v1/communities/{COMMUNITY}/issues/{issue}", headers=self.token("secretary")
+        )
         version = view["issue"]["version"]
         for step in steps:
             action, body = step[0], step[1]
@@ -540,8 +848,13 @@ class Demo:
                 headers = self.token("agency", agency="bairuijing-property")
             else:
                 headers = self.worker_token(w)
-            out = await self.call("POST", "issues", f"/v1/communities/{COMMUNITY}/issues/{issue}/{action}",
-                                  headers=headers, json={"version": version, **body})
+            out = await self.call(
+                "POST",
+                "issues",
+                f"/v1/communities/{COMMUNITY}/issues/{issue}/{action}",
+                headers=headers,
+                json={"version": version, **body},
+            )
             version = out["version"]
 
     async def acknowledge(self, recipient: str, issue: str) -> str:
@@ -549,14 +862,20 @@ class Demo:
         agency = self.token("agency", agency="zhongnanlu-police")
 
         async def notification() -> Any:
-            r = await self.call("GET", "notify", f"/v1/communities/{COMMUNITY}/notifications",
-                                headers=self.token("secretary"), params={"subject_ref": issue, "limit": 1000})
+            r = await self.call(
+                "GET",
+                "notify",
+                f"/v1/communities/{COMMUNITY}/notifications",
+                headers=self.token("secretary"),
+                params={"subject_ref": issue, "limit": 1000},
+            )
             return [n for n in r["notifications"] if n["recipient_id"] == recipient and n["ack_id"]]
 
         found = await self.wait(notification, "the police notification")
         nid = found[0]["notification_id"]
-        out = await self.call("POST", "notify", f"/v1/communities/{COMMUNITY}/notifications/{nid}/ack",
-                              headers=agency, json={})
+        out = await self.call(
+            "POST", "notify", f"/v1/communities/{COMMUNITY}/notifications/{nid}/ack", headers=agency, json={}
+        )
         return str(out.get("state", out))
 
     # -------------------------------------------------------------------------- the whole run
@@ -590,6 +909,7 @@ class Demo:
 
     async def settle(self) -> None:
         """Wait until every service's projections have folded everything."""
+
         async def caught_up() -> bool:
             for name in ("visits", "issues", "scoring", "notify"):
                 r = await self.http.get(f"{self.urls[name]}/readyz")
@@ -602,16 +922,30 @@ class Demo:
     async def results(self) -> dict[str, Any]:
         sec = self.token("secretary")
         month = self.plan.days[-1]
-        board = await self.call("GET", "scoring", f"/v1/communities/{COMMUNITY}/board",
-                                headers=sec, params={"period": f"{month:%Y-%m}", "as_of": month.isoformat()})
-        figures = await self.call("GET", "scoring", f"/v1/communities/{COMMUNITY}/figures", headers=sec,
-                                  params={"year": month.year})
-        notifications = await self.call("GET", "notify", f"/v1/communities/{COMMUNITY}/notifications", headers=sec,
-                                        params={"limit": 1000})
-        issues = await self.call("GET", "issues", f"/v1/communities/{COMMUNITY}/issues", headers=sec,
-                                 params={"limit": 500})
-        return {"board": board, "figures": figures, "notifications": notifications, "issues": issues,
-                "received": list(self.receiver.received), "cases": self.cases}
+        board = await self.call(
+            "GET",
+            "scoring",
+            f"/v1/communities/{COMMUNITY}/board",
+            headers=sec,
+            params={"period": f"{month:%Y-%m}", "as_of": month.isoformat()},
+        )
+        figures = await self.call(
+            "GET", "scoring", f"/v1/communities/{COMMUNITY}/figures", headers=sec, params={"year": month.year}
+        )
+        notifications = await self.call(
+            "GET", "notify", f"/v1/communities/{COMMUNITY}/notifications", headers=sec, params={"limit": 1000}
+        )
+        issues = await self.call(
+            "GET", "issues", f"/v1/communities/{COMMUNITY}/issues", headers=sec, params={"limit": 500}
+        )
+        return {
+            "board": board,
+            "figures": figures,
+            "notifications": notifications,
+            "issues": issues,
+            "received": list(self.receiver.received),
+            "cases": self.cases,
+        }
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -627,8 +961,12 @@ class DemoReceiver(LocalReceiver):
 
 
 def demo_receiver(port: int = 0) -> DemoReceiver:
-    return DemoReceiver(port=port, webhook_secrets={k: [v] for k, v in WEBHOOK_SECRETS.items()},
-                        wecom_keys=set(WECOM_KEYS.values()), sms_token=SMS_TOKEN)
+    return DemoReceiver(
+        port=port,
+        webhook_secrets={k: [v] for k, v in WEBHOOK_SECRETS.items()},
+        wecom_keys=set(WECOM_KEYS.values()),
+        sms_token=SMS_TOKEN,
+    )
 
 
 def demo_environment(receiver_port: int) -> dict[str, str]:
@@ -655,9 +993,15 @@ def print_results(console: Console, demo: Demo, out: dict[str, Any], endpoints: 
         table.add_column(col, justify="right" if col not in ("worker", "grid") else "left")
     for n, w in enumerate(board["workers"], start=1):
         completion = w.get("completion")
-        table.add_row(str(w.get("rank", n)), f"{w['worker_id']} {w.get('name') or ''}", w.get("grid_id") or "",
-                      f"{w['attendance_days']}/{w['working_days']}", f"{w['items_met']}/{w['items_due']}",
-                      f"{completion:.0%}" if completion is not None else "—", f"{w['total']:.1f}")
+        table.add_row(
+            str(w.get("rank", n)),
+            f"{w['worker_id']} {w.get('name') or ''}",
+            w.get("grid_id") or "",
+            f"{w['attendance_days']}/{w['working_days']}",
+            f"{w['items_met']}/{w['items_due']}",
+            f"{completion:.0%}" if completion is not None else "—",
+            f"{w['total']:.1f}",
+        )
     console.print(table)
     fig = out["figures"]
     figures = Table(title=f"The community's figures, {fig['year']}")
@@ -666,17 +1010,26 @@ def print_results(console: Console, demo: Demo, out: dict[str, Any], endpoints: 
     figures.add_column("target", justify="right")
     figures.add_row("resident visits (person-times)", f"{fig['visits']['value']:,}", f"{fig['visits']['target']:,}")
     ledger = fig["ledger"]
-    figures.add_row("ledger completion (居民基础信息底册)",
-                    f"{ledger['completion']:.1%} of {ledger['households']:,}" if ledger["completion"] is not None
-                    else "—", f"> {ledger['target']:.0%}")
+    figures.add_row(
+        "ledger completion (居民基础信息底册)",
+        f"{ledger['completion']:.1%} of {ledger['households']:,}" if ledger["completion"] is not None else "—",
+        f"> {ledger['target']:.0%}",
+    )
     figures.add_row("grid-worker trainings", str(fig["trainings"]["value"]), str(fig["trainings"]["target"]))
     survey = fig["survey"]
-    for key, label in (("visit_rate", "visit rate (走访率)"), ("awareness_rate", "awareness rate (知晓率)"),
-                       ("satisfaction_rate", "satisfaction rate (满意率)")):
-        figures.add_row(label, f"{survey[key]:.1%}" if survey.get(key) is not None else "—",
-                        f"{survey['surveys']} surveys")
-    figures.add_row("open problems", str(fig["open_problems"]["total"]),
-                    ", ".join(f"{k} {v}" for k, v in sorted(fig["open_problems"]["by_level"].items())))
+    for key, label in (
+        ("visit_rate", "visit rate (走访率)"),
+        ("awareness_rate", "awareness rate (知晓率)"),
+        ("satisfaction_rate", "satisfaction rate (满意率)"),
+    ):
+        figures.add_row(
+            label, f"{survey[key]:.1%}" if survey.get(key) is not None else "—", f"{survey['surveys']} surveys"
+        )
+    figures.add_row(
+        "open problems",
+        str(fig["open_problems"]["total"]),
+        ", ".join(f"{k} {v}" for k, v in sorted(fig["open_problems"]["by_level"].items())),
+    )
     console.print(figures)
     rules: Counter[tuple[str, str, str]] = Counter()
     for n in out["notifications"]["notifications"]:
@@ -703,14 +1056,18 @@ def print_results(console: Console, demo: Demo, out: dict[str, Any], endpoints: 
     for name, issue in out["cases"].items():
         cases.add_row(name, issue)
     console.print(cases)
-    console.print(f"Played {len(demo.plan.days)} days ({len(working_days(demo.plan.days))} working days): "
-                  f"{demo.plan.visits:,} household contacts, {demo.plan.surveys} surveys, "
-                  f"{len(demo.rows):,} households imported, in {demo.seconds:.0f} s.")
+    console.print(
+        f"Played {len(demo.plan.days)} days ({len(working_days(demo.plan.days))} working days): "
+        f"{demo.plan.visits:,} household contacts, {demo.plan.surveys} surveys, "
+        f"{len(demo.rows):,} households imported, in {demo.seconds:.0f} s."
+    )
     urls = Table(title="Running services")
     urls.add_column("service")
     urls.add_column("URL")
     for name, url in endpoints["services"].items():
         urls.add_row(name, f"{url}/docs")
+    token = mint_token(demo.settings, role="secretary", community=COMMUNITY, ttl_seconds=7 * 86400)
+    urls.add_row("board page", f"{endpoints['services']['scoring']}/board#community={COMMUNITY}&token={token}")
     urls.add_row("board (JSON)", f"{endpoints['services']['scoring']}/v1/communities/{COMMUNITY}/board")
     urls.add_row("board export", f"{endpoints['services']['scoring']}/v1/communities/{COMMUNITY}/board/export")
     console.print(urls)
@@ -722,8 +1079,15 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-async def play(settings: Settings, endpoints: dict[str, Any], receiver: DemoReceiver, days: list[date],
-               households: int, seed: int, console: Console) -> tuple[Demo, dict[str, Any]]:
+async def play(
+    settings: Settings,
+    endpoints: dict[str, Any],
+    receiver: DemoReceiver,
+    days: list[date],
+    households: int,
+    seed: int,
+    console: Console,
+) -> tuple[Demo, dict[str, Any]]:
     """Seed and play against a running stack (the receiver already listening)."""
     demo = Demo(settings, endpoints["services"], receiver, days, households, seed, console)
     try:

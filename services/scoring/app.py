@@ -13,7 +13,7 @@ from shared.events.scoring import PointsAwarded, QuotaPeriodClosed
 from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
-from . import api
+from . import api, board_page
 from .closing import closing_loop
 from .domain import RuleSet
 from .projections import BASE_EVENT_TYPES, ScoringProjection
@@ -45,7 +45,7 @@ def make_spec(
         description=(
             "The 5+1 quotas, the points evaluation and the community's figures, folded from the event stream."
         ),
-        routers=[api.router],
+        routers=[api.router, board_page.router],
         projections=[projection],
         background=[close_periods],
         on_start=[install],

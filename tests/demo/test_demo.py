@@ -45,13 +45,15 @@ async def test_a_headless_week_in_bairuijing_shows_on_the_board_as_it_was_worked
     assert worked, "the window has working days"
     # Every worker's daily items, day by day, as the scoring service folded them from the stream.
     token = mint_token(local.settings, role="secretary", community=COMMUNITY)
-    async with httpx.AsyncClient(base_url=endpoints["services"]["scoring"], timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=endpoints["services"]["scoring"], timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         for w in plan.workers:
             for day in worked:
-                r = await client.get(f"/v1/communities/{COMMUNITY}/workers/{w.worker_id}/progress",
-                                     params={"at": datetime.combine(day, datetime.min.time(), SHANGHAI)
-                                             .replace(hour=20).isoformat()})
+                r = await client.get(
+                    f"/v1/communities/{COMMUNITY}/workers/{w.worker_id}/progress",
+                    params={"at": datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=20).isoformat()},
+                )
                 assert r.status_code == 200, r.text
                 daily = next(p for p in r.json()["periods"] if p["period"] == "day")
                 items = {i["item"]: i for i in daily["items"]}
