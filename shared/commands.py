@@ -104,7 +104,7 @@ def _run_bench(what: str, **kw: int) -> int:
     elif what == "fold":
         uvloop.run(bench.bench_fold(n=kw["events"]))
     else:
-        uvloop.run(bench.bench_replay(n=kw["events"]))
+        uvloop.run(bench.bench_replay(n=kw["events"], batch=kw["batch"]))
     return 0
 
 
@@ -207,7 +207,8 @@ def register(
     fold.set_defaults(handler=lambda a: _run_bench("fold", events=a.events))
     rep = bench.add_parser("replay", help="projection replay vs the raw consume rate")
     rep.add_argument("--events", type=int, default=100_000)
-    rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events))
+    rep.add_argument("--batch", type=int, default=5000, help="events per replay transaction")
+    rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events, batch=a.batch))
 
     sim = commands.add_parser("simulate", help="a deterministic workload of N communities over D days")
     sim.add_argument("--communities", type=int, default=1)
