@@ -20,6 +20,12 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     b.add_argument("--communities", type=int, default=20, help="communities in the street (default 20)")
     b.add_argument("--workers", type=int, default=25, help="grid workers per community (default 25)")
     b.add_argument("--days", type=int, default=31, help="days of work to generate (default 31: a street-month)")
+    b.add_argument(
+        "--workload",
+        choices=("synth", "simulate"),
+        default="synth",
+        help="synth: this bench's street generator; simulate: `gridwork simulate`'s (25 workers, 8,000 households)",
+    )
     b.add_argument("--start", type=date.fromisoformat, default=date(2025, 10, 1), help="first day (2025-10-01)")
     b.add_argument("--queries", type=int, default=300, help="board queries per variant (default 300)")
     b.add_argument("--batch", type=int, default=10000, help="fold batch size (the service's default: 10000)")
@@ -97,7 +103,9 @@ def cmd_close(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    run = bench_scoring(args.communities, args.workers, args.days, args.start, args.queries, args.batch)
+    run = bench_scoring(
+        args.communities, args.workers, args.days, args.start, args.queries, args.batch, workload=args.workload
+    )
     try:  # the service runs on uvloop (shared.service.serve); measure it the same way
         import uvloop
     except ImportError:  # pragma: no cover - Windows
@@ -107,11 +115,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _generate(store: Any, communities: int, workers: int, days: int, start: date) -> tuple[int, float]:
+async def _generate(
+    store: Any,
+    communities: int,
+    workers: int,
+    days: int,
+    start: date,
+    workload: str = "synth",
+    folded: frozenset[str] = frozenset(),
+) -> tuple[int, float]:
+    """Append the workload; returns (events the projection folds, seconds)."""
     from . import synth
 
     n = 0
     started = time.perf_counter()
+    if workload == "simulate":
+        from shared.simulate import by_aggregate, generate
+
+        for _day, events in generate(communities, days, seed=1, start=start):
+            groups = by_aggregate(events)
+            for i in range(0, len(groups), 5000):
+                for res in await store.append_many(groups[i : i + 5000]):
+                    if isinstance(res, Exception):
+                        raise res
+            n += sum(1 for e in events if e.type in folded)
+        return n, time.perf_counter() - started
     for day in synth.street(communities=communities, workers=workers, start=start, n_days=days):
         for i in range(0, len(day), 5000):
             chunk = day[i : i + 5000]
@@ -142,6 +170,7 @@ async def bench_scoring(
     start: date = date(2025, 10, 1),
     queries: int = 300,
     batch: int = 10000,
+    workload: str = "synth",
 ) -> list[dict[str, Any]]:
     """Generate a street's work, then measure raw consume, live fold, replay and board latency in one run."""
     import asyncpg
@@ -173,7 +202,9 @@ async def bench_scoring(
         rules = settings.rules()
         projection = ScoringProjection(rules)
 
-        n, gen_s = await _generate(store, communities, workers, days, start)
+        n, gen_s = await _generate(
+            store, communities, workers, days, start, workload, frozenset(projection.event_types)
+        )
         last = await store.last_sequence()
         console.print(
             f"generated {n:,} events ({communities} communities × {workers} workers × {days} days) "
@@ -255,7 +286,7 @@ async def bench_scoring(
 
         month = parse_period(f"{start.year}-{start.month:02d}")
         as_of = month.end
-        community = "zhongnan-c00"
+        community, street = ("c000", "s00") if workload == "simulate" else ("zhongnan-c00", "zhongnan")
 
         async def naive_board() -> Any:
             # Baseline: sum the item rows of the month on the fly (no standings table).
@@ -273,7 +304,7 @@ async def bench_scoring(
                 """SELECT q.community, q.worker_id, sum(q.points), count(*) FILTER (WHERE q.met AND NOT q.indicator)
                    FROM proj_scoring.quota_item q JOIN proj_scoring.community c USING (community)
                    WHERE c.street = $1 AND q.due BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                "zhongnan",
+                street,
                 month.start,
                 month.end,
             )
@@ -301,7 +332,7 @@ async def bench_scoring(
         lat.append(
             {
                 "what": f"street roll-up query ({communities} communities)",
-                **await _latency(lambda: q.street_board(pool, rules, "zhongnan", month, as_of), max(20, queries // 3)),
+                **await _latency(lambda: q.street_board(pool, rules, street, month, as_of), max(20, queries // 3)),
                 "target p99": "< 50 ms",
             }
         )
@@ -311,7 +342,7 @@ async def bench_scoring(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client,
         ):
             sec = {"Authorization": f"Bearer {mint_token(settings, role='secretary', community=community)}"}
-            adm = {"Authorization": f"Bearer {mint_token(settings, role='street_admin', street='zhongnan')}"}
+            adm = {"Authorization": f"Bearer {mint_token(settings, role='street_admin', street=street)}"}
             url = f"/v1/communities/{community}/board?period={month.key}&as_of={as_of}"
             lat.append(
                 {
@@ -320,7 +351,7 @@ async def bench_scoring(
                     "target p99": "< 10 ms",
                 }
             )
-            surl = f"/v1/streets/zhongnan/board?period={month.key}&as_of={as_of}"
+            surl = f"/v1/streets/{street}/board?period={month.key}&as_of={as_of}"
             lat.append(
                 {
                     "what": "GET street roll-up over HTTP (in-process ASGI)",
