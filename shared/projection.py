@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
@@ -586,7 +585,3 @@ async def dead_letters(nc: NATS, settings: Settings, projection: str) -> list[di
     except nats.js.errors.NotFoundError:
         pass
     return out
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
