@@ -140,9 +140,13 @@ async def test_killing_the_stream_leader_mid_ingest_loses_no_acknowledged_event(
         await asyncio.to_thread(node.start)
 
         async def caught_up() -> bool:
-            return await asyncio.to_thread(_local_messages, node.monitor_url, s.stream_name()) == EVENTS
+            try:
+                return await asyncio.to_thread(_local_messages, node.monitor_url, s.stream_name()) == EVENTS
+            except OSError:  # its monitoring port is not up yet
+                return False
 
-        await eventually(caught_up, timeout=30, what=f"{killed[0]} caught up")
+        # Catching up is raft replay from the peers: give a loaded 2-core machine time for it.
+        await eventually(caught_up, timeout=120, what=f"{killed[0]} caught up")
 
         # and the projection folded every event exactly once across the failover
         async def folded() -> bool:
