@@ -273,6 +273,11 @@ class ProjectionRunner:
                     await self._pause(1)
                     await self._reposition(conn)
                     continue
+                if self._puller.gap:  # a delivery went missing: never fold past a hole
+                    log.warning("delivery_gap", projection=self.projection.name)
+                    ahead = await _cancelled(ahead)
+                    await self._reposition(conn)
+                    continue
                 if msgs:
                     MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
                     # Pull the next batch while this one folds (it waits its turn: order is kept).
@@ -461,6 +466,8 @@ class _Carry:
         """Yield batches of events up to and including ``upto`` (or until the stream has no more)."""
         while True:
             msgs, self.left = (self.left, []) if self.left else (await self.puller.fetch(batch, wait=1), [])
+            if self.puller.gap:
+                raise RuntimeError("deliveries went missing during the replay (a NATS node failed?): run it again")
             if not msgs:
                 return
             events: list[StoredEvent] = []

@@ -31,13 +31,13 @@ class Pulled:
     pending: int
 
 
-def parse_ack_subject(reply: str) -> tuple[int, int, int, int]:
-    """(stream seq, deliveries, timestamp ns, pending) from a ``$JS.ACK…`` subject."""
+def parse_ack_subject(reply: str) -> tuple[int, int, int, int, int]:
+    """(stream seq, deliveries, timestamp ns, pending, consumer seq) from a ``$JS.ACK…`` subject."""
     t = reply.split(".")
     if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return int(t[5]), int(t[4]), int(t[7]), int(t[8])
+        return int(t[5]), int(t[4]), int(t[7]), int(t[8]), int(t[6])
     # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]
-    return int(t[7]), int(t[6]), int(t[9]), int(t[10])
+    return int(t[7]), int(t[6]), int(t[9]), int(t[10]), int(t[8])
 
 
 class Puller:
@@ -51,6 +51,9 @@ class Puller:
         self._buf: list[Pulled] = []
         self._want = 0
         self._done = asyncio.Event()
+        #: Consumer sequence of the last delivery, and whether a delivery went missing since.
+        self.last_delivery = 0
+        self.gap = False
 
     async def start(self) -> None:
         self.inbox = self.nc.new_inbox()
@@ -68,7 +71,12 @@ class Puller:
         if not reply:  # a status message: 404 no messages, 408 timeout, 409 …: the request ended
             self._done.set()
             return
-        seq, deliveries, ts, pending = parse_ack_subject(reply)
+        seq, deliveries, ts, pending, cseq = parse_ack_subject(reply)
+        if self.last_delivery and cseq != self.last_delivery + 1:
+            # Every delivery of a consumer has the next consumer sequence: a jump means messages
+            # were lost on the way (a cluster node died while routing them).
+            self.gap = True
+        self.last_delivery = cseq
         self._buf.append(Pulled(StoredEvent(seq, msg.subject, msg.data, msg.headers, ts), deliveries, reply, pending))
         if len(self._buf) >= self._want:
             self._done.set()

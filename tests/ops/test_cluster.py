@@ -152,7 +152,7 @@ async def test_killing_the_stream_leader_mid_ingest_loses_no_acknowledged_event(
         async def folded() -> bool:
             return await pool.fetchval("SELECT count(*) FROM proj_ops_surge.folded") >= EVENTS
 
-        await eventually(folded, timeout=45, what="the projection caught up")
+        await eventually(folded, timeout=120, what="the projection caught up")
         rows = await pool.fetchrow("SELECT count(*) AS n, count(DISTINCT seq) AS seqs FROM proj_ops_surge.folded")
         assert (rows["n"], rows["seqs"]) == (EVENTS, EVENTS)
     finally:
