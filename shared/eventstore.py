@@ -280,10 +280,7 @@ class EventStore:
         for i, (events, expected) in enumerate(batches):
             if len(events) == 1 and expected == 0:
                 event = events[0].model_copy(update={"aggregate_version": 1})
-                headers = self._headers(event, self._filter(event))
-                headers[HDR_EXPECTED_SEQ] = "0"
-                fut = await self._mux.publish(event.subject(self.ns), encode(event), headers)
-                pending.append((i, fut))
+                pending.append((i, await self._send_one(event, self._filter(event), 0)))
             else:
                 slow.append(one(i, events, expected))
         if slow:
@@ -318,11 +315,14 @@ class EventStore:
     def _headers(self, event: Event, filt: str) -> dict[str, str]:
         return {HDR_MSG_ID: str(event.id), HDR_VERSION: str(event.aggregate_version), HDR_EXPECTED_SUBJ: filt}
 
-    async def _publish_one(self, event: Event, filt: str, expected_seq: int) -> Any:
+    async def _send_one(self, event: Event, filt: str, expected_seq: int) -> asyncio.Future[Any]:
+        """Publish one event with its concurrency and dedupe headers; the future resolves to its ack."""
         headers = self._headers(event, filt)
         headers[HDR_EXPECTED_SEQ] = str(expected_seq)
-        fut = await self._mux.publish(event.subject(self.ns), encode(event), headers)
-        return await asyncio.wait_for(fut, 30)
+        return await self._mux.publish(event.subject(self.ns), encode(event), headers)
+
+    async def _publish_one(self, event: Event, filt: str, expected_seq: int) -> Any:
+        return await asyncio.wait_for(await self._send_one(event, filt, expected_seq), 30)
 
     async def _publish_atomic(self, events: Sequence[Event], filt: str, expected_seq: int) -> Any:
         batch_id = f"{events[0].id}"

@@ -93,6 +93,14 @@ async def create_schema(conn: asyncpg.Connection, projection: Projection, schema
         await conn.execute("INSERT INTO _checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING")
 
 
+async def _enter(conn: asyncpg.Connection, schema: str, *, lock: bool = True) -> None:
+    """Inside a transaction: the projection's schema first in the path and, with ``lock``, its
+    transaction lock (the one a replay's swap takes, so a batch never straddles a swap)."""
+    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+    if lock:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+
+
 async def _fold(
     conn: asyncpg.Connection,
     projection: Projection,
@@ -102,9 +110,7 @@ async def _fold(
     lock: bool,
 ) -> int:
     """One batch in the caller's transaction: skip seen events, apply, move the checkpoint."""
-    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
-    if lock:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+    await _enter(conn, schema, lock=lock)
     checkpoint = await conn.fetchval("SELECT position FROM _checkpoint WHERE id = 1 FOR UPDATE")
     fresh = [e for e in events if e.seq > checkpoint]
     if fresh:
@@ -357,8 +363,7 @@ class ProjectionRunner:
         applied = 0
         try:
             async with conn.transaction():
-                await conn.execute(f'SET LOCAL search_path TO "{self.schema}", public')
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+                await _enter(conn, self.schema)
                 for i, m in enumerate(msgs):
                     try:
                         async with conn.transaction():  # a savepoint per event
@@ -392,8 +397,7 @@ class ProjectionRunner:
             "Gw-Deliveries": str(attempts),
         }
         async with conn.transaction():
-            await conn.execute(f'SET LOCAL search_path TO "{self.schema}", public')
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+            await _enter(conn, self.schema)
             await self.js.publish(f"{ns}dlq.{self.projection.name}", m.event.data, headers=headers)
             await conn.execute(
                 "INSERT INTO public.dead_letters (projection, stream_seq, subject, event_type, reason, deliveries) "
