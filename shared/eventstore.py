@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,8 +31,10 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from pydantic import BaseModel
 
+from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
+from .brokermetrics import BrokerMetrics
 from .events import Event, decode, encode
-from .metrics import APPEND_CONFLICTS, APPEND_SECONDS, EVENTS_APPENDED
+from .metrics import APPEND_CONFLICTS, EVENTS_APPENDED
 from .settings import Settings
 
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -133,8 +134,10 @@ def _not_managed(namespace: str) -> RuntimeError:
 class EventStore:
     """Append and read events on JetStream.  Built by the service's lifespan with a live connection."""
 
-    def __init__(self, nc: NATS, settings: Settings) -> None:
+    def __init__(self, nc: NATS, settings: Settings, broker_metrics: BrokerMetrics | None = None) -> None:
         self.nc = nc
+        #: FastStream's broker metrics (``faststream_published_messages_*``) under the service's name.
+        self.broker_metrics = broker_metrics or DEFAULT_BROKER_METRICS
         self.js: JetStreamContext = nc.jetstream(timeout=10)
         self._mux = _AckMux(nc, settings.publish_window)
         self.settings = settings
@@ -235,13 +238,15 @@ class EventStore:
             expected_seq = await self._seq_of_version(filt, expected_version, events)
             if expected_seq < 0:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
-        started = time.perf_counter()
         stamped = [e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)]
-        try:
+
+        async def publish() -> Any:
             if len(stamped) == 1:
-                last = await self._publish_one(stamped[0], filt, expected_seq)
-            else:
-                last = await self._publish_atomic(stamped, filt, expected_seq)
+                return await self._publish_one(stamped[0], filt, expected_seq)
+            return await self._publish_atomic(stamped, filt, expected_seq)
+
+        try:
+            last = await self.broker_metrics.publish(first.context, len(stamped), publish)
         except PublishRejected as err:
             if err.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
                 return await self._duplicate_or_conflict(filt, expected_version, events)
@@ -250,7 +255,6 @@ class EventStore:
             return AppendResult(
                 filt, last.seq - len(events) + 1, last.seq, expected_version + len(events), duplicate=True
             )
-        APPEND_SECONDS.labels(first.context).observe(time.perf_counter() - started)
         for event in events:
             EVENTS_APPENDED.labels(event.type).inc()
         return AppendResult(filt, last.seq - len(events) + 1, last.seq, expected_version + len(events))
@@ -277,17 +281,24 @@ class EventStore:
                     results[i] = err
 
         slow: list[Any] = []
+        pipelined: list[tuple[int, Event]] = []
         for i, (events, expected) in enumerate(batches):
             if len(events) == 1 and expected == 0:
-                event = events[0].model_copy(update={"aggregate_version": 1})
-                pending.append((i, await self._send_one(event, self._filter(event), 0)))
+                pipelined.append((i, events[0].model_copy(update={"aggregate_version": 1})))
             else:
                 slow.append(one(i, events, expected))
-        if slow:
-            await asyncio.gather(*slow)
-        if pending:
+
+        async def send_pipelined() -> None:
+            for i, event in pipelined:
+                pending.append((i, await self._send_one(event, self._filter(event), 0)))
             # One deadline for the whole window instead of a timer per event.
             await asyncio.wait([f for _, f in pending], timeout=30)
+
+        if slow:
+            await asyncio.gather(*slow)
+        if pipelined:
+            counts = Counter(event.context for _, event in pipelined)
+            await self.broker_metrics.publish_many(counts, send_pipelined)
         appended: Counter[str] = Counter()
         for i, fut in pending:
             events = batches[i][0]

@@ -32,17 +32,9 @@ PROJECTION_BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
-# Broker-level metrics of our own message path (the role FastStream's middleware plays for its
-# subscribers): what the runner pulled, acked and NAKed, and how long appends wait for JetStream.
-MESSAGES_CONSUMED = Counter(
-    "gridwork_messages_consumed_total", "Messages pulled from JetStream by a projection", ["projection"]
-)
+# Broker-level metrics are FastStream's (shared/brokermetrics.py: faststream_received_* and
+# faststream_published_* with app_name = the service); this one is ours: a single event of a
+# batch failing and being retried in place.
 MESSAGES_NAKED = Counter(
     "gridwork_messages_naked_total", "Messages NAKed for redelivery after a failure", ["projection"]
-)
-APPEND_SECONDS = Histogram(
-    "gridwork_append_seconds",
-    "Time for one append call to be acknowledged by JetStream",
-    ["context"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -35,9 +36,10 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
+from .brokermetrics import BrokerMetrics
 from .eventstore import StoredEvent
 from .metrics import (
-    MESSAGES_CONSUMED,
     MESSAGES_NAKED,
     PROJECTION_BATCH_SECONDS,
     PROJECTION_CHECKPOINT,
@@ -160,8 +162,18 @@ class ProjectionRunner:
       stream with its reason.  If the runner stops meanwhile it NAKs what it still holds.
     """
 
-    def __init__(self, projection: Projection, *, nc: NATS, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        nc: NATS,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        broker_metrics: BrokerMetrics | None = None,
+    ) -> None:
         self.projection = projection
+        #: FastStream's broker metrics (``faststream_received_*``), handler = the projection.
+        self.broker_metrics = broker_metrics or DEFAULT_BROKER_METRICS
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.pool = pool
@@ -285,10 +297,13 @@ class ProjectionRunner:
                     await self._reposition(conn)
                     continue
                 if msgs:
-                    MESSAGES_CONSUMED.labels(self.projection.name).inc(len(msgs))
                     # Pull the next batch while this one folds (it waits its turn: order is kept).
                     ahead = asyncio.create_task(self._puller.fetch(batch, wait=1))
-                    await self._process(conn, msgs)
+                    await self.broker_metrics.consume(
+                        self.projection.name,
+                        [len(m.event.data) for m in msgs],
+                        functools.partial(self._process, conn, msgs),
+                    )
         finally:
             await _cancelled(ahead)
 

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from . import natsfix
+from .brokermetrics import BrokerMetrics
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
@@ -93,7 +94,8 @@ async def open_runtime(name: str, settings: Settings, projections: Sequence[Proj
     user = context if context in settings.nats_passwords else None
     nc = await connect(settings, f"gridwork-{name}", user=user)
     pool = await create_pool(settings)
-    store = EventStore(nc, settings)
+    broker_metrics = BrokerMetrics(context)  # FastStream's broker metrics, app_name = the service
+    store = EventStore(nc, settings, broker_metrics)
     # On a server with users the admin made the streams; a service user only looks them up.
     credentials = nats_credentials(settings, user)
     await store.ensure_streams(manage=credentials is None or credentials[0] == ADMIN_USER)
@@ -101,7 +103,7 @@ async def open_runtime(name: str, settings: Settings, projections: Sequence[Proj
         await migrate(conn)
     runtime = Runtime(name, settings, nc, pool, store)
     for projection in projections:
-        runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings)
+        runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings, broker_metrics=broker_metrics)
         await runner.setup()
         runtime.runners[projection.name] = runner
     return runtime

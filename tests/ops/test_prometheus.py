@@ -21,7 +21,12 @@ import yaml
 from services.scoring.app import build_app
 from shared.commands import SERVICE_NAMES, LocalStack
 from shared.embedded import free_port
-from shared.events.visits import HouseholdTagged, HouseholdTaggedData
+from shared.events.visits import (
+    CommunityRegistered,
+    CommunityRegisteredData,
+    HouseholdTagged,
+    HouseholdTaggedData,
+)
 from shared.eventstore import EventStore, connect
 from shared.settings import Settings
 from tests.support import eventually, running
@@ -124,21 +129,39 @@ async def test_a_running_service_exposes_metrics_that_pass_promtool(settings: Se
     app = build_app(settings)
     admin = await connect(settings, "tests-admin")
     async with running(app) as client:
-        # one appended event, so the gridwork_ domain series exist too (a visits event: written by
-        # the admin connection, as the scoring service's own user may not)
-        event = HouseholdTagged.new(
-            community="bairuijing",
-            aggregate_id="h-2-1-502",
-            actor="w07",
-            data=HouseholdTaggedData(household_id="h-2-1-502", tags=["elderly_alone"]),
-        )
+        # appended events, so the gridwork_ domain series and FastStream's broker series exist too
+        # (visits events: written by the admin connection, as the scoring service's own user may not)
+        events = [
+            CommunityRegistered.new(
+                community="bairuijing",
+                aggregate_id="bairuijing",
+                actor="admin",
+                data=CommunityRegisteredData(community_id="bairuijing", name="白瑞景", street="s01"),
+            ),
+            HouseholdTagged.new(
+                community="bairuijing",
+                aggregate_id="h-2-1-502",
+                actor="w07",
+                data=HouseholdTaggedData(household_id="h-2-1-502", tags=["elderly_alone"]),
+            ),
+        ]
         try:
-            await EventStore(admin, settings).append([event], 0)
+            for event in events:
+                await EventStore(admin, settings).append([event], 0)
         finally:
             await admin.close()
         await client.get("/healthz")
-        exposition = (await client.get("/metrics")).text
+
+        async def folded() -> str | None:
+            text = (await client.get("/metrics")).text
+            return text if 'app_name="scoring"' in text else None
+
+        exposition = await eventually(folded, timeout=30, what="scoring's broker metrics")
     assert 'gridwork_events_appended_total{type="HouseholdTagged"}' in exposition
+    # FastStream's broker metrics, labelled by consumer (never by the per-household subject)
+    consumed = r'faststream_received_messages_total\{app_name="scoring",broker="nats",handler="\w+"\}'
+    assert re.search(consumed, exposition)
+    assert "h-2-1-502" not in exposition
     assert "process_cpu_seconds_total" in exposition
     done = promtool("check", "metrics", stdin=exposition)
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
@@ -201,8 +224,21 @@ def prometheus_server(tmp_path: Path, services: dict[str, str]) -> Iterator[str]
 
 @needs_prometheus
 async def test_a_real_prometheus_scrapes_every_running_service(
-    services: dict[str, str], prometheus_server: str
+    settings: Settings, services: dict[str, str], prometheus_server: str
 ) -> None:
+    # A community joins: every service's projections consume the event, so each service's
+    # FastStream broker metrics (app_name = the service) have a series for its consumers.
+    admin = await connect(settings, "tests-admin")
+    try:
+        joined = CommunityRegistered.new(
+            community="bairuijing",
+            aggregate_id="bairuijing",
+            actor="admin",
+            data=CommunityRegisteredData(community_id="bairuijing", name="白瑞景", street="s01"),
+        )
+        await EventStore(admin, settings).append([joined], 0)
+    finally:
+        await admin.close()
     async with httpx.AsyncClient(timeout=5) as http:
 
         async def query(promql: str) -> list[dict[str, object]]:
@@ -224,6 +260,16 @@ async def test_a_real_prometheus_scrapes_every_running_service(
                 what=f"{name} projection lag",
             )
             assert all(float(series["value"][1]) >= 0 for series in lag)  # type: ignore[index]
+            # FastStream's broker metrics: the service's projections received the event and folded it.
+            folded = await eventually(
+                lambda name=name: query(
+                    f'faststream_received_processed_messages_total{{service="{name}", app_name="{name}",'
+                    ' broker="nats", status="acked"} >= 1'
+                ),
+                timeout=30,
+                what=f"{name} broker metrics",
+            )
+            assert {series["metric"]["handler"] for series in folded}  # type: ignore[index]
         cpu = await eventually(lambda: query('process_cpu_seconds_total{job="gridwork"}'), timeout=30, what="cpu")
         assert {series["metric"]["service"] for series in cpu} == set(services)  # type: ignore[index]
 
