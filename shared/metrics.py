@@ -6,7 +6,14 @@ projection, event type — each a small, known set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+S = TypeVar("S")
 
 EVENTS_APPENDED = Counter("gridwork_events_appended_total", "Events appended to the event store", ["type"])
 APPEND_CONFLICTS = Counter(
@@ -38,3 +45,36 @@ PROJECTION_BATCH_SECONDS = Histogram(
 MESSAGES_NAKED = Counter(
     "gridwork_messages_naked_total", "Messages NAKed for redelivery after a failure", ["projection"]
 )
+
+
+class SnapshotGauges(Collector, Generic[S]):
+    """Gauges read from a read model: a background task publishes a snapshot, a scrape only shows it.
+
+    Publishers are keyed by owner (one per running service): a process normally has one, but tests
+    run several apps in one interpreter, and a stopped app must take its numbers with it.  Shows
+    the most recently published snapshot; nothing when no owner publishes (another instance does).
+    """
+
+    def __init__(self, empty: S) -> None:
+        self._empty = empty
+        self._snapshots: dict[object, S] = {}
+
+    def publish(self, owner: object, snapshot: S) -> None:
+        """Make ``snapshot`` what the next scrape shows (replacing the owner's previous one)."""
+        self._snapshots.pop(owner, None)
+        self._snapshots[owner] = snapshot
+
+    def withdraw(self, owner: object) -> None:
+        """Stop showing the owner's numbers (it stopped, or another instance reports them now)."""
+        self._snapshots.pop(owner, None)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self.families(self._empty))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self._snapshots:
+            return iter(())
+        return iter(self.families(next(reversed(self._snapshots.values()))))
+
+    def families(self, snapshot: S) -> list[GaugeMetricFamily]:
+        raise NotImplementedError

@@ -8,12 +8,12 @@ snapshot, so ``/metrics`` never waits on the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+
+from shared.metrics import SnapshotGauges
 
 ISSUE_EVENTS = Counter("gridwork_issues_events_total", "Issue events appended by the issues service", ["type"])
 ESCALATIONS = Counter(
@@ -44,35 +44,13 @@ class BoardSnapshot:
     feedback_pending: dict[str, int] = field(default_factory=dict)
 
 
-class BoardGauges(Collector):
-    """Exposes the latest published :class:`BoardSnapshot` as three gauges.
-
-    Publishers are keyed by owner (one per running service): a process normally has one, but tests
-    run several apps in one interpreter, and a stopped app must take its numbers with it.
-    """
+class BoardGauges(SnapshotGauges[BoardSnapshot]):
+    """Exposes the latest published :class:`BoardSnapshot` as three gauges."""
 
     def __init__(self) -> None:
-        self._snapshots: dict[object, BoardSnapshot] = {}
+        super().__init__(BoardSnapshot())
 
-    def publish(self, owner: object, snapshot: BoardSnapshot) -> None:
-        """Make ``snapshot`` what the next scrape shows (replacing the owner's previous one)."""
-        self._snapshots.pop(owner, None)
-        self._snapshots[owner] = snapshot  # the most recently published is shown
-
-    def withdraw(self, owner: object) -> None:
-        """Stop showing the owner's numbers (it stopped, or another instance reports them now)."""
-        self._snapshots.pop(owner, None)
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        return iter(self._families(BoardSnapshot()))
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        if not self._snapshots:
-            return iter(())
-        return iter(self._families(next(reversed(self._snapshots.values()))))
-
-    @staticmethod
-    def _families(snapshot: BoardSnapshot) -> list[GaugeMetricFamily]:
+    def families(self, snapshot: BoardSnapshot) -> list[GaugeMetricFamily]:
         labels = ["community", "category", "level"]
         open_ = GaugeMetricFamily("gridwork_issues_open", "Open issues (waiting for someone to act)", labels=labels)
         overdue = GaugeMetricFamily(

@@ -16,6 +16,7 @@ from shared.settings import Settings
 from . import api, board_page
 from .closing import closing_loop
 from .domain import RuleSet
+from .gauges import refresh_completion_gauges
 from .projections import BASE_EVENT_TYPES, ScoringProjection
 from .settings import ScoringSettings, scoring_settings
 
@@ -39,6 +40,9 @@ def make_spec(
     async def close_periods(runtime: Runtime) -> None:
         await closing_loop(runtime, clock=runtime.state["clock"], projection=projection.name)
 
+    async def completion_gauges(runtime: Runtime) -> None:
+        await refresh_completion_gauges(runtime, projection.name, runtime.state["clock"])
+
     return ServiceSpec(
         name="scoring",
         title="Scoring",
@@ -47,7 +51,7 @@ def make_spec(
         ),
         routers=[api.router, board_page.router],
         projections=[projection],
-        background=[close_periods],
+        background=[close_periods, completion_gauges],
         on_start=[install],
         publishes=[QuotaPeriodClosed, PointsAwarded],
         consumes=[EVENT_TYPES[t] for t in sorted(set(BASE_EVENT_TYPES) | set(_EVIDENCE))],

@@ -36,6 +36,9 @@ class ScoringSettings(Settings):
     scoring_close_lookback_days: int = Field(
         default=40, ge=1, le=800, description="Ended periods this far back are closed if still open"
     )
+    scoring_gauge_refresh_seconds: float = Field(
+        default=15, gt=0, description="How often gridwork_quota_completion_ratio is read from the board"
+    )
     scoring_close_max_lag_events: int = Field(
         default=0, ge=0, description="Close only when the fold is at most this many events behind"
     )
