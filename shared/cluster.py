@@ -28,8 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .embedded import EmbeddedNats, free_port
-from .natsauth import DEV_HOSTNAMES, DevCertificates, render_authorization, write_dev_certificates
+from .embedded import EmbeddedNats, free_port, local_nats_passwords
+from .natsauth import (
+    DEV_HOSTNAMES,
+    DevCertificates,
+    load_permissions,
+    render_authorization,
+    write_dev_certificates,
+)
 from .settings import Settings
 
 
@@ -187,21 +193,26 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
     from .commands import LocalStack, print_endpoints, run_until_signalled
 
     settings = _settings(args)
+    # The production users and permissions (deploy/nats/permissions.toml) on every node, as `gridwork up`.
+    passwords = local_nats_passwords(settings.data_dir.resolve(), load_permissions(settings.namespace))
     cluster = NatsCluster(
         settings.data_dir.resolve() / "cluster",
         size=args.nodes,
         sync_interval=args.sync_interval or settings.sync_interval,
         base_port=args.base_port or settings.nats_port,
+        authorization=render_authorization(settings.namespace, passwords),
     )
     print(f"starting {args.nodes} nats-server nodes (sync_interval={cluster.sync_interval}) in {cluster.data_dir}")
     cluster.start()
     print(f"JetStream cluster up, meta leader {cluster.wait_for_meta_leader()}")
     print(f"GRIDWORK_NATS_URL={cluster.url}")
+    print(f"NATS users (one per service, admin for streams): {settings.data_dir.resolve() / 'nats_passwords.json'}")
     if args.nats_only:
         _wait_for_signal()
         cluster.stop()
         return 0
-    stack = LocalStack(settings.model_copy(update={"nats_url": cluster.url, "stream_replicas": min(3, args.nodes)}))
+    update = {"nats_url": cluster.url, "stream_replicas": min(3, args.nodes), "nats_passwords": passwords}
+    stack = LocalStack(settings.model_copy(update=update))
     try:
         endpoints = stack.start()
     except BaseException:

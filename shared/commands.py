@@ -150,10 +150,13 @@ async def simulate_into_store(
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.via == "api":
+        return _simulate_via_api(args)
     import uvloop
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     settings = load_settings()
+    start = args.start or "2025-01-01"
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -168,7 +171,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             bar.update(task, completed=min(n + 1, args.days + 1), events=appended)
 
         result = uvloop.run(
-            simulate_into_store(settings, args.communities, args.days, args.seed, args.start, args.households, progress)
+            simulate_into_store(settings, args.communities, args.days, args.seed, start, args.households, progress)
         )
     print(
         f"{result['appended']:,} events appended ({result['duplicates']:,} already there, "
@@ -176,6 +179,78 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"({result['appended'] / max(result['seconds'], 1e-9):,.0f} events/s)"
     )
     return 0 if not result["failed"] else 1
+
+
+def _simulate_via_api(args: argparse.Namespace) -> int:
+    """``gridwork simulate --via api``: the same workload through the running stack's public APIs."""
+    from datetime import date, timedelta
+
+    import uvloop
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from services.simulator import WHAT, Tally, simulate_via_api
+
+    from .events import now
+
+    settings = load_settings()
+    endpoints_file = settings.data_dir / "endpoints.json"
+    if not endpoints_file.exists():
+        print(f"--via api: no running stack ({endpoints_file} not found); start it with `gridwork up`", file=sys.stderr)
+        return 2
+    services = json.loads(endpoints_file.read_text())["services"]
+    today = now().date()
+    start = date.fromisoformat(args.start) if args.start else today - timedelta(days=args.days)
+    oldest = today - timedelta(days=args.backdate_days - 1)
+    if start < oldest:
+        print(
+            f"--start/--days: the visits API takes work at most {args.backdate_days} days back "
+            f"(GRIDWORK_MAX_BACKDATE_DAYS; --backdate-days), so --via api plays days from {oldest} on; "
+            f"asked to start on {start}",
+            file=sys.stderr,
+        )
+        return 2
+    if start + timedelta(days=args.days) > today + timedelta(days=1):
+        print(f"--days: {args.days} days from {start} run past today ({today})", file=sys.stderr)
+        return 2
+    console = Console()
+    with Progress(
+        TextColumn("simulating via the APIs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TextColumn("{task.fields[records]:,} records accepted"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("days", total=args.days + 1, records=0)
+
+        def progress(n: int, _days: int, tally: Tally) -> None:
+            bar.update(task, completed=min(n + 1, args.days + 1), records=tally.total("accepted"))
+
+        result = uvloop.run(
+            simulate_via_api(
+                settings, services, args.communities, args.days, args.seed, start, args.households, progress
+            )
+        )
+    tally: Tally = result["tally"]
+    table = Table(title=f"{args.communities} communities × {args.days} days from {start}, seed {args.seed}")
+    for col in ("requests", "accepted", "duplicate", "rejected"):
+        table.add_column(col, justify="left" if col == "requests" else "right")
+    for what in WHAT:
+        c = tally.counts[what]
+        table.add_row(what, f"{c['accepted']:,}", f"{c['duplicate']:,}", f"{c['rejected']:,}")
+    console.print(table)
+    up = result["upload_seconds"]
+    console.print(
+        f"{tally.events:,} events stored by {tally.total('accepted'):,} accepted records in {up:.1f} s "
+        f"({tally.events / max(up, 1e-9):,.0f} events/s through the APIs); {tally.late:,} records synced "
+        f"days after the work; projections caught up {result['seconds'] - up:.1f} s later"
+    )
+    for line in tally.rejections:
+        console.print(f"rejected: {line}")
+    return 0 if not tally.total("rejected") else 1
 
 
 def register(
@@ -214,8 +289,23 @@ def register(
     sim.add_argument("--communities", type=int, default=1)
     sim.add_argument("--days", type=int, default=30)
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--start", default="2025-01-01", help="first simulated day (YYYY-MM-DD)")
+    sim.add_argument(
+        "--start", help="first simulated day, YYYY-MM-DD (default: 2025-01-01; --via api: the days ending yesterday)"
+    )
     sim.add_argument("--households", type=int, default=8000, help="households per community")
+    sim.add_argument(
+        "--via",
+        choices=("store", "api"),
+        default="store",
+        help="store: append straight into the event store (large volumes); "
+        "api: through the public HTTP APIs of the stack `gridwork up` runs (sync batches, issues, 12345 orders)",
+    )
+    sim.add_argument(
+        "--backdate-days",
+        type=int,
+        default=30,
+        help="--via api: how far back the stack's visits API takes work (its GRIDWORK_MAX_BACKDATE_DAYS)",
+    )
     sim.set_defaults(handler=cmd_simulate)
 
     up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
@@ -244,7 +334,9 @@ class LocalStack:
         data = s.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
         nats_url, db_url = s.nats_url, s.database_url
-        passwords: dict[str, str] = {}
+        # A server given with every user's password (``gridwork cluster up``): each service still
+        # logs in as its own user.
+        passwords: dict[str, str] = dict(s.nats_passwords)
         if not nats_url:
             # The same users and permissions as production (deploy/nats/permissions.toml), so a
             # service reaching beyond its rights fails here, not after a deployment.
