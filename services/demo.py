@@ -199,43 +199,28 @@ def ledger_csv(rows: list[dict[str, str]]) -> bytes:
     return out.getvalue().encode()
 
 
-# ------------------------------------------------------------------------------------- the demo
+# ------------------------------------------------------------------------------------- API helpers
 
 
-class Demo:
-    """Seeds Bairuijing and plays the month against running services."""
+class ApiPlayer:
+    """A client of the running services' public HTTP APIs, as the demo and ``gridwork simulate --via api``
+    use them: tokens minted with the stack's secret, calls that fail loudly, waiting for the
+    projections to catch up, and issue lifecycle steps that survive a rule or timer moving the issue."""
 
     def __init__(
-        self,
-        settings: Settings,
-        services: dict[str, str],
-        receiver: LocalReceiver,
-        days: list[date],
-        households: int,
-        seed: int = 7,
-        console: Console | None = None,
+        self, settings: Settings, services: dict[str, str], community: str = COMMUNITY, connections: int = 32
     ) -> None:
         self.settings = settings
         self.urls = services
-        self.receiver = receiver
-        self.console = console or Console()
-        self.seed = seed
-        self.rng = random.Random(seed)
-        workers, self.rows, tags = build_community(households, seed)
-        self.plan = Plan(days=days, workers=workers, tags=tags)
-        self.http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32))
-        self.escalated: list[dict[str, Any]] = []
-
-    # -------------------------------------------------------------------------- helpers
+        self.community = community
+        self.http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections))
 
     def token(self, role: str, **scope: Any) -> dict[str, str]:
+        """An Authorization header for ``role``; community roles default to the player's community."""
         if role in ("secretary", "grid_worker", "agency") and "community" not in scope:
-            scope["community"] = COMMUNITY
+            scope["community"] = self.community
         token = mint_token(self.settings, role=role, **scope)
         return {"Authorization": f"Bearer {token}"}
-
-    def worker_token(self, w: Worker) -> dict[str, str]:
-        return self.token("grid_worker", worker_id=w.worker_id, grid=w.grid_id, sub=w.worker_id)
 
     async def call(
         self,
@@ -260,6 +245,75 @@ class Demo:
                 return got
             await asyncio.sleep(0.2)
         raise RuntimeError(f"timed out waiting for {what}")
+
+    async def settle(self, timeout: float = 300) -> None:
+        """Wait until every service's projections have folded everything."""
+
+        async def caught_up() -> bool:
+            for url in self.urls.values():
+                r = await self.http.get(f"{url}/readyz")
+                if r.status_code != 200 or any(p.get("lag_events", 0) for p in r.json().get("projections", [])):
+                    return False
+            return True
+
+        await self.wait(caught_up, "projections to catch up", timeout=timeout)
+
+    async def advance(
+        self,
+        issue: str,
+        action: str,
+        headers: dict[str, str],
+        version: int,
+        *,
+        community: str | None = None,
+        **body: Any,
+    ) -> int:
+        """One lifecycle step; when a rule or a timer moved the issue meanwhile (409), re-read and retry."""
+        path = f"/v1/communities/{community or self.community}/issues/{issue}"
+        for _attempt in range(10):
+            r = await self.http.post(
+                f"{self.urls['issues']}{path}/{action}", headers=headers, json={"version": version, **body}
+            )
+            if r.status_code in (200, 201):
+                return int(r.json()["version"])
+            if r.status_code != 409 or r.json()["error"].get("code") == "illegal_transition":
+                raise RuntimeError(f"{action} {issue} → {r.status_code}: {r.text[:300]}")
+            version = (await self.call("GET", "issues", path, headers=headers))["issue"]["version"]
+        raise RuntimeError(f"{action} {issue}: the version kept moving")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+# ------------------------------------------------------------------------------------- the demo
+
+
+class Demo(ApiPlayer):
+    """Seeds Bairuijing and plays the month against running services."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: dict[str, str],
+        receiver: LocalReceiver,
+        days: list[date],
+        households: int,
+        seed: int = 7,
+        console: Console | None = None,
+    ) -> None:
+        super().__init__(settings, services, COMMUNITY)
+        self.receiver = receiver
+        self.console = console or Console()
+        self.seed = seed
+        self.rng = random.Random(seed)
+        workers, self.rows, tags = build_community(households, seed)
+        self.plan = Plan(days=days, workers=workers, tags=tags)
+        self.escalated: list[dict[str, Any]] = []
+
+    # -------------------------------------------------------------------------- helpers
+
+    def worker_token(self, w: Worker) -> dict[str, str]:
+        return self.token("grid_worker", worker_id=w.worker_id, grid=w.grid_id, sub=w.worker_id)
 
     # -------------------------------------------------------------------------- seeding
 
@@ -579,20 +633,6 @@ class Demo:
             await self.advance(issue, "close", headers, version)
             n.problems += 1
 
-    async def advance(self, issue: str, action: str, headers: dict[str, str], version: int, **body: Any) -> int:
-        """One lifecycle step; when a rule or a timer moved the issue meanwhile (409), re-read and retry."""
-        path = f"/v1/communities/{COMMUNITY}/issues/{issue}"
-        for _attempt in range(10):
-            r = await self.http.post(
-                f"{self.urls['issues']}{path}/{action}", headers=headers, json={"version": version, **body}
-            )
-            if r.status_code in (200, 201):
-                return int(r.json()["version"])
-            if r.status_code != 409 or r.json()["error"].get("code") == "illegal_transition":
-                raise RuntimeError(f"{action} {issue} → {r.status_code}: {r.text[:300]}")
-            version = (await self.call("GET", "issues", path, headers=headers))["issue"]["version"]
-        raise RuntimeError(f"{action} {issue}: the version kept moving")
-
     # -------------------------------------------------------------------------- the four cases
 
     async def four_cases(self) -> dict[str, str]:
@@ -907,18 +947,6 @@ class Demo:
         self.seconds = time.perf_counter() - started
         return await self.results()
 
-    async def settle(self) -> None:
-        """Wait until every service's projections have folded everything."""
-
-        async def caught_up() -> bool:
-            for name in ("visits", "issues", "scoring", "notify"):
-                r = await self.http.get(f"{self.urls[name]}/readyz")
-                if r.status_code != 200 or any(p.get("lag_events", 0) for p in r.json().get("projections", [])):
-                    return False
-            return True
-
-        await self.wait(caught_up, "projections to catch up", timeout=300)
-
     async def results(self) -> dict[str, Any]:
         sec = self.token("secretary")
         month = self.plan.days[-1]
@@ -946,9 +974,6 @@ class Demo:
             "received": list(self.receiver.received),
             "cases": self.cases,
         }
-
-    async def close(self) -> None:
-        await self.http.aclose()
 
 
 class DemoReceiver(LocalReceiver):

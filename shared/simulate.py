@@ -11,6 +11,12 @@ and phones that sync late (their events arrive days after the work).
 
 The same (communities, days, seed) always gives the same events, ids included, so a benchmark's
 "street-year" means the same thing on every run.
+
+Every event is one the public APIs would also record for the same work (``services/simulator.py``
+plays this workload through them): each building belongs to one grid, councils meet in a building
+of the worker's grid, the party members and resident backbones named are registered, a shift's
+minutes are the whole minutes between its two times, a ledger entry lists the required fields it
+holds, and a 12345 work order becomes issue ``hl-<order_no>`` as the hotline endpoint makes it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ WORKERS = 25
 SIM = "simulated"  # ids derive from (type, community, aggregate, occurred_at): same seed, same ids
 HOUSEHOLDS = 8000
 BUILDINGS = 80  # four phases of twenty buildings
+PARTY_MEMBERS = 41  # <community>pm00 … pm40, half sinking (下沉), half directly managed (直管)
+#: The ledger's required fields (as the visits service lists them): nine in ten entries hold all five.
+LEDGER_COMPLETE = ["name", "phone", "id_number", "address", "members"]
+LEDGER_PARTIAL = ["name", "phone", "members"]  # no ID number, no address yet
 
 
 @dataclass
@@ -59,6 +69,10 @@ class Community:
     grid_of_worker: dict[str, str]
     households_of_worker: dict[str, list[str]] = field(default_factory=dict)
     special_of_worker: dict[str, list[str]] = field(default_factory=dict)
+    #: Each building's one grid: the grid of the worker whose households start in it.
+    grid_of_building: dict[str, str] = field(default_factory=dict)
+    #: Where each worker's building council meets: the first building of the worker's grid.
+    council_building: dict[str, str] = field(default_factory=dict)
 
 
 def _community(i: int, street: str, households: int) -> Community:
@@ -71,6 +85,11 @@ def _community(i: int, street: str, households: int) -> Community:
     c = Community(cid, street, workers, hh, {h for n, h in enumerate(hh) if n % 16 == 0}, building_of, grid_of_worker)
     c.households_of_worker = {w: hh[n * per : (n + 1) * per] for n, w in enumerate(workers)}
     c.special_of_worker = {w: [h for h in mine if h in c.special] or mine for w, mine in c.households_of_worker.items()}
+    for h in hh:  # households in order: a building's first one names its grid
+        c.grid_of_building.setdefault(building_of[h], _grid_of(c, h))
+    for w in workers:
+        mine_b = [b for b, g in sorted(c.grid_of_building.items()) if g == grid_of_worker[w]]
+        c.council_building[w] = mine_b[0] if mine_b else building_of[c.households_of_worker[w][0]]
     return c
 
 
@@ -92,7 +111,7 @@ def setup_events(c: Community) -> list[Event]:
         )
     ]
     t0 = _at(date(2025, 1, 1), 9)
-    for b in sorted(set(c.building_of.values())):
+    for b in sorted(c.grid_of_building):
         n = int(b[-2:])
         out.append(
             ve.BuildingRegistered.new(
@@ -106,13 +125,13 @@ def setup_events(c: Community) -> list[Event]:
                     phase=str(n // 20 + 1),
                     number=str(n % 20 + 1),
                     units=4,
-                    grid_id=c.grid_of_worker[c.workers[n * WORKERS // BUILDINGS]],
+                    grid_id=c.grid_of_building[b],
                 ),
             )
         )
     for w in c.workers:
         grid = c.grid_of_worker[w]
-        buildings = sorted({c.building_of[h] for h in c.households_of_worker[w]})
+        buildings = sorted(b for b, g in c.grid_of_building.items() if g == grid)
         out.append(
             ve.WorkerRegistered.new(
                 idempotency_key=SIM,
@@ -133,11 +152,35 @@ def setup_events(c: Community) -> list[Event]:
                 data=ve.GridDefinedData(grid_id=grid, name=f"Grid {grid[-2:]}", worker_id=w, buildings=buildings),
             )
         )
+    for n in range(PARTY_MEMBERS):
+        pm = f"{c.id}pm{n:02d}"
+        out.append(
+            ve.PersonRegistered.new(
+                idempotency_key=SIM,
+                community=c.id,
+                aggregate_id=pm,
+                actor="simulator",
+                occurred_at=t0,
+                data=ve.PersonRegisteredData(
+                    person_id=pm, role="sinking_party_member" if n % 2 else "direct_party_member", display_name=pm
+                ),
+            )
+        )
+    rb = f"{c.id}rb01"
+    out.append(
+        ve.PersonRegistered.new(
+            idempotency_key=SIM,
+            community=c.id,
+            aggregate_id=rb,
+            actor="simulator",
+            occurred_at=t0,
+            data=ve.PersonRegisteredData(person_id=rb, role="resident_backbone", display_name=rb),
+        )
+    )
     special = c.special
-    fields = ["name", "phone", "id_number", "address", "members", "birth_year"]
     for n, h in enumerate(c.households):
         tags = ["special_assistance"] if h in special else (["young"] if n % 2 else [])
-        present = fields if n % 10 else fields[:3]  # nine in ten ledger entries complete
+        present = LEDGER_COMPLETE if n % 10 else LEDGER_PARTIAL  # nine in ten ledger entries complete
         out.append(
             ve.HouseholdRegistered.new(
                 idempotency_key=SIM,
@@ -191,7 +234,7 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
                 aggregate_id=shift,
                 actor=w,
                 occurred_at=_at(day, start),
-                data=ve.ShiftStartedData(shift_id=shift, worker_id=w),
+                data=ve.ShiftStartedData(shift_id=shift, worker_id=w, grid_id=c.grid_of_worker[w]),
             )
         )
         out.append(
@@ -202,7 +245,10 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
                 actor=w,
                 occurred_at=_at(day, start + hours),
                 data=ve.ShiftEndedData(
-                    shift_id=shift, worker_id=w, started_at=_at(day, start).isoformat(), minutes=round(hours * 60)
+                    shift_id=shift,
+                    worker_id=w,
+                    started_at=_at(day, start).isoformat(),
+                    minutes=round((_at(day, start + hours) - _at(day, start)).total_seconds() / 60),
                 ),
             )
         )
@@ -328,7 +374,7 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
                     data=ve.BuildingCouncilHeldData(
                         council_id=council,
                         worker_id=w,
-                        building_id=c.building_of[mine[0]],
+                        building_id=c.council_building[w],
                         party_members=[f"{c.id}pm01"],
                         resident_backbones=[f"{c.id}rb01"],
                         attendees=12,
@@ -403,7 +449,8 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
             )
     surge = 3 if rng.random() < 0.05 else 1  # a hotline surge day
     for k in range(rng.randint(0, 2) * surge):
-        order = f"{c.id}o{tag}{k}"
+        order_no = f"12345-{c.id}o{tag}{k}"
+        order = f"hl-{order_no}"  # the issue a work order becomes (the hotline endpoint's id)
         cat = _pick_category(rng)
         when = _at(day, 9 + rng.random() * 10)
         out.append(
@@ -414,7 +461,7 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
                 actor="hotline",
                 occurred_at=when,
                 data=ie.HotlineOrderReceivedData(
-                    order_no=f"12345-{order}",
+                    order_no=order_no,
                     issue_id=order,
                     request="citizen call",
                     category=cat,  # type: ignore[arg-type]
@@ -435,7 +482,8 @@ def day_events(c: Community, day: date, rng: random.Random, diligence: dict[str,
                     category=cat,
                     source="hotline",  # type: ignore[arg-type]
                     description="citizen call",
-                    hotline_order_no=f"12345-{order}",
+                    reported_by="12345",
+                    hotline_order_no=order_no,
                 ),
             )
         )

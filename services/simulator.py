@@ -1,0 +1,385 @@
+"""``gridwork simulate --via api``: the simulator's workload played through the public HTTP APIs.
+
+``shared.simulate.generate`` yields the same deterministic events the store path appends; here
+each one becomes the request a client of the running services would send for that work:
+
+* the directory — communities (ops), buildings, workers, grids, party members and backbones
+  (secretary) with ``PUT``, the households as the community's ledger CSV (``POST …/ledger/import``);
+* a worker's day — shifts, visits, sessions, councils, friends, trainings, talents, surveys — as
+  the phone's offline-sync batch (``POST …/sync``, at most 500 records, the record ids as client
+  ids).  A phone that was offline uploads its records with a later day's batch, days after the
+  work (occurred_at stays the time of the work), as the generator yields them;
+* a problem the worker reports (``POST …/issues``) and, when the workload solves it, the steps to
+  resolved (accept, assign to the worker, resolve);
+* a 12345 work order (``POST …/hotline/orders``, dispatched at the order's time).
+
+Every request carries the record's own id, so a second run stores nothing again: each record
+comes back ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from services.demo import GIVEN, SURNAMES, ApiPlayer, id_number
+from shared.events import Event
+from shared.settings import Settings
+from shared.simulate import HOUSEHOLDS, generate
+
+#: Sync record kind, the data field holding its client id, and the data fields the record sends.
+SYNC_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "VisitLogged": (
+        "visit",
+        "visit_id",
+        ("household_id", "mode", "special_assistance", "minutes", "outcome", "notes", "problems"),
+    ),
+    "FaceToFaceSessionHeld": (
+        "face_to_face_session",
+        "session_id",
+        ("station", "party_members_present", "residents_attending", "topics", "problems"),
+    ),
+    "BuildingCouncilHeld": (
+        "building_council",
+        "council_id",
+        ("building_id", "party_members", "resident_backbones", "attendees", "decisions", "problems"),
+    ),
+    "ResidentBefriended": ("resident_befriended", "friend_id", ("household_id",)),
+    "TrainingAttended": ("training_attended", "attendance_id", ("training_id", "title", "organiser", "hours")),
+    "TalentDiscovered": ("talent_discovered", "talent_id", ("household_id", "field", "description")),
+    "ResidentSurveyed": (
+        "resident_surveyed",
+        "survey_id",
+        ("household_id", "visited", "knows_grid_worker", "satisfaction"),
+    ),
+}
+#: The next lifecycle step towards resolved, from each open state.
+NEXT_STEP = {"reported": "accept", "reopened": "accept", "accepted": "assign", "assigned": "resolve"}
+DONE = frozenset({"resolved", "verified", "closed", "merged"})
+WHAT = ("directory", "ledger", "sync", "issues", "lifecycle", "hotline")
+
+
+@dataclass
+class Tally:
+    """What the services answered, per kind of request: accepted, duplicate, rejected."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: {w: Counter() for w in WHAT})
+    events: int = 0  # events the accepted requests stored
+    late: int = 0  # sync records uploaded with a later day's batch than the day of the work
+    rejections: list[str] = field(default_factory=list)
+
+    def add(self, what: str, status: str, events: int = 1, reason: str | None = None) -> None:
+        self.counts[what][status] += 1
+        if status == "accepted":
+            self.events += events
+        elif status == "rejected" and len(self.rejections) < 20:
+            self.rejections.append(f"{what}: {reason}")
+
+    def total(self, status: str) -> int:
+        return sum(c[status] for c in self.counts.values())
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    return value
+
+
+def sync_record(event: Event) -> dict[str, Any]:
+    """The phone's sync record for one work event."""
+    d = event.data
+    at = event.occurred_at.isoformat()
+    if event.type == "ShiftStarted":
+        return {"client_id": d.shift_id, "kind": "shift_started", "occurred_at": at, "data": {}}  # type: ignore[attr-defined]
+    if event.type == "ShiftEnded":
+        shift = d.shift_id  # type: ignore[attr-defined]
+        return {"client_id": f"{shift}-end", "kind": "shift_ended", "occurred_at": at, "data": {"shift_id": shift}}
+    kind, id_field, fields = SYNC_KINDS[event.type]
+    data = {f: _json(getattr(d, f)) for f in fields if getattr(d, f, None) is not None}
+    return {"client_id": getattr(d, id_field), "kind": kind, "occurred_at": at, "data": data}
+
+
+def ledger_rows(community: str, households: list[Event]) -> list[dict[str, str]]:
+    """The community's ledger as the CSV it keeps: personal data made up per household, deterministically,
+    for the fields each entry holds (a partial entry has no ID number and no address)."""
+    rows = []
+    for e in households:
+        d: Any = e.data
+        rng = random.Random(d.household_id)
+        present = set(d.fields_present)
+        rows.append(
+            {
+                "household_id": d.household_id,
+                "building": d.building_id,
+                "unit": d.unit or "",
+                "room": d.room or "",
+                "grid": d.grid_id or "",
+                "name": SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))]
+                if "name" in present
+                else "",
+                "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}" if "phone" in present else "",
+                "id_number": id_number(rng) if "id_number" in present else "",
+                "address": f"{community} {d.building_id} {d.unit}单元 {d.room}" if "address" in present else "",
+                "members": str(d.members) if "members" in present and d.members is not None else "",
+                "tags": ";".join(d.tags),
+            }
+        )
+    return rows
+
+
+def _csv(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+class ApiSimulator(ApiPlayer):
+    """Plays ``generate(communities, days, seed, start, households)`` against running services."""
+
+    def __init__(self, settings: Settings, services: dict[str, str], concurrency: int = 16) -> None:
+        super().__init__(settings, services, community="", connections=concurrency * 2)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.tally = Tally()
+        self.grid_of: dict[tuple[str, str], str] = {}  # (community, worker) → grid
+        self._tokens: dict[tuple[str, ...], dict[str, str]] = {}
+
+    # ------------------------------------------------------------------ tokens
+
+    def _cached(self, role: str, **scope: Any) -> dict[str, str]:
+        key = (role, *(f"{k}={v}" for k, v in sorted(scope.items())))
+        if key not in self._tokens:
+            self._tokens[key] = self.token(role, **scope)
+        return self._tokens[key]
+
+    def worker(self, community: str, worker: str) -> dict[str, str]:
+        grid = self.grid_of[(community, worker)]
+        return self._cached("grid_worker", community=community, worker_id=worker, grid=grid, sub=worker)
+
+    def secretary(self, community: str) -> dict[str, str]:
+        return self._cached("secretary", community=community)
+
+    # ------------------------------------------------------------------ one request, answered
+
+    async def _put(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+        async with self.slots:
+            r = await self.http.put(self.urls["visits"] + path, headers=headers, json=body)
+        if r.status_code in (200, 201):
+            self.tally.add("directory", "duplicate" if r.json().get("duplicate") else "accepted")
+        else:
+            self.tally.add("directory", "rejected", reason=f"PUT {path} → {r.status_code} {r.text[:200]}")
+
+    async def seed(self, events: list[Event]) -> None:
+        """The directory, then each community's ledger."""
+        ops = self._cached("ops")
+        households: dict[str, list[Event]] = defaultdict(list)
+        later: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        first: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        for e in events:
+            d: Any = e.data
+            base = f"/v1/communities/{e.community}"
+            sec = self.secretary(e.community) if e.type != "CommunityRegistered" else ops
+            if e.type == "CommunityRegistered":
+                first.append((base, ops, {"name": d.name, "street": d.street}))
+            elif e.type == "BuildingRegistered":
+                body = {"phase": d.phase, "number": d.number, "units": d.units, "grid_id": d.grid_id}
+                later.append((f"{base}/buildings/{d.building_id}", sec, body))
+            elif e.type == "WorkerRegistered":
+                self.grid_of[(e.community, d.worker_id)] = d.grid_id
+                body = {"name": d.name, "role": d.role, "grid_id": d.grid_id, "street": d.street}
+                later.append((f"{base}/workers/{d.worker_id}", sec, body))
+            elif e.type == "GridDefined":
+                body = {"name": d.name, "worker_id": d.worker_id, "buildings": list(d.buildings)}
+                later.append((f"{base}/grids/{d.grid_id}", sec, body))
+            elif e.type == "PersonRegistered":
+                body = {"role": d.role, "building_id": d.building_id, "display_name": d.display_name}
+                later.append((f"{base}/persons/{d.person_id}", sec, {k: v for k, v in body.items() if v}))
+            elif e.type == "HouseholdRegistered":
+                households[e.community].append(e)
+            else:
+                raise ValueError(f"no API call for directory event {e.type}")
+        await asyncio.gather(*(self._put(p, h, b) for p, h, b in first))
+        await asyncio.gather(*(self._put(p, h, b) for p, h, b in later))
+        await asyncio.gather(*(self._ledger(c, hh) for c, hh in households.items()))
+
+    async def _ledger(self, community: str, households: list[Event]) -> None:
+        rows = ledger_rows(community, households)
+        files = {"file": (f"{community}-ledger.csv", _csv(rows), "text/csv")}
+        async with self.slots:
+            r = await self.http.post(
+                f"{self.urls['visits']}/v1/communities/{community}/ledger/import",
+                headers=self.secretary(community),
+                files=files,
+            )
+        if r.status_code not in (200, 201):
+            for _ in rows:
+                self.tally.add("ledger", "rejected", reason=f"ledger import → {r.status_code} {r.text[:200]}")
+            return
+        report = r.json()
+        for _ in range(report["registered"] + report["updated"]):
+            self.tally.add("ledger", "accepted")
+        for _ in range(report["unchanged"]):
+            self.tally.add("ledger", "duplicate")
+        for row in report["rejected"]:
+            self.tally.add("ledger", "rejected", reason=f"{community} line {row.get('line')}: {row.get('reason')}")
+
+    async def _sync(self, community: str, worker: str, records: list[dict[str, Any]]) -> None:
+        max_batch = 500
+        for i in range(0, len(records), max_batch):
+            chunk = records[i : i + max_batch]
+            async with self.slots:
+                r = await self.http.post(
+                    f"{self.urls['visits']}/v1/communities/{community}/sync",
+                    headers=self.worker(community, worker),
+                    json={"device_id": f"phone-{worker}", "records": chunk},
+                )
+            if r.status_code != 200:
+                for _ in chunk:
+                    self.tally.add("sync", "rejected", reason=f"sync of {worker} → {r.status_code} {r.text[:200]}")
+                continue
+            for res in r.json()["results"]:
+                reason = f"{res['client_id']} {res.get('field')}: {res.get('reason')}"
+                self.tally.add("sync", res["status"], reason=reason)
+
+    async def _issue(self, report: Event, resolved: Event | None) -> None:
+        """A worker's problem report and, if the workload solves it, the steps to resolved."""
+        d: Any = report.data
+        c, worker = report.community, d.reported_by
+        headers = self.worker(c, worker)
+        body = {
+            "issue_id": d.issue_id,
+            "category": d.category,
+            "subcategory": d.subcategory,
+            "severity": d.severity,
+            "place": d.place.model_dump(mode="json", exclude_none=True),
+            "description": d.description,
+            "occurred_at": report.occurred_at.isoformat(),
+        }
+        async with self.slots:
+            r = await self.http.post(f"{self.urls['issues']}/v1/communities/{c}/issues", headers=headers, json=body)
+        if r.status_code not in (200, 201):
+            self.tally.add("issues", "rejected", reason=f"{d.issue_id} → {r.status_code} {r.text[:200]}")
+            return
+        out = r.json()
+        self.tally.add("issues", "duplicate" if out["duplicate"] else "accepted")
+        if resolved is not None:
+            await self._resolve(c, d.issue_id, worker, out["issue"]["status"], out["version"], resolved)
+
+    async def _resolve(self, c: str, issue: str, worker: str, status: str, version: int, resolved: Event) -> None:
+        headers = self.worker(c, worker)
+        bodies = {
+            "accept": {},
+            "assign": {"assignee_kind": "worker", "assignee_id": worker},
+            "resolve": {"resolution": resolved.data.resolution},  # type: ignore[attr-defined]
+        }
+        steps = 0
+        for _attempt in range(20):
+            if status in DONE:
+                self.tally.add("lifecycle", "accepted" if steps else "duplicate", events=steps)
+                return
+            action = NEXT_STEP[status]
+            async with self.slots:
+                r = await self.http.post(
+                    f"{self.urls['issues']}/v1/communities/{c}/issues/{issue}/{action}",
+                    headers=headers,
+                    json={"version": version, **bodies[action]},
+                )
+            if r.status_code in (200, 201):
+                out = r.json()
+                status, version, steps = out["issue"]["status"], out["version"], steps + 1
+            elif r.status_code == 409:  # a rule or a timer moved the issue meanwhile: go on from where it is
+                err = r.json()["error"]
+                status, version = err.get("current_state", status), err.get("version", version)
+            else:
+                self.tally.add("lifecycle", "rejected", reason=f"{action} {issue} → {r.status_code} {r.text[:200]}")
+                return
+        self.tally.add("lifecycle", "rejected", reason=f"{issue}: still {status} after 20 steps")
+
+    async def _order(self, e: Event) -> None:
+        d: Any = e.data
+        body = {
+            "order_no": d.order_no,
+            "request": d.request,
+            "category": d.category,
+            "subcategory": d.subcategory,
+            "severity": d.severity,
+            "place": d.place.model_dump(mode="json", exclude_none=True),
+            "response_deadline": d.response_deadline.isoformat(),
+            "resolution_deadline": d.resolution_deadline.isoformat(),
+            "dispatched_at": e.occurred_at.isoformat(),
+        }
+        async with self.slots:
+            r = await self.http.post(
+                f"{self.urls['issues']}/v1/communities/{e.community}/hotline/orders",
+                headers=self._cached("hotline"),
+                json={k: v for k, v in body.items() if v is not None},
+            )
+        if r.status_code not in (200, 201):
+            self.tally.add("hotline", "rejected", reason=f"{d.order_no} → {r.status_code} {r.text[:200]}")
+        else:
+            self.tally.add("hotline", "duplicate" if r.json()["duplicate"] else "accepted", events=2)
+
+    async def play_day(self, day: date, events: list[Event]) -> None:
+        """One yielded day: every phone's batch (late records included), the reports, the work orders."""
+        batches: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        reports: dict[tuple[str, str], Event] = {}
+        resolutions: dict[tuple[str, str], Event] = {}
+        orders: list[Event] = []
+        for e in events:
+            d: Any = e.data
+            if e.type == "HotlineOrderReceived":
+                orders.append(e)
+            elif e.type == "IssueReported":
+                if d.source != "hotline":  # a work order's report is the hotline endpoint's to make
+                    reports[(e.community, d.issue_id)] = e
+            elif e.type == "IssueResolved":
+                resolutions[(e.community, d.issue_id)] = e
+            else:
+                batches[(e.community, d.worker_id)].append(sync_record(e))
+                self.tally.late += e.occurred_at.date() < day
+        jobs = [self._sync(c, w, sorted(recs, key=lambda r: r["occurred_at"])) for (c, w), recs in batches.items()]
+        jobs += [self._issue(e, resolutions.get(key)) for key, e in reports.items()]
+        jobs += [self._order(e) for e in orders]
+        await asyncio.gather(*jobs)
+
+
+async def simulate_via_api(
+    settings: Settings,
+    services: dict[str, str],
+    communities: int,
+    days: int,
+    seed: int,
+    start: date,
+    households: int = HOUSEHOLDS,
+    progress: Callable[[int, int, Tally], None] | None = None,
+    concurrency: int = 16,
+) -> dict[str, Any]:
+    """Seed and play the workload through the APIs, then wait for the projections; returns the tally."""
+    sim = ApiSimulator(settings, services, concurrency)
+    started = time.perf_counter()
+    try:
+        for n, (day, events) in enumerate(generate(communities, days, seed, start, households)):
+            if day is None:
+                await sim.seed(events)
+                await sim.settle(timeout=600)  # the ledger in the directory before the phones sync
+            else:
+                await sim.play_day(day, events)
+            if progress:
+                progress(n, days, sim.tally)
+        uploaded = time.perf_counter() - started
+        await sim.settle(timeout=1800)
+    finally:
+        await sim.close()
+    seconds = time.perf_counter() - started
+    return {"tally": sim.tally, "upload_seconds": uploaded, "seconds": seconds}
