@@ -368,18 +368,27 @@ async def simulate_via_api(
     """Seed and play the workload through the APIs, then wait for the projections; returns the tally."""
     sim = ApiSimulator(settings, services, concurrency)
     started = time.perf_counter()
+    seeded = started
+    seed_events = 0
     try:
         for n, (day, events) in enumerate(generate(communities, days, seed, start, households)):
             if day is None:
                 await sim.seed(events)
                 await sim.settle(timeout=600)  # the ledger in the directory before the phones sync
+                seeded, seed_events = time.perf_counter(), sim.tally.events
             else:
                 await sim.play_day(day, events)
             if progress:
                 progress(n, days, sim.tally)
-        uploaded = time.perf_counter() - started
+        played = time.perf_counter()
         await sim.settle(timeout=1800)
     finally:
         await sim.close()
-    seconds = time.perf_counter() - started
-    return {"tally": sim.tally, "upload_seconds": uploaded, "seconds": seconds}
+    return {
+        "tally": sim.tally,
+        "seed_seconds": seeded - started,  # directory and ledger, until the projections hold them
+        "seed_events": seed_events,
+        "play_seconds": played - seeded,  # the days' requests, until the last one was answered
+        "work_events": sim.tally.events - seed_events,
+        "settle_seconds": time.perf_counter() - played,  # until every projection folded the work
+    }

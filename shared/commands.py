@@ -242,11 +242,13 @@ def _simulate_via_api(args: argparse.Namespace) -> int:
         c = tally.counts[what]
         table.add_row(what, f"{c['accepted']:,}", f"{c['duplicate']:,}", f"{c['rejected']:,}")
     console.print(table)
-    up = result["upload_seconds"]
+    play = result["play_seconds"]
     console.print(
-        f"{tally.events:,} events stored by {tally.total('accepted'):,} accepted records in {up:.1f} s "
-        f"({tally.events / max(up, 1e-9):,.0f} events/s through the APIs); {tally.late:,} records synced "
-        f"days after the work; projections caught up {result['seconds'] - up:.1f} s later"
+        f"directory and ledger: {result['seed_events']:,} events in {result['seed_seconds']:.1f} s; "
+        f"the days' work: {result['work_events']:,} events in {play:.1f} s "
+        f"({result['work_events'] / max(play, 1e-9):,.0f} events/s through the APIs), "
+        f"{tally.late:,} records synced days after the work; "
+        f"projections caught up {result['settle_seconds']:.1f} s later"
     )
     for line in tally.rejections:
         console.print(f"rejected: {line}")
