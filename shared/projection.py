@@ -13,7 +13,9 @@ is kept.  After ``max_deliver`` deliveries the failing event goes to the dead-le
 its reason, and the projection moves on.
 
 Rebuild: :func:`replay` folds the whole stream into a fresh schema while the live projection
-keeps serving, then swaps the schemas in one transaction.
+keeps serving, then swaps the schemas in one transaction.  It reads with a
+:class:`~shared.fastpuller.FastPuller`, fetches the next batch while one folds and, for a
+:class:`Staged` projection, aggregates the next batch while the previous one is written.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, runtime_checkable
 
 import asyncpg
 import nats.errors
@@ -39,6 +41,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
 from .brokermetrics import BrokerMetrics
 from .eventstore import StoredEvent
+from .fastpuller import FastPuller
 from .metrics import (
     MESSAGES_NAKED,
     PROJECTION_BATCH_SECONDS,
@@ -66,6 +69,24 @@ class Projection(Protocol):
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
         """Fold ``events`` (stream order, none seen before) into the tables, in the caller's transaction."""
+        ...
+
+
+@runtime_checkable
+class Staged(Projection, Protocol):
+    """A projection whose fold splits into CPU work and writes; :func:`replay` then overlaps them.
+
+    ``apply(conn, events)`` must equal ``write(conn, await stage(events))``.  A replay stages the
+    next batch while the previous one is being written (``stage`` should give the event loop a
+    turn now and then, so the write in flight and the reader make progress).
+    """
+
+    async def stage(self, events: Sequence[StoredEvent]) -> Any:
+        """Decode and aggregate ``events`` in memory: no I/O, no dependence on what is stored."""
+        ...
+
+    async def write(self, conn: asyncpg.Connection, staged: Any) -> None:
+        """Write what :meth:`stage` produced, in the caller's transaction."""
         ...
 
 
@@ -117,14 +138,32 @@ async def _fold(
     fresh = [e for e in events if e.seq > checkpoint]
     if fresh:
         await projection.apply(conn, fresh)
-        await conn.execute(
-            "UPDATE _checkpoint SET position = $1, events = events + $2, last_recorded_at = $3, "
-            "updated_at = now() WHERE id = 1",
-            fresh[-1].seq,
-            len(fresh),
-            _recorded_at(fresh[-1]),
-        )
+        await _advance(conn, fresh)
     return len(fresh)
+
+
+async def _advance(conn: asyncpg.Connection, folded: Sequence[StoredEvent]) -> None:
+    await conn.execute(
+        "UPDATE _checkpoint SET position = $1, events = events + $2, last_recorded_at = $3, "
+        "updated_at = now() WHERE id = 1",
+        folded[-1].seq,
+        len(folded),
+        _recorded_at(folded[-1]),
+    )
+
+
+async def _write_staged(
+    pool: asyncpg.Pool, projection: Staged, schema: str, events: Sequence[StoredEvent], staged: Any
+) -> int:
+    """A replay's staged batch: its rows and the checkpoint, in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _enter(conn, schema, lock=False)
+        checkpoint = await conn.fetchval("SELECT position FROM _checkpoint WHERE id = 1 FOR UPDATE")
+        if checkpoint >= events[0].seq:  # a replay's schema has one writer, folding in order
+            raise RuntimeError(f"replay into {schema}: batch from {events[0].seq} is behind the checkpoint")
+        await projection.write(conn, staged)
+        await _advance(conn, events)
+    return len(events)
 
 
 def _recorded_at(event: StoredEvent) -> datetime | None:
@@ -458,7 +497,7 @@ class ProjectionRunner:
 
 
 async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> Puller:
-    """An ephemeral, ack-less pull consumer over the projection's events (for replays)."""
+    """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`FastPuller`)."""
     js = nc.jetstream(timeout=10)
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -469,7 +508,7 @@ async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *,
         mem_storage=True,
     )
     info = await js.add_consumer(settings.stream_name(), config)
-    puller = Puller(nc, settings.stream_name(), info.name)
+    puller = FastPuller(nc, settings.stream_name(), info.name)
     await puller.start()
     return puller
 
@@ -548,19 +587,35 @@ async def replay(
                     await queue.put(None)
 
             fetcher = asyncio.create_task(fetch_ahead())
+            # A Staged projection aggregates the next batch while the previous one is written.
+            staged_fold = cast(Staged, projection) if isinstance(projection, Staged) else None
+            writing: asyncio.Task[int] | None = None
+            written = 0  # stream sequence of the batch being written
             try:
                 while (events := await queue.get()) is not None:
-                    async with pool.acquire() as conn, conn.transaction():
-                        folded += await _fold(conn, projection, shadow, events, lock=False)
-                    if progress:
-                        res = progress(events[-1].seq, target)
-                        if asyncio.iscoroutine(res):
-                            await res
+                    if staged_fold is None:
+                        async with pool.acquire() as conn, conn.transaction():
+                            folded += await _fold(conn, projection, shadow, events, lock=False)
+                        await _report(progress, events[-1].seq, target)
+                        continue
+                    staged = await staged_fold.stage(events)
+                    if writing is not None:
+                        folded += await writing
+                        await _report(progress, written, target)
+                    writing = asyncio.create_task(_write_staged(pool, staged_fold, shadow, events, staged))
+                    written = events[-1].seq
+                if writing is not None:
+                    folded += await writing
+                    writing = None
+                    await _report(progress, written, target)
             finally:
-                if not fetcher.done():
-                    fetcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fetcher
+                tasks = [t for t in (writing, fetcher) if t is not None]
+                for t in tasks:
+                    if not t.done():
+                        t.cancel()
+                for res in await asyncio.gather(*tasks, return_exceptions=True):
+                    if isinstance(res, Exception):
+                        raise res  # the reader's (a delivery gap) or the write's error
         if not swap:
             return {"schema": shadow, "events": folded, "seconds": time.perf_counter() - started}
         async with pool.acquire() as conn, conn.transaction():
@@ -582,6 +637,13 @@ async def replay(
     finally:
         await sub.stop()
     return {"schema": live, "events": folded, "seconds": time.perf_counter() - started}
+
+
+async def _report(progress: Callable[[int, int], Awaitable[None] | None] | None, done: int, target: int) -> None:
+    if progress:
+        res = progress(done, target)
+        if asyncio.iscoroutine(res):
+            await res
 
 
 async def dead_letters(nc: NATS, settings: Settings, projection: str) -> list[dict[str, Any]]:
