@@ -186,7 +186,7 @@ async def bench_scoring(
     from . import queries as q
     from .app import build_app
     from .calendar import parse_period
-    from .projections import ScoringProjection, _Batch, _decode
+    from .projections import ScoringProjection
     from .settings import scoring_settings
 
     natsfix.install()
@@ -228,12 +228,8 @@ async def bench_scoring(
         stored = [m.event for m in pulled]
         del pulled
         started = time.perf_counter()
-        for i in range(0, len(stored), 5000):
-            chunk = stored[i : i + 5000]
-            in_memory = _Batch(projection)
-            for e in chunk:
-                in_memory.add(e.subject[e.subject.rfind(".") + 1 :], _decode(e.data), e.seq)
-            in_memory._fold_params(chunk[-1].seq)
+        for i in range(0, len(stored), batch):
+            projection.fold_batch(stored[i : i + batch])
         mem_s = time.perf_counter() - started
         del stored
         rows.append(
