@@ -140,15 +140,23 @@ class NatsCluster:
         return self
 
     def wait_for_meta_leader(self, timeout: float = 30) -> str:
-        """The JetStream meta leader's name, once every running node reports the same one."""
+        """The JetStream meta leader's name, once every running node reports the same one and the
+        leader sees every other running node as a current peer (before that, creating a stream with
+        three replicas fails with "no suitable peers for placement")."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             try:
-                leaders = {n.jsz().get("meta_cluster", {}).get("leader") for n in self.running()}
+                running = self.running()
+                leaders = {n.jsz().get("meta_cluster", {}).get("leader") for n in running}
                 last = leaders
                 if len(leaders) == 1 and None not in leaders and "" not in leaders:
-                    return str(next(iter(leaders)))
+                    leader = str(next(iter(leaders)))
+                    peers = self.node(leader).jsz().get("meta_cluster", {}).get("replicas") or []
+                    current = {p["name"] for p in peers if p.get("current")}
+                    last = f"leader {leader}, current peers {sorted(current)}"
+                    if current >= {n.server_name for n in running if n.server_name != leader}:
+                        return leader
             except OSError as err:
                 last = err
             time.sleep(0.1)
