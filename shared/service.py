@@ -23,6 +23,9 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from . import natsfix
 from .brokermetrics import BrokerMetrics
@@ -81,6 +84,8 @@ class ServiceSpec:
     consumes: Sequence[type[Event]] = ()
     port_setting: str = ""
     settings_type: type[Settings] = Settings
+    #: ASGI middleware run inside the HTTP metrics (so they count what it answers), outermost first.
+    middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
 
 
 async def open_runtime(name: str, settings: Settings, projections: Sequence[Projection] = ()) -> Runtime:
@@ -160,6 +165,39 @@ def asyncapi_document(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
     return doc.to_specification().to_jsonable()
 
 
+class _RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
+    """prometheus-fastapi-instrumentator's middleware, resolving each method and path's route once.
+
+    The library matches every request against the whole route table, flattened anew each time:
+    0.2 ms of CPU per request on this machine, more than the rest of an ingest request's HTTP
+    handling.  The route template depends only on the method and path, so it is remembered
+    (bounded: paths carry ids).  Metrics, names and labels are the library's own.
+    """
+
+    def __init__(self, app: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._handlers: dict[tuple[str, str, str], tuple[str, bool]] = {}
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        scope = request.scope
+        key = (scope["method"], scope.get("root_path", ""), scope["path"])
+        handler = self._handlers.get(key)
+        if handler is None:
+            handler = super()._get_handler(request)
+            if len(self._handlers) >= 10_000:
+                self._handlers.clear()
+            self._handlers[key] = handler
+        return handler
+
+
+def instrument(app: FastAPI) -> None:
+    """HTTP metrics by prometheus-fastapi-instrumentator (``http_requests_total``, latencies)."""
+    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app)
+    for i, mw in enumerate(app.user_middleware):
+        if mw.cls is PrometheusInstrumentatorMiddleware:
+            app.user_middleware[i] = Middleware(_RouteCachingInstrumentatorMiddleware, *mw.args, **mw.kwargs)
+
+
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of a service; its lifespan owns every connection."""
 
@@ -188,7 +226,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=f"gridwork {spec.name}", description=spec.description, version="0.1.0", lifespan=lifespan)
     if settings is not None:
         app.state.settings = settings
-    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app)
+    for middleware in reversed(spec.middleware):
+        app.add_middleware(middleware)
+    instrument(app)
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, err: DomainError) -> JSONResponse:
