@@ -11,6 +11,7 @@ from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
 from .api import ROUTERS
+from .api.fast import IngestFastPath
 from .handlers import build_deps
 from .projections import ActivityProjection, DirectoryProjection
 from .settings import VisitsSettings, visits_settings
@@ -31,6 +32,7 @@ SPEC = ServiceSpec(
         "(the 5+1 work) and the household ledger."
     ),
     routers=list(ROUTERS),
+    middleware=[IngestFastPath],
     projections=[DirectoryProjection(), ActivityProjection()],
     on_start=[wire_handlers],
     publishes=list(EVENTS),
@@ -48,7 +50,7 @@ def spec_for(settings: VisitsSettings) -> ServiceSpec:
     if settings.visits_role == "api":
         return dataclasses.replace(SPEC, projections=[])
     if settings.visits_role == "projections":
-        return dataclasses.replace(SPEC, routers=[])
+        return dataclasses.replace(SPEC, routers=[], middleware=[])
     return SPEC
 
 

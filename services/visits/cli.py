@@ -64,9 +64,11 @@ async def _import(settings: object, content: bytes, filename: str, community: st
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
     """HTTP ingest rates of the visits service beside the raw event-store append rate."""
+    import uvloop
+
     from .bench import run_bench
 
-    result = asyncio.run(
+    result = uvloop.run(
         run_bench(
             single=args.single,
             concurrency=args.concurrency,
@@ -75,6 +77,8 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
             batch_concurrency=args.batch_concurrency,
             raw=args.raw,
             in_process=args.in_process,
+            workers=args.workers,
+            split=args.split,
         )
     )
     if args.json:

@@ -11,6 +11,7 @@ from shared.auth import Principal
 from shared.errors import Forbidden
 
 from .. import handlers, sync
+from ..handlers import Deps
 from ..schemas import (
     BefriendIn,
     CouncilIn,
@@ -34,11 +35,20 @@ from .common import ERRORS, allow, created, deps_of, in_scope, own_worker
 router = APIRouter(prefix="/v1/communities", tags=["work"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
 LOGGERS = ("grid_worker", "secretary")
+SYNCERS = ("grid_worker",)
 IDEMPOTENCY = Header(
     default=None,
     alias="Idempotency-Key",
     description="Used as the record id when the body has none: a retry lands once",
 )
+
+
+async def log(
+    kind: str, community: str, body: Any, principal: Principal, idempotency_key: str | None, deps: Deps
+) -> Recorded:
+    """One piece of work for an authenticated caller (this route and the ingest fast path)."""
+    await in_scope(principal, community, deps)
+    return await handlers.log_work(kind, community, body, principal, idempotency_key, deps=deps)
 
 
 async def _log(
@@ -50,9 +60,7 @@ async def _log(
     principal: Principal,
     idempotency_key: str | None,
 ) -> Recorded:
-    deps = deps_of(request)
-    await in_scope(principal, community, deps)
-    out = await handlers.log_work(kind, community, body, principal, idempotency_key, deps=deps)
+    out = await log(kind, community, body, principal, idempotency_key, deps_of(request))
     created(response, out.duplicate)
     return out
 
@@ -77,13 +85,17 @@ async def sync_records(
     request: Request,
     body: SyncBatch,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("grid_worker")),
+    principal: Principal = Depends(allow(*SYNCERS)),
 ) -> SyncAnswer:
     """Offline sync: up to 500 records from a phone, each answered accepted / duplicate / rejected (with field
     and reason).  Re-sending a batch stores nothing twice; occurred_at is the phone's.  Kinds: visit,
     shift_started, shift_ended (data.shift_id), face_to_face_session, building_council, resident_befriended,
     training_attended, talent_discovered, resident_surveyed, volunteer_service."""
-    deps = deps_of(request)
+    return await sync_for(community, body, principal, deps_of(request))
+
+
+async def sync_for(community: str, body: SyncBatch, principal: Principal, deps: Deps) -> SyncAnswer:
+    """A phone's batch for an authenticated grid worker (this route and the ingest fast path)."""
     await in_scope(principal, community, deps)
     if not principal.worker_id:
         raise Forbidden("the token carries no worker_id", field="worker_id")
