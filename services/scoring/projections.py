@@ -217,7 +217,7 @@ _ITEM_INPUT = """community text, worker_id text, period_key text, item text, per
     rulebook_version integer"""
 
 #: Session-private staging tables the batch's big row sets are COPied into (binary COPY costs a
-#: fraction of array parameters, on both sides).  FOLD empties them as it reads them
+#: fraction of array parameters, on both sides).  The statement reading one empties it as it reads
 #: (``DELETE … RETURNING``), so a savepoint's retry or the next batch never sees old rows.
 STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS _fold_add ({_ITEM_INPUT.format(measure="num float8, den float8")})
@@ -228,6 +228,9 @@ CREATE TEMP TABLE IF NOT EXISTS _fold_standing (community text, grain text, day 
     award_points float8, quota_points float8) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _fold_issue (community text, issue_id text, category text, level text, open boolean)
     ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _fold_household_key (community text, household_id text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _fold_household (community text, household_id text, fields text, filled integer,
+    complete boolean) ON COMMIT DELETE ROWS;
 """
 
 #: The whole fold of a batch in ONE statement: item upserts, closures to look at again,
@@ -571,6 +574,7 @@ class _Batch:
     async def write(self, conn: asyncpg.Connection) -> None:
         """Write the prepared batch: the rare directory changes first, then everything else in one statement."""
         seq = self.seq
+        await conn.execute(STAGING)
         if self.communities:
             await conn.executemany(
                 """INSERT INTO community (community, name, street, district, city) VALUES ($1, $2, $3, $4, $5)
@@ -589,7 +593,6 @@ class _Batch:
             )
         if self.household_ops:
             await self._write_households(conn)
-        await conn.execute(STAGING)
         for table, rows in (
             ("_fold_add", self.add_rows),
             ("_fold_dist", self.dist_rows),
@@ -664,11 +667,11 @@ class _Batch:
 
     async def _write_households(self, conn: asyncpg.Connection) -> None:
         touched = list({(c, h) for c, h, _op, _f in self.household_ops})
+        await conn.copy_records_to_table("_fold_household_key", records=touched, schema_name="pg_temp")
         rows = await conn.fetch(
-            """SELECT h.community, h.household_id, h.fields, h.filled, h.complete FROM household h
-               JOIN unnest($1::text[], $2::text[]) AS u(c, id) ON h.community = u.c AND h.household_id = u.id""",
-            [t[0] for t in touched],
-            [t[1] for t in touched],
+            """WITH k AS (DELETE FROM pg_temp._fold_household_key RETURNING *)
+               SELECT h.community, h.household_id, h.fields, h.filled, h.complete
+               FROM household h JOIN k USING (community, household_id)"""
         )
         before: dict[tuple[str, str], tuple[list[str], int, bool]] = {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
         fields: dict[tuple[str, str], list[str]] = {k: list(v[0]) for k, v in before.items()}
@@ -679,26 +682,33 @@ class _Batch:
                 fields[key] = [f for f in fields.get(key, []) if f not in personal]
             else:  # registered or updated: fields_present is the household's full list after the change
                 fields[key] = present
-        out: list[list[Any]] = [[], [], [], [], []]
+        out: list[tuple[str, str, str, int, bool]] = []
         ledger: dict[str, list[int]] = {}
+        required_of: dict[str, frozenset[str]] = {}
         for (community, household), present in fields.items():
-            required = self.rules.for_community(community).figures.ledger_required_fields
-            filled = len(set(present) & set(required))
+            required = required_of.get(community)
+            if required is None:
+                required = required_of[community] = frozenset(
+                    self.rules.for_community(community).figures.ledger_required_fields
+                )
+            filled = len(required.intersection(present))
             complete = filled == len(required)
             old = before.get((community, household))
             delta = ledger.setdefault(community, [0, 0, 0])
             delta[0] += 0 if old else 1
             delta[1] += int(complete) - int(old[2] if old else False)
             delta[2] += filled - (old[1] if old else 0)
-            for col, v in zip(out, (community, household, SEP.join(present), filled, complete), strict=True):
-                col.append(v)
+            out.append((community, household, SEP.join(present), filled, complete))
+        await conn.copy_records_to_table("_fold_household", records=out, schema_name="pg_temp")
         await conn.execute(
-            """INSERT INTO household (community, household_id, fields, filled, complete)
-               SELECT c, h, CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, E'\\x1f') END, n, ok
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bool[]) AS u(c, h, f, n, ok)
+            """WITH u AS (DELETE FROM pg_temp._fold_household RETURNING *)
+               INSERT INTO household (community, household_id, fields, filled, complete)
+               SELECT community, household_id,
+                      CASE WHEN fields = '' THEN '{}'::text[] ELSE string_to_array(fields, E'\\x1f') END,
+                      filled, complete
+               FROM u
                ON CONFLICT (community, household_id) DO UPDATE SET fields = EXCLUDED.fields,
-                   filled = EXCLUDED.filled, complete = EXCLUDED.complete""",
-            *out,
+                   filled = EXCLUDED.filled, complete = EXCLUDED.complete"""
         )
         await conn.executemany(
             """INSERT INTO ledger AS l (community, households, complete, filled) VALUES ($1, $2, $3, $4)
