@@ -42,6 +42,9 @@ HDR_EXPECTED_SEQ = "Nats-Expected-Last-Subject-Sequence"
 HDR_EXPECTED_SUBJ = "Nats-Expected-Last-Subject-Sequence-Subject"
 HDR_VERSION = "Gw-Version"
 ERR_WRONG_LAST_SEQUENCE = 10071
+#: The same refusal from a replicated stream (another append to the subject is still in flight).
+ERR_WRONG_LAST_SEQUENCE_CONSTANT = 10164
+WRONG_LAST_SEQUENCE = (ERR_WRONG_LAST_SEQUENCE, ERR_WRONG_LAST_SEQUENCE_CONSTANT)
 ERR_BATCH_DUPLICATE_ID = 10201
 
 S = TypeVar("S")
@@ -248,7 +251,7 @@ class EventStore:
         try:
             last = await self.broker_metrics.publish(first.context, len(stamped), publish)
         except PublishRejected as err:
-            if err.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
+            if err.err_code in (*WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
                 return await self._duplicate_or_conflict(filt, expected_version, events)
             raise AppendError(str(err)) from err
         if last.duplicate:
@@ -312,7 +315,7 @@ class EventStore:
                 results[i] = AppendResult(self._filter(events[0]), ack.seq, ack.seq, 1, duplicate=ack.duplicate)
                 if not ack.duplicate:
                     appended[events[0].type] += 1
-            elif isinstance(err, PublishRejected) and err.err_code == ERR_WRONG_LAST_SEQUENCE:
+            elif isinstance(err, PublishRejected) and err.err_code in WRONG_LAST_SEQUENCE:
                 try:
                     results[i] = await self._duplicate_or_conflict(self._filter(events[0]), 0, events)
                 except ConcurrencyError as conflict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import nats.errors
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +33,7 @@ from .brokermetrics import BrokerMetrics
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
-from .eventstore import ADMIN_USER, ConcurrencyError, EventStore, connect, nats_credentials
+from .eventstore import ADMIN_USER, AppendError, ConcurrencyError, EventStore, connect, nats_credentials
 from .logs import configure_logging
 from .projection import Projection, ProjectionRunner
 from .settings import Settings
@@ -247,6 +248,24 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             },
             status_code=409,
         )
+
+    async def _unavailable(_request: Request, err: Exception) -> JSONResponse:
+        # The broker or the database did not take the write (a NATS leader election, a restart):
+        # nothing was half-written, and every write is idempotent, so the client sends it again.
+        log.warning("dependency_unavailable", error=repr(err))
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "unavailable",
+                    "message": "the event store or database is unavailable for a moment; send the request again",
+                }
+            },
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for unavailable in (AppendError, nats.errors.Error, TimeoutError, ConnectionError, asyncpg.PostgresConnectionError):
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, err: HTTPException) -> JSONResponse:

@@ -22,7 +22,7 @@ import pytest
 from shared.cluster import NatsCluster
 from shared.db import create_pool
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
-from shared.eventstore import AppendResult, EventStore, StoredEvent, connect
+from shared.eventstore import AppendResult, ConcurrencyError, EventStore, StoredEvent, connect
 from shared.projection import ProjectionRunner
 from shared.settings import Settings
 from tests.support import eventually
@@ -171,3 +171,34 @@ def _local_messages(monitor_url: str, stream: str) -> int:
             if detail["name"] == stream:
                 return int(detail["state"]["messages"])
     return -1
+
+
+async def test_on_a_replicated_stream_fifty_concurrent_appends_at_one_version_exactly_one_wins(
+    cluster: NatsCluster, settings: Settings
+) -> None:
+    # A replicated stream refuses a lost race with another error code (10164, "wrong last sequence"
+    # while the winner is still in flight) than a single node (10071): both are a conflict (HTTP 409).
+    s = settings.model_copy(update={"nats_url": cluster.url, "stream_replicas": 3})
+    nc = await connect(s, "ops-cluster-race")
+    try:
+        store = EventStore(nc, s)
+        await store.ensure_streams()
+        await store.append([tagged(0)], 0)
+        household = tagged(0).aggregate_id
+        rivals = [
+            HouseholdTagged.new(
+                community="bairuijing",
+                aggregate_id=household,
+                actor=f"w{i:02d}",
+                data=HouseholdTaggedData(household_id=household, tags=[f"tag{i}"]),
+            )
+            for i in range(50)
+        ]
+        results = await asyncio.gather(*(store.append([e], 1) for e in rivals), return_exceptions=True)
+        wins = [r for r in results if isinstance(r, AppendResult)]
+        conflicts = [r for r in results if isinstance(r, ConcurrencyError)]
+        assert len(wins) == 1 and len(conflicts) == 49, [r for r in results if not isinstance(r, AppendResult)][:3]
+        stored = await store.read(f"{s.namespace}.bairuijing.visits.household.{household}.*")
+        assert [e.seq for e in stored] == [stored[0].seq, stored[0].seq + 1]  # two events, no gap, no duplicate
+    finally:
+        await nc.close()
