@@ -380,9 +380,10 @@ class _Batch:
 
     def __init__(self, projection: ScoringProjection) -> None:
         self.rules = projection.rules
-        self.additive: dict[tuple[str, str, str, str], list[float]] = {}
-        self.distinct: dict[tuple[str, str, str, str], set[str]] = {}
-        self.meta: dict[tuple[str, str, str, str], tuple[Item, Period, DayInfo, Rulebook]] = {}
+        #: item key → [num, den, item, period, day, rulebook] (the last four: what the row says about it)
+        self.additive: dict[tuple[str, str, str, str], list[Any]] = {}
+        #: item key → (the batch's values, item, period, day, rulebook)
+        self.distinct: dict[tuple[str, str, str, str], tuple[set[str], Item, Period, DayInfo, Rulebook]] = {}
         self.standing: dict[tuple[str, str, date, str], _Standing] = {}
         self.visits: Counter[tuple[str, str]] = Counter()  # (community, year) → visits
         self.reception: Counter[tuple[str, str, str]] = Counter()  # (community, worker, day) → entries
@@ -423,8 +424,6 @@ class _Batch:
             item = s.item
             period = info.periods[item.period]
             key = (community, worker, period.key, item.id)
-            if key not in self.meta:
-                self.meta[key] = (item, period, info, book)
             measure = s.measure
             if measure == "distinct":
                 value = data.get(s.field)  # type: ignore[arg-type]
@@ -432,12 +431,12 @@ class _Batch:
                     continue
                 seen = self.distinct.get(key)
                 if seen is None:
-                    self.distinct[key] = seen = set()
-                seen.add(value.replace(SEP, " ") if type(value) is str else str(value))
+                    self.distinct[key] = seen = (set(), item, period, info, book)
+                seen[0].add(value.replace(SEP, " ") if type(value) is str else str(value))
                 continue
             acc = self.additive.get(key)
             if acc is None:
-                self.additive[key] = acc = [0.0, 0.0]
+                self.additive[key] = acc = [0.0, 0.0, item, period, info, book]
             if measure == "count":
                 acc[0] += 1
             elif measure == "sum":
@@ -628,15 +627,14 @@ class _Batch:
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         used = self.books_used
-        meta = self.meta
         for key, value in values.items():
-            item, period, info, book = meta[key]
+            item, period, info, book = value[-4:]
             used.add((key[0], book.id, book.version))
             target = item.target if period.kind != "day" or info.workday else None
             head = (*key, period.kind, period.due)
             tail = (target, item.points, item.divisor, item.measure == "rate", item.indicator, book.id, book.version)
             if distinct:
-                append((*head, SEP.join(value), *tail))
+                append((*head, SEP.join(value[0]), *tail))
             else:
                 append((*head, value[0], value[1], *tail))
         return rows
@@ -824,9 +822,9 @@ def _decode(raw: bytes) -> tuple[str, dict[str, Any]]:
     the first ``,"data":{`` is the payload's start (a ``"`` inside a string is always escaped).
     Anything else is parsed whole.
     """
-    start = raw.find(_ENVELOPE_DATA)
     at = raw.find(_OCCURRED)
-    if start > 0 and 0 < at < start and raw[-1:] == b"}":
+    start = raw.find(_ENVELOPE_DATA, at)
+    if 0 < at < start and raw[-1:] == b"}":
         end = raw.find(b'"', at + 15)
         try:
             return raw[at + 15 : end].decode(), from_json(raw[start + 8 : -1], cache_strings="keys")
