@@ -22,8 +22,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, Summary, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
@@ -191,9 +191,77 @@ class _RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
         return handler
 
 
+_HIGHR_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60)
+
+
+class _HttpMetrics:
+    """The instrumentator's default HTTP metrics — same names, labels and buckets — each labelled child kept.
+
+    ``metrics.default()`` looks every child up by its labels on every request (five lookups, each
+    validating labels under a lock); the handler is a route template and the status a class
+    (2xx…), so the children are few and kept here.  One set per process, shared by every app.
+    """
+
+    def __init__(self) -> None:
+        self.total = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            ("method", "status", "handler"),
+        )
+        self.in_size = Summary(
+            "http_request_size_bytes",
+            "Content length of incoming requests by handler. Only value of header is respected. "
+            "Otherwise ignored. No percentile calculated. ",
+            ("handler",),
+        )
+        self.out_size = Summary(
+            "http_response_size_bytes",
+            "Content length of outgoing responses by handler. Only value of header is respected. "
+            "Otherwise ignored. No percentile calculated. ",
+            ("handler",),
+        )
+        self.highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations. ",
+            buckets=_HIGHR_BUCKETS,
+        )
+        self.lowr = Histogram(
+            "http_request_duration_seconds",
+            "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important. ",
+            ("method", "handler"),
+            buckets=(0.1, 0.5, 1),
+        )
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+    def __call__(self, info: metrics.Info) -> None:
+        key = (info.method, info.modified_status, info.modified_handler)
+        children = self._children.get(key)
+        if children is None:
+            method, status, handler = key
+            children = (
+                self.total.labels(method, status, handler),
+                self.in_size.labels(handler),
+                self.out_size.labels(handler),
+                self.lowr.labels(method, handler),
+            )
+            self._children[key] = children
+        total, in_size, out_size, lowr = children
+        total.inc()
+        in_size.observe(int(info.request.headers.get("Content-Length", 0)))
+        out_size.observe(int(info.response.headers.get("Content-Length", 0)) if info.response else 0)
+        self.highr.observe(info.modified_duration)
+        lowr.observe(info.modified_duration)
+
+
+_http_metrics: _HttpMetrics | None = None
+
+
 def instrument(app: FastAPI) -> None:
     """HTTP metrics by prometheus-fastapi-instrumentator (``http_requests_total``, latencies)."""
-    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app)
+    global _http_metrics
+    if _http_metrics is None:
+        _http_metrics = _HttpMetrics()
+    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).add(_http_metrics).instrument(app)
     for i, mw in enumerate(app.user_middleware):
         if mw.cls is PrometheusInstrumentatorMiddleware:
             app.user_middleware[i] = Middleware(_RouteCachingInstrumentatorMiddleware, *mw.args, **mw.kwargs)
@@ -224,7 +292,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             await runtime.close()
             log.info("service_stopped")
 
-    app = FastAPI(title=f"gridwork {spec.name}", description=spec.description, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title=f"gridwork {spec.name}",
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+        # Metrics are Prometheus's (below); FastAPI's OpenTelemetry hooks would only cost each request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     if settings is not None:
         app.state.settings = settings
     for middleware in reversed(spec.middleware):
