@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.requests import Request
 
 from services.visits.api import fast
@@ -97,7 +98,11 @@ async def test_each_visit_and_batch_gets_the_answer_the_route_gives(
         out.append(_same(r, tag))
         return out
 
+    counted_2xx = {"handler": "/v1/communities/{community}/visits", "method": "POST", "status": "2xx"}
+    before = REGISTRY.get_sample_value("http_requests_total", counted_2xx) or 0
     fast_answers = await answers(f.client, "fast-")
+    # The HTTP metrics count what the fast path answered, under the route's template.
+    assert REGISTRY.get_sample_value("http_requests_total", counted_2xx) == before + 4
     routed_handled = len(handled)
     async with running(routed_app) as routed:
         routed_answers = await answers(routed, "route-")
