@@ -48,61 +48,98 @@ class _Parser(Parser):
     async def parse(self, data: bytes = b"") -> None:
         buf = self.buf
         buf.extend(data)
-        nc = self.nc
         while buf:
-            if self.state == AWAITING_MSG_PAYLOAD:  # a message the original parser had half read
-                if len(buf) < self.needed + 2:
-                    return
-                arg, hsize = self.msg_arg, self.header_needed
-                hdr = bytes(buf[:hsize]) if hsize else None
-                payload = bytes(buf[hsize : self.needed])
-                del buf[: self.needed + 2]
-                self.state, self.header_needed = AWAITING_CONTROL_LINE, 0
-                await nc._process_msg(arg["sid"], arg["subject"], arg["reply"], payload, hdr)
-                continue
-            end = buf.find(_CRLF)
-            if end < 0:
-                return  # wait for the rest of the line
-            if buf.startswith((b"HMSG ", b"HMSG\t")):
-                args = bytes(buf[5:end]).split()
-                if len(args) == 5:
-                    subject, sid, reply, hlen, tlen = args
-                elif len(args) == 4:
-                    subject, sid, hlen, tlen = args
-                    reply = b""
-                else:
-                    raise ProtocolError("nats: malformed MSG")
-                hsize = int(hlen)
-            elif buf.startswith((b"MSG ", b"MSG\t")):
-                args = bytes(buf[4:end]).split()
-                if len(args) == 4:
-                    subject, sid, reply, tlen = args
-                elif len(args) == 3:
-                    subject, sid, tlen = args
-                    reply = b""
-                else:
-                    raise ProtocolError("nats: malformed MSG")
-                hsize = 0
-            else:  # one protocol line (+OK, -ERR, PING, PONG, INFO): nats-py's own handling
-                line = bytes(buf[: end + 2])
-                del buf[: end + 2]
-                self._lines.reset()
-                await self._lines.parse(line)
-                continue
+            if self.state == AWAITING_CONTROL_LINE and self.fast:
+                # Deliveries to fast sids, straight from a snapshot of the buffer, until anything else.
+                done = self._fast_run(bytes(buf))
+                if done:
+                    del buf[:done]
+                    continue
+            if not await self._one():
+                return
+
+    def _fast_run(self, view: bytes) -> int:
+        """Hand over the leading run of complete deliveries to fast sids; returns the bytes consumed."""
+        fast, stats = self.fast, self.nc.stats
+        pos, size = 0, len(view)
+        while pos < size:
+            end = view.find(_CRLF, pos)
+            if end < 0 or not view.startswith(b"HMSG ", pos):
+                break
+            args = view[pos + 5 : end].split()
+            if len(args) != 5:  # no reply subject (a status message) or malformed: the general path
+                break
+            subject, sid, reply, hlen, tlen = args
+            handler = fast.get(sid)
             start = end + 2
             stop = start + int(tlen)
-            if len(buf) < stop + 2:
-                return  # wait for the whole message
-            handler = self.fast.get(sid) if reply else None
-            hdr = bytes(buf[start : start + hsize]) if hsize else None
-            payload = bytes(buf[start + hsize : stop])
-            del buf[: stop + 2]
-            if handler is not None:
-                nc.stats["in_msgs"] += 1
-                nc.stats["in_bytes"] += len(payload)
-                handler(subject, reply, hdr or b"", payload)
+            if handler is None or size < stop + 2:
+                break
+            hsize = int(hlen)
+            payload = view[start + hsize : stop]
+            stats["in_msgs"] += 1
+            stats["in_bytes"] += len(payload)
+            handler(subject, reply, view[start : start + hsize], payload)
+            pos = stop + 2
+        return pos
+
+    async def _one(self) -> bool:
+        """Parse ONE operation at the head of the buffer as nats-py would; False if it is incomplete."""
+        buf, nc = self.buf, self.nc
+        if self.state == AWAITING_MSG_PAYLOAD:  # a message the original parser had half read
+            if len(buf) < self.needed + 2:
+                return False
+            arg, hsize = self.msg_arg, self.header_needed
+            hdr = bytes(buf[:hsize]) if hsize else None
+            payload = bytes(buf[hsize : self.needed])
+            del buf[: self.needed + 2]
+            self.state, self.header_needed = AWAITING_CONTROL_LINE, 0
+            await nc._process_msg(arg["sid"], arg["subject"], arg["reply"], payload, hdr)
+            return True
+        end = buf.find(_CRLF)
+        if end < 0:
+            return False  # wait for the rest of the line
+        if buf.startswith((b"HMSG ", b"HMSG\t")):
+            args = bytes(buf[5:end]).split()
+            if len(args) == 5:
+                subject, sid, reply, hlen, tlen = args
+            elif len(args) == 4:
+                subject, sid, hlen, tlen = args
+                reply = b""
             else:
-                await nc._process_msg(int(sid), subject, reply, payload, hdr)
+                raise ProtocolError("nats: malformed MSG")
+            hsize = int(hlen)
+        elif buf.startswith((b"MSG ", b"MSG\t")):
+            args = bytes(buf[4:end]).split()
+            if len(args) == 4:
+                subject, sid, reply, tlen = args
+            elif len(args) == 3:
+                subject, sid, tlen = args
+                reply = b""
+            else:
+                raise ProtocolError("nats: malformed MSG")
+            hsize = 0
+        else:  # one protocol line (+OK, -ERR, PING, PONG, INFO): nats-py's own handling
+            line = bytes(buf[: end + 2])
+            del buf[: end + 2]
+            self._lines.reset()
+            await self._lines.parse(line)
+            return True
+        start = end + 2
+        stop = start + int(tlen)
+        if len(buf) < stop + 2:
+            return False  # wait for the whole message
+        handler = self.fast.get(sid) if reply else None
+        hdr = bytes(buf[start : start + hsize]) if hsize else None
+        payload = bytes(buf[start + hsize : stop])
+        del buf[: stop + 2]
+        if handler is not None:
+            nc.stats["in_msgs"] += 1
+            nc.stats["in_bytes"] += len(payload)
+            handler(subject, reply, hdr or b"", payload)
+        else:
+            await nc._process_msg(int(sid), subject, reply, payload, hdr)
+        return True
 
 
 def _register(nc: NATS, sid: int, handler: Handler) -> None:
@@ -125,6 +162,15 @@ def _unregister(nc: NATS, sid: int) -> None:
 class FastPuller(Puller):
     """A :class:`Puller` whose deliveries bypass nats-py's Msg/queue/task path (see the module doc)."""
 
+    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
+        super().__init__(nc, stream, consumer)
+        self.stream, self.consumer = stream, consumer
+
+    async def pending(self) -> int:
+        """Messages the consumer has yet to deliver, as JetStream counts them."""
+        info = await self.nc.jetstream(timeout=10).consumer_info(self.stream, self.consumer)
+        return int(info.num_pending or 0)
+
     async def start(self) -> None:
         await super().start()
         _register(self.nc, self._sub._id, self._take)
@@ -137,11 +183,16 @@ class FastPuller(Puller):
     def _take(self, subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> None:
         """One delivery (as :meth:`Puller._on_msg` takes it; status messages still go there)."""
         ack = reply.decode()
-        seq, deliveries, ts, pending, cseq = parse_ack_subject(ack)
+        t = reply.split(b".")
+        if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+            seq, deliveries, ts, pending, cseq = int(t[5]), int(t[4]), int(t[7]), int(t[8]), int(t[6])
+        else:
+            seq, deliveries, ts, pending, cseq = parse_ack_subject(ack)
         if self.last_delivery and cseq != self.last_delivery + 1:
             self.gap = True  # a delivery went missing (see Puller._on_msg)
         self.last_delivery = cseq
-        headers = LazyHeaders(hdr[_HDR_LINE:]) if len(hdr) > _HDR_LINE else None
+        # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
+        headers = LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None
         self._buf.append(Pulled(StoredEvent(seq, subject.decode(), data, headers, ts), deliveries, ack, pending))
         if len(self._buf) >= self._want:
             self._done.set()

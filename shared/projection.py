@@ -497,7 +497,7 @@ class ProjectionRunner:
         }
 
 
-async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> Puller:
+async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> FastPuller:
     """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`FastPuller`)."""
     js = nc.jetstream(timeout=10)
     config = ConsumerConfig(
@@ -517,7 +517,7 @@ async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *,
 class _Carry:
     """Reads a puller up to a stream sequence, keeping what it fetched beyond it for the next read."""
 
-    def __init__(self, puller: Puller) -> None:
+    def __init__(self, puller: FastPuller) -> None:
         self.puller = puller
         self.left: list[Pulled] = []
 
@@ -528,7 +528,11 @@ class _Carry:
             if self.puller.gap:
                 raise RuntimeError("deliveries went missing during the replay (a NATS node failed?): run it again")
             if not msgs:
-                return
+                # Nothing within the wait.  On a big stream a new consumer can take seconds to find
+                # its first message: stop only when JetStream says nothing is left for it.
+                if not await self.puller.pending():
+                    return
+                continue
             events: list[StoredEvent] = []
             done = False
             for i, m in enumerate(msgs):
