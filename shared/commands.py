@@ -150,6 +150,18 @@ async def simulate_into_store(
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    for name in ("communities", "days", "households"):
+        if getattr(args, name) < 1:
+            print(f"--{name}: must be at least 1", file=sys.stderr)
+            return 2
+    if args.start:
+        try:
+            date.fromisoformat(args.start)
+        except ValueError:
+            print(f"--start: {args.start!r} is not a day (YYYY-MM-DD)", file=sys.stderr)
+            return 2
     if args.via == "api":
         return _simulate_via_api(args)
     import uvloop
