@@ -91,6 +91,7 @@ class BrokerMetrics:
         self._middleware = BoundedNatsPrometheusMiddleware(registry=registry, app_name=app_name)
         # The scope keeps no per-message state with our provider: one serves every call.
         self._scope = self._middleware(None, context=ContextRepo())
+        self._commands: dict[tuple[str, int], _Published] = {}
 
     async def consume(self, consumer: str, sizes: Sequence[int], work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (folding one batch of messages of ``sizes`` bytes) inside ``consume_scope``."""
@@ -104,7 +105,11 @@ class BrokerMetrics:
 
     async def publish(self, context: str, count: int, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (publishing ``count`` events of ``context``) inside ``publish_scope``."""
-        command = _Published(context, count)
+        command = self._commands.get((context, count))
+        if command is None:  # the command is only read by the scope: one per (context, count) serves
+            command = _Published(context, count)
+            if len(self._commands) < 256:
+                self._commands[(context, count)] = command
 
         async def call_next(_cmd: Any) -> T:
             return await work()

@@ -205,29 +205,27 @@ class _HttpMetrics:
     def __init__(self) -> None:
         self.total = Counter(
             "http_requests_total",
-            "Total number of requests by method, status and handler.",
+            "HTTP requests answered, by method, status class and route",
             ("method", "status", "handler"),
         )
         self.in_size = Summary(
             "http_request_size_bytes",
-            "Content length of incoming requests by handler. Only value of header is respected. "
-            "Otherwise ignored. No percentile calculated. ",
+            "Request bodies by route, from the Content-Length header (0 without one)",
             ("handler",),
         )
         self.out_size = Summary(
             "http_response_size_bytes",
-            "Content length of outgoing responses by handler. Only value of header is respected. "
-            "Otherwise ignored. No percentile calculated. ",
+            "Response bodies by route, from the Content-Length header (0 without one)",
             ("handler",),
         )
         self.highr = Histogram(
             "http_request_duration_highr_seconds",
-            "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations. ",
+            "Request latency over all routes, in fine buckets for percentiles",
             buckets=_HIGHR_BUCKETS,
         )
         self.lowr = Histogram(
             "http_request_duration_seconds",
-            "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important. ",
+            "Request latency by method and route, in three coarse buckets",
             ("method", "handler"),
             buckets=(0.1, 0.5, 1),
         )
