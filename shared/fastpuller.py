@@ -9,12 +9,14 @@ straight to the puller (no ``Msg``, no queue, no task switch).  Everything else 
 subscriptions, status messages without a reply, PING/PONG/INFO/-ERR) goes exactly where nats-py
 sends it, in arrival order.  The original parser comes back when the last fast puller stops.
 
-Headers are kept raw and parsed only if read (:class:`shared.natsfix.LazyHeaders`).
+Headers are kept raw and parsed only if read (:class:`shared.natsfix.LazyHeaders`).  Given
+``types``, the puller keeps only events of those types (the subject's last token) and drops the
+rest as they arrive, so its consumer needs no subject filter (see ``shared.projection.stream_reader``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from nats.aio.client import Client as NATS
 from nats.errors import ProtocolError
@@ -162,9 +164,26 @@ def _unregister(nc: NATS, sid: int) -> None:
 class FastPuller(Puller):
     """A :class:`Puller` whose deliveries bypass nats-py's Msg/queue/task path (see the module doc)."""
 
-    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
+    def __init__(self, nc: NATS, stream: str, consumer: str, *, types: Iterable[str] | None = None) -> None:
         super().__init__(nc, stream, consumer)
         self.stream, self.consumer = stream, consumer
+        #: Event types to keep (the subject's last token); others are counted and dropped here.
+        self.types = frozenset(t.encode() for t in types) if types is not None else None
+        self.drained = False  # the last delivery said the consumer had nothing after it
+        self._seen = 0  # deliveries to the current request, kept or dropped
+
+    async def _request(self, batch: int, *, no_wait: bool, expires: float) -> list[Pulled]:
+        self._seen = 0
+        return await super()._request(batch, no_wait=no_wait, expires=expires)
+
+    async def fetch(self, batch: int, wait: float = 1.0) -> list[Pulled]:
+        """As :meth:`Puller.fetch`; empty also when everything delivered was of other types."""
+        if self._sub is None:
+            await self.start()
+        got = await self._request(batch, no_wait=True, expires=wait)
+        if got or self._seen:
+            return got
+        return await self._request(1, no_wait=False, expires=wait)
 
     async def pending(self) -> int:
         """Messages the consumer has yet to deliver, as JetStream counts them."""
@@ -182,17 +201,20 @@ class FastPuller(Puller):
 
     def _take(self, subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> None:
         """One delivery (as :meth:`Puller._on_msg` takes it; status messages still go there)."""
-        ack = reply.decode()
         t = reply.split(b".")
         if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
             seq, deliveries, ts, pending, cseq = int(t[5]), int(t[4]), int(t[7]), int(t[8]), int(t[6])
         else:
-            seq, deliveries, ts, pending, cseq = parse_ack_subject(ack)
+            seq, deliveries, ts, pending, cseq = parse_ack_subject(reply.decode())
         if self.last_delivery and cseq != self.last_delivery + 1:
             self.gap = True  # a delivery went missing (see Puller._on_msg)
         self.last_delivery = cseq
-        # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
-        headers = LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None
-        self._buf.append(Pulled(StoredEvent(seq, subject.decode(), data, headers, ts), deliveries, ack, pending))
-        if len(self._buf) >= self._want:
+        self.drained = pending == 0
+        self._seen += 1
+        if self.types is None or subject[subject.rfind(b".") + 1 :] in self.types:
+            # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
+            headers = LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None
+            event = StoredEvent(seq, subject.decode(), data, headers, ts)
+            self._buf.append(Pulled(event, deliveries, reply.decode(), pending))
+        if self._seen >= self._want:
             self._done.set()

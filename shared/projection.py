@@ -498,18 +498,23 @@ class ProjectionRunner:
 
 
 async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> FastPuller:
-    """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`FastPuller`)."""
+    """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`FastPuller`).
+
+    The consumer has no subject filter: the reader drops other event types itself.  A consumer
+    filtered on the projection's types (several wildcard filters) over a stream with a subject per
+    aggregate costs the server ~400 µs a message at two million subjects (nats-server #4888,
+    #7852): a street-year replay read at 2,000 events/s; unfiltered, the server spends ~7 µs.
+    """
     js = nc.jetstream(timeout=10)
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=max(1, start_seq),
         ack_policy=AckPolicy.NONE,
-        filter_subjects=[f"{settings.namespace}.*.*.*.*.{t}" for t in projection.event_types],
         inactive_threshold=60,
         mem_storage=True,
     )
     info = await js.add_consumer(settings.stream_name(), config)
-    puller = FastPuller(nc, settings.stream_name(), info.name)
+    puller = FastPuller(nc, settings.stream_name(), info.name, types=projection.event_types)
     await puller.start()
     return puller
 
@@ -530,7 +535,7 @@ class _Carry:
             if not msgs:
                 # Nothing within the wait.  On a big stream a new consumer can take seconds to find
                 # its first message: stop only when JetStream says nothing is left for it.
-                if not await self.puller.pending():
+                if self.puller.drained or not await self.puller.pending():
                     return
                 continue
             events: list[StoredEvent] = []

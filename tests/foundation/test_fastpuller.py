@@ -1,18 +1,21 @@
 """The replay reader: a FastPuller reads the stream in order, with headers, while the same connection
-keeps serving everything else, and gives the connection its own parser back when it stops."""
+keeps serving everything else, and gives the connection its own parser back when it stops; it keeps
+only the projection's event types (its consumer has no subject filter)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from nats.protocol.parser import Parser
 
 from shared.activity import ActivityProjection
+from shared.events.visits import ShiftEnded, ShiftEndedData
 from shared.eventstore import EventStore, connect
 from shared.fastpuller import FastPuller, _Parser
 from shared.projection import stream_reader
 from shared.settings import Settings
-from tests.foundation.test_projections import visits
+from tests.foundation.test_projections import START, visits
 from tests.support import eventually
 
 
@@ -78,3 +81,53 @@ async def test_fast_puller_reads_in_order_beside_other_traffic(settings: Setting
 
 async def _last_is(seen: list[bytes], value: bytes) -> bool:
     return bool(seen) and seen[-1] == value
+
+
+class _VisitsOnly:
+    name = "visits_only"
+    event_types = ("VisitLogged",)
+
+
+async def test_the_replay_reader_keeps_only_the_projections_types(settings: Settings) -> None:
+    nc = await connect(settings, "test")
+    try:
+        store = EventStore(nc, settings)
+        await store.ensure_streams()
+        groups = visits(400)
+        kinds: dict[int, str] = {}
+        for i in range(0, 400, 100):  # runs of visits with runs of shifts between them, and shifts at the end
+            for res, group in zip(await store.append_many(groups[i : i + 100]), groups[i : i + 100], strict=True):
+                kinds[res.last_seq] = group[0][0].type
+            for res in await store.append_many(shifts(150, first=i * 10)):
+                kinds[res.last_seq] = "ShiftEnded"
+        reader = await stream_reader(nc, settings, _VisitsOnly())  # type: ignore[arg-type]
+        pulled = []
+        for _ in range(20):
+            batch = await reader.fetch(120, wait=1)
+            pulled += batch
+            if reader.drained:
+                break
+        assert reader.drained and not reader.gap
+        assert [p.event.seq for p in pulled] == sorted(s for s, kind in kinds.items() if kind == "VisitLogged")
+        assert await reader.fetch(10, wait=0.2) == [] and await reader.pending() == 0
+        await reader.stop()
+    finally:
+        await nc.close()
+
+
+def shifts(n: int, first: int = 0) -> list:
+    return [
+        (
+            [
+                ShiftEnded.new(
+                    community="bairuijing",
+                    aggregate_id=f"s{i}",
+                    actor="w01",
+                    occurred_at=START + timedelta(hours=i),
+                    data=ShiftEndedData(shift_id=f"s{i}", worker_id="w01", started_at=START.isoformat(), minutes=60),
+                )
+            ],
+            0,
+        )
+        for i in range(first, first + n)
+    ]
