@@ -742,7 +742,7 @@ class ScoringProjection:
     """The scoring read model (see the module docstring).  ``rules`` decide what counts."""
 
     name = "scoring"
-    replay_batch = 10_000  # `gridwork replay scoring` folds in transactions this large (fastest here)
+    replay_batch = 50_000  # `gridwork replay scoring` folds in batches this large (fastest here; 10k: -25 %)
 
     def __init__(self, rules: RuleSet | Callable[[], RuleSet] | None = None) -> None:
         # Rules may be given lazily, so a module-level instance reads no files at import time.
