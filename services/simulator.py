@@ -20,8 +20,6 @@ comes back ``duplicate``.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import random
 import time
 from collections import Counter, defaultdict
@@ -30,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from services.demo import GIVEN, SURNAMES, ApiPlayer, id_number
+from services.demo import GIVEN, SURNAMES, ApiPlayer, id_number, ledger_csv
 from shared.events import Event
 from shared.settings import Settings
 from shared.simulate import HOUSEHOLDS, generate
@@ -137,14 +135,6 @@ def ledger_rows(community: str, households: list[Event]) -> list[dict[str, str]]
     return rows
 
 
-def _csv(rows: list[dict[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
-
-
 class ApiSimulator(ApiPlayer):
     """Plays ``generate(communities, days, seed, start, households)`` against running services."""
 
@@ -215,7 +205,7 @@ class ApiSimulator(ApiPlayer):
 
     async def _ledger(self, community: str, households: list[Event]) -> None:
         rows = ledger_rows(community, households)
-        files = {"file": (f"{community}-ledger.csv", _csv(rows), "text/csv")}
+        files = {"file": (f"{community}-ledger.csv", ledger_csv(rows), "text/csv")}
         async with self.slots:
             r = await self.http.post(
                 f"{self.urls['visits']}/v1/communities/{community}/ledger/import",
