@@ -58,9 +58,7 @@ COMPLETION = CompletionGauges()
 REGISTRY.register(COMPLETION)
 
 
-async def completion_ratios(
-    conn: asyncpg.Connection | asyncpg.Pool, rules: RuleSet, today: date
-) -> Completion:
+async def completion_ratios(conn: asyncpg.Connection | asyncpg.Pool, rules: RuleSet, today: date) -> Completion:
     """The completion of every known community in each period kind that contains ``today``."""
     communities = await conn.fetch(
         f"""SELECT community FROM {SCHEMA}.community

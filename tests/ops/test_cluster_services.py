@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,7 +79,7 @@ async def _stored(settings: Settings) -> Counter[str]:
     return Counter(e.type for e in events)
 
 
-async def _play(sim: ApiSimulator, workload: list, on_day: object = None) -> None:
+async def _play(sim: ApiSimulator, workload: list, on_day: Callable[[int], None] | None = None) -> None:
     """Play the workload; a day whose requests failed is sent again (as a phone retries), for up to 3 minutes."""
     for n, (day, events) in enumerate(workload):
         deadline = asyncio.get_running_loop().time() + 180
@@ -95,7 +95,7 @@ async def _play(sim: ApiSimulator, workload: list, on_day: object = None) -> Non
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(1)
-        if callable(on_day):
+        if on_day is not None:
             on_day(n)
 
 
