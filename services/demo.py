@@ -222,6 +222,27 @@ class ApiPlayer:
         token = mint_token(self.settings, role=role, **scope)
         return {"Authorization": f"Bearer {token}"}
 
+    #: Every write the player sends is idempotent (client ids, issue ids, order ids, PUTs), so a request
+    #: whose answer was lost — a dropped connection, a 503 with Retry-After while the broker elects a
+    #: leader — is sent again, as a field app resends; at most this many times.
+    RESENDS = 5
+
+    async def send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """One request, resent after a transport failure or a 503 (honouring its Retry-After)."""
+        for attempt in range(self.RESENDS + 1):
+            last = attempt == self.RESENDS
+            try:
+                r = await self.http.request(method, url, **kw)
+            except httpx.TransportError:
+                if last:
+                    raise
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+                continue
+            if r.status_code != 503 or last:
+                return r
+            await asyncio.sleep(min(5.0, float(r.headers.get("retry-after") or 1)))
+        raise AssertionError("unreachable")
+
     async def call(
         self,
         method: str,
@@ -232,7 +253,7 @@ class ApiPlayer:
         headers: dict[str, str] | None = None,
         **kw: Any,
     ) -> Any:
-        r = await self.http.request(method, self.urls[service] + path, headers=headers, **kw)
+        r = await self.send(method, self.urls[service] + path, headers=headers, **kw)
         if r.status_code not in ok:
             raise RuntimeError(f"{method} {service}{path} → {r.status_code}: {r.text[:500]}")
         return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else r
@@ -271,8 +292,8 @@ class ApiPlayer:
         """One lifecycle step; when a rule or a timer moved the issue meanwhile (409), re-read and retry."""
         path = f"/v1/communities/{community or self.community}/issues/{issue}"
         for _attempt in range(10):
-            r = await self.http.post(
-                f"{self.urls['issues']}{path}/{action}", headers=headers, json={"version": version, **body}
+            r = await self.send(
+                "POST", f"{self.urls['issues']}{path}/{action}", headers=headers, json={"version": version, **body}
             )
             if r.status_code in (200, 201):
                 return int(r.json()["version"])

@@ -164,7 +164,7 @@ class ApiSimulator(ApiPlayer):
 
     async def _put(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         async with self.slots:
-            r = await self.http.put(self.urls["visits"] + path, headers=headers, json=body)
+            r = await self.send("PUT", self.urls["visits"] + path, headers=headers, json=body)
         if r.status_code in (200, 201):
             self.tally.add("directory", "duplicate" if r.json().get("duplicate") else "accepted")
         else:
@@ -207,7 +207,8 @@ class ApiSimulator(ApiPlayer):
         rows = ledger_rows(community, households)
         files = {"file": (f"{community}-ledger.csv", ledger_csv(rows), "text/csv")}
         async with self.slots:
-            r = await self.http.post(
+            r = await self.send(
+                "POST",
                 f"{self.urls['visits']}/v1/communities/{community}/ledger/import",
                 headers=self.secretary(community),
                 files=files,
@@ -229,7 +230,8 @@ class ApiSimulator(ApiPlayer):
         for i in range(0, len(records), max_batch):
             chunk = records[i : i + max_batch]
             async with self.slots:
-                r = await self.http.post(
+                r = await self.send(
+                    "POST",
                     f"{self.urls['visits']}/v1/communities/{community}/sync",
                     headers=self.worker(community, worker),
                     json={"device_id": f"phone-{worker}", "records": chunk},
@@ -257,7 +259,7 @@ class ApiSimulator(ApiPlayer):
             "occurred_at": report.occurred_at.isoformat(),
         }
         async with self.slots:
-            r = await self.http.post(f"{self.urls['issues']}/v1/communities/{c}/issues", headers=headers, json=body)
+            r = await self.send("POST", f"{self.urls['issues']}/v1/communities/{c}/issues", headers=headers, json=body)
         if r.status_code not in (200, 201):
             self.tally.add("issues", "rejected", reason=f"{d.issue_id} → {r.status_code} {r.text[:200]}")
             return
@@ -280,7 +282,8 @@ class ApiSimulator(ApiPlayer):
                 return
             action = NEXT_STEP[status]
             async with self.slots:
-                r = await self.http.post(
+                r = await self.send(
+                    "POST",
                     f"{self.urls['issues']}/v1/communities/{c}/issues/{issue}/{action}",
                     headers=headers,
                     json={"version": version, **bodies[action]},
@@ -310,7 +313,8 @@ class ApiSimulator(ApiPlayer):
             "dispatched_at": e.occurred_at.isoformat(),
         }
         async with self.slots:
-            r = await self.http.post(
+            r = await self.send(
+                "POST",
                 f"{self.urls['issues']}/v1/communities/{e.community}/hotline/orders",
                 headers=self._cached("hotline"),
                 json={k: v for k, v in body.items() if v is not None},

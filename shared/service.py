@@ -427,5 +427,6 @@ def serve(spec: ServiceSpec) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=int(settings.http_keep_alive_seconds),
     )
     log.info("served", seconds=round(time.time() - started, 1))

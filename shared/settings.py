@@ -60,6 +60,12 @@ class Settings(BaseSettings):
 
     # service ports (gridwork up)
     host: str = "127.0.0.1"
+    http_keep_alive_seconds: float = Field(
+        default=65,
+        gt=0,
+        description="How long an idle HTTP connection stays open. Longer than clients' and load balancers' "
+        "idle timeouts, so the server never closes a connection a client is just reusing",
+    )
     visits_port: int = 8081
     issues_port: int = 8082
     scoring_port: int = 8083

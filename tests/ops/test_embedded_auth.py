@@ -107,5 +107,24 @@ async def test_gridwork_up_starts_nats_with_a_user_per_service(
             assert users_by_connection(up.nats)["tests-tool"] == "admin"
         finally:
             await nc.close()
+
+        # A connection idle for longer than clients keep theirs (httpx: 5 s) is still open: the server
+        # never closes one a client is just reusing (a reset mid-request failed a simulate run in CI).
+        reader, writer = await asyncio.open_connection("127.0.0.1", up.settings.visits_port)
+        try:
+            for pause in (0, 6):
+                await asyncio.sleep(pause)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: visits\r\n\r\n")
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200"), (pause, head)
+                length = next(
+                    int(v)
+                    for k, v in (h.split(b": ", 1) for h in head.split(b"\r\n")[1:-2])
+                    if k.lower() == b"content-length"
+                )
+                await reader.readexactly(length)
+        finally:
+            writer.close()
     finally:
         await asyncio.to_thread(up.stop, lambda _line: None)
