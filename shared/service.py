@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -265,8 +266,23 @@ def instrument(app: FastAPI) -> None:
             app.user_middleware[i] = Middleware(_RouteCachingInstrumentatorMiddleware, *mw.args, **mw.kwargs)
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app of a service; its lifespan owns every connection."""
+def _quiet_gc() -> None:
+    """Keep the cyclic GC's pauses out of request latency.
+
+    After start-up a service holds ~10^6 long-lived objects (FastAPI's and pydantic's schemas,
+    modules, the runtime).  Left to itself, the GC's full collections walk them all again — 80 ms
+    pauses in the visits service under load, each one a request's p99.  Frozen, they are never
+    scanned again; a larger first generation makes the young collections rarer (most garbage of
+    a request is freed by reference counting and never reaches the collector anyway).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc: bool = False) -> FastAPI:
+    """The FastAPI app of a service; its lifespan owns every connection.  ``quiet_gc``: a service
+    process of its own (:func:`serve`) freezes what start-up built, out of the GC's reach."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -284,6 +300,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         for task_fn in spec.background:
             runtime.tasks.append(_guard(getattr(task_fn, "__name__", "task"), task_fn, runtime))
         log.info("service_started", projections=list(runtime.runners))
+        if quiet_gc:
+            _quiet_gc()
         try:
             yield
         finally:
@@ -418,7 +436,7 @@ def serve(spec: ServiceSpec) -> None:
     settings = spec.settings_type()
     port = int(getattr(settings, spec.port_setting or f"{spec.name}_port"))
     started = time.time()
-    app = create_app(spec, settings)
+    app = create_app(spec, settings, quiet_gc=True)
     uvicorn.run(
         app,
         host=settings.host,

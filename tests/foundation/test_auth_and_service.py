@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
@@ -103,3 +105,19 @@ async def test_health_readiness_metrics_and_asyncapi(settings: Settings) -> None
         assert any("VisitLogged" in name for name in doc["components"]["schemas"])
         openapi = (await client.get("/openapi.json")).json()
         assert "/v1/communities/{community}/notes" in openapi["paths"]
+
+
+async def test_a_service_process_freezes_what_start_up_built(settings: Settings) -> None:
+    # `python -m services.<name>` (serve) keeps its start-up objects out of the cyclic GC's full
+    # collections; an app embedded elsewhere (tests, the bench's in-process mode) leaves the GC alone.
+    thresholds = gc.get_threshold()
+    try:
+        async with running(create_app(SPEC, settings)):
+            assert gc.get_freeze_count() == 0
+        async with running(create_app(SPEC, settings, quiet_gc=True)) as client:
+            assert gc.get_freeze_count() > 10_000
+            assert gc.get_threshold()[0] == 10_000
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
