@@ -32,7 +32,7 @@ SPEC = ServiceSpec(
         "(the 5+1 work) and the household ledger."
     ),
     routers=list(ROUTERS),
-    middleware=[IngestFastPath],
+    ingress=[IngestFastPath],
     projections=[DirectoryProjection(), ActivityProjection()],
     on_start=[wire_handlers],
     publishes=list(EVENTS),
@@ -50,7 +50,7 @@ def spec_for(settings: VisitsSettings) -> ServiceSpec:
     if settings.visits_role == "api":
         return dataclasses.replace(SPEC, projections=[])
     if settings.visits_role == "projections":
-        return dataclasses.replace(SPEC, routers=[], middleware=[])
+        return dataclasses.replace(SPEC, routers=[], ingress=[])
     return SPEC
 
 

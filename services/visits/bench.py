@@ -332,6 +332,7 @@ async def load(
     try:
         await asyncio.gather(*(worker(s) for s in sends))
     finally:
+        gc.unfreeze()
         if collecting:
             gc.enable()
     return time.perf_counter() - started, latencies, statuses
