@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from pydantic import BaseModel
 
+from . import natsfix
 from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
 from .brokermetrics import BrokerMetrics
 from .events import Event, decode, encode
@@ -464,11 +466,17 @@ class PublishRejected(Exception):
         self.description = description
 
 
+_ACK_SEQ = re.compile(rb'"seq":(\d+)')
+
+
 def _parse_ack(msg: Any) -> _Ack:
     hdrs = msg.headers or {}
     if hdrs.get("Status") == "503":
         raise PublishRejected(503, 0, "no stream is listening on this subject")
-    resp = json.loads(msg.data)
+    data = msg.data
+    if b'"error"' not in data and (seq := _ACK_SEQ.search(data)) is not None:  # the common answer, unparsed
+        return _Ack(seq=int(seq.group(1)), duplicate=b'"duplicate":true' in data)
+    resp = json.loads(data)
     if "error" in resp:
         err = resp["error"]
         raise PublishRejected(err.get("code", 0), err.get("err_code", 0), err.get("description", ""))
@@ -516,7 +524,7 @@ class _AckMux:
         fut.add_done_callback(lambda _f: self.window.release())
         self.futures[token] = fut
         try:
-            await self.nc.publish(subject, payload, reply=f"{self.prefix}.{token}", headers=headers)
+            await natsfix.publish(self.nc, subject, payload, f"{self.prefix}.{token}", headers)
         except Exception:
             self.futures.pop(token, None)
             fut.cancel()
