@@ -24,7 +24,6 @@ same HTTP metrics under the route's template (``http_requests_total{handler="/v1
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -102,7 +101,7 @@ class IngestFastPath:
 
         messages, body = await _read(receive)
         try:
-            command = model.model_validate(json.loads(body))
+            command = model.model_validate_json(body)
         except (ValueError, ValidationError):  # not JSON, or invalid: the route names the fields
             return await self.app(scope, _replay(messages, receive), send)
 
