@@ -474,8 +474,10 @@ def _parse_ack(msg: Any) -> _Ack:
     if hdrs.get("Status") == "503":
         raise PublishRejected(503, 0, "no stream is listening on this subject")
     data = msg.data
-    if b'"error"' not in data and (seq := _ACK_SEQ.search(data)) is not None:  # the common answer, unparsed
-        return _Ack(seq=int(seq.group(1)), duplicate=b'"duplicate":true' in data)
+    # The common answer, {"stream":…,"seq":N}, read without a JSON parse; anything else — an error,
+    # a duplicate (nats-server writes `"duplicate": true`, with a space) — is parsed in full.
+    if b'"error"' not in data and b'"duplicate"' not in data and (seq := _ACK_SEQ.search(data)) is not None:
+        return _Ack(seq=int(seq.group(1)), duplicate=False)
     resp = json.loads(data)
     if "error" in resp:
         err = resp["error"]
