@@ -193,38 +193,3 @@ async def _position(pool: asyncpg.Pool) -> int:
 
 async def _moved(pool: asyncpg.Pool, before: int) -> bool:
     return await _position(pool) > before
-
-
-class _VisitsOnlyActivity(ActivityProjection):
-    name = "activity_visits"
-    event_types = ("VisitLogged",)
-
-
-async def test_the_live_runner_folds_its_types_and_moves_its_checkpoint_over_the_rest(env, settings: Settings) -> None:
-    # The durable consumer reads the whole stream (no subject filter: nats-server #4888); the fold
-    # applies the projection's own types and the checkpoint still reaches the stream's end, even
-    # when a batch holds none of them.
-    from tests.foundation.test_fastpuller import shifts
-
-    nc, store, pool = env
-    await store.append_many(shifts(250))
-    await store.append_many(visits(300))
-    await store.append_many(shifts(250, first=1000))
-    last = (await nc.jetstream().stream_info(settings.stream_name())).state.last_seq
-    runner = ProjectionRunner(_VisitsOnlyActivity(), nc=nc, pool=pool, settings=settings)
-    await runner.setup()
-    schema = runner.schema
-    task = asyncio.create_task(runner.run())
-    try:
-
-        async def caught_up() -> bool:
-            return await pool.fetchval(f'SELECT position FROM "{schema}"._checkpoint') == last
-
-        await eventually(caught_up, timeout=30, what="the checkpoint at the stream's last event")
-        assert (await runner.status())["lag_events"] == 0
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 30)
-    assert await total(pool, schema) == 300
-    assert {r[2] for r in await table(pool, schema)} == {"VisitLogged"}
-    assert await pool.fetchval(f'SELECT events FROM "{schema}"._checkpoint') == 300
