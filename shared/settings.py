@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a message is dead-lettered")
     redelivery_backoff_seconds: list[float] = Field(default=[0.5, 2, 10, 30])
 
+    # when work happened (occurred_at of the field app's records and reports)
+    clock_skew_seconds: float = Field(
+        default=300, ge=0, description="How far in the future a phone's occurred_at may be (clock drift)"
+    )
+    max_backdate_days: float = Field(default=30, gt=0, description="Oldest occurred_at accepted, in days")
+
     # auth
     jwt_secret: str = Field(default="", description="HS256 secret for bearer tokens")
     jwt_issuer: str = "gridwork"

@@ -18,6 +18,7 @@ from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import TOKEN_PATTERN, Category, Level, Place, Severity, Target, now
 from shared.events.issues import AssigneeKind
 from shared.service import Runtime
+from shared.timerules import check_occurred_at
 
 from . import queries
 from .context import IssuesContext, issues_context
@@ -116,7 +117,11 @@ class ReportBody(_Body):
     source: Literal["grid_worker", "resident"] = "grid_worker"
     reported_by: str | None = Field(default=None, max_length=64)
     level: Level = "building"
-    occurred_at: AwareDatetime | None = Field(default=None, description="When the problem was found")
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the problem was found (default: now); at most 5 minutes ahead of the server's clock "
+        "and 30 days back (GRIDWORK_CLOCK_SKEW_SECONDS, GRIDWORK_MAX_BACKDATE_DAYS), else 422",
+    )
 
 
 class VersionBody(_Body):
@@ -170,6 +175,9 @@ async def report_issue(
     await check_scope(request, principal, community)
     ctx = _ctx(request)
     _check_subcategory(ctx, body.category, body.subcategory)
+    if body.occurred_at is not None:  # the visits API's window: a phone's clock drift ahead, 30 days back
+        s = ctx.settings
+        check_occurred_at(body.occurred_at, now(), skew_seconds=s.clock_skew_seconds, max_days=s.max_backdate_days)
     issue_id = body.issue_id or new_issue_id(community, idempotency_key)
     command = ReportIssue(
         issue_id=issue_id,

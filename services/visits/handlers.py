@@ -52,6 +52,7 @@ from shared.events.visits import (
     WorkerRegisteredData,
 )
 from shared.eventstore import Aggregate, ConcurrencyError, EventStore, aggregate_filter
+from shared.timerules import check_occurred_at
 
 from .directory import DIRECTORY, HOUSEHOLD, Directory, HouseholdRef, definition
 from .domain import (
@@ -63,7 +64,6 @@ from .domain import (
     DataErased,
     ShiftLog,
     VolunteerAccount,
-    check_occurred_at,
     check_tags,
     decide_definition,
     decide_erasure,

@@ -12,10 +12,6 @@ from shared.settings import Settings
 class VisitsSettings(Settings):
     """The rules of the field app that a deployment may tune."""
 
-    clock_skew_seconds: float = Field(
-        default=300, ge=0, description="How far in the future a phone's occurred_at may be (clock drift)"
-    )
-    max_backdate_days: float = Field(default=30, gt=0, description="Oldest occurred_at accepted, in days")
     max_shift_hours: float = Field(default=16, gt=0, le=24, description="Longest shift in the grid")
     sync_batch_max: int = Field(default=500, ge=1, le=5000, description="Records per offline sync batch")
     volunteer_points_per_hour: int = Field(

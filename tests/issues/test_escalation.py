@@ -25,6 +25,12 @@ def tonight(hour: int = 23, minute: int = 30) -> datetime:
     return now().astimezone(SHANGHAI).replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 
+def latest_past(hour: int, minute: int = 30) -> datetime:
+    """The latest hour:minute (Asia/Shanghai) already past: a report may not come from the future."""
+    at = tonight(hour, minute)
+    return at if at <= now() else at - timedelta(days=1)
+
+
 async def escalations(service: Service, issue_id: str) -> list[tuple[str, str, str, str | None]]:
     return [
         (e.data.reason, e.data.from_level, e.data.to_level, e.data.target)
@@ -89,19 +95,30 @@ async def test_manual_escalation_needs_a_reason_and_climbs_to_the_agency(service
     assert r.status_code == 403
 
 
-async def test_rules_escalate_every_report_whatever_its_source(service: Service) -> None:
+async def test_rules_escalate_every_report_whatever_its_source(settings: Settings, tmp_path: Path) -> None:
+    # Reports found at 23:30 and 14:30, up to a day ago: deadlines long enough that only the rules act.
+    calm = policy_file(
+        tmp_path, '[[deadline]]\nbuilding = "30d"\ncompound = "30d"\ncommunity = "30d"\nstreet = "30d"\n'
+    )
+    s = make_settings(settings, issues_escalation_file=calm)
+    app = build_app(s)
+    async with running(app) as client:
+        await _rules_escalate_every_report(Service(client, app, s))
+
+
+async def _rules_escalate_every_report(service: Service) -> None:
     noise = await service.report(
         category="conflicts_disputes",
         subcategory="noise",
         severity="high",
-        occurred_at=tonight().isoformat(),
+        occurred_at=latest_past(23).isoformat(),
         description="shouting into a microphone at night",
     )
     daytime = await service.report(
         category="conflicts_disputes",
         subcategory="noise",
         severity="high",
-        occurred_at=tonight(14).isoformat(),
+        occurred_at=latest_past(14).isoformat(),
         description="music at 2 pm",
     )
     order = await service.client.post(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from shared.events import now
 from tests.issues.conftest import COMMUNITY, Service
 from tests.support import eventually
 
@@ -120,6 +123,19 @@ async def test_a_report_is_stored_once_however_often_it_is_sent_and_bad_input_na
     assert bad_cat["error"]["field"] == "category"
     bad_photo = await service.report(expect=422, category="safety_hazards", description="x", photos=["not a url"])
     assert bad_photo["error"]["field"].startswith("photos")
+    # found when? the visits API's window: not ahead of the server (beyond clock drift), not > 30 days back
+    for when, reason in ((now() + timedelta(days=2), "future"), (now() - timedelta(days=40), "too_old")):
+        late = {"issue_id": f"w07-late-{reason}", "category": "safety_hazards", "description": "x"}
+        answer = await service.report(expect=422, occurred_at=when.isoformat(), **late)
+        assert (answer["error"]["field"], answer["error"]["reason"]) == ("occurred_at", reason), answer
+        assert await service.types(late["issue_id"]) == []  # nothing stored
+    yesterday = await service.report(
+        issue_id="w07-yesterday",
+        category="safety_hazards",
+        description="x",
+        occurred_at=(now() - timedelta(days=1)).isoformat(),
+    )
+    assert yesterday["issue"]["issue_id"] == "w07-yesterday"
     missing = await service.act("nope", "accept", 1, expect=404)
     assert missing["error"]["code"] == "not_found"
     bad_version = await service.act("nope", "accept", -1, expect=422)

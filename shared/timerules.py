@@ -1,0 +1,27 @@
+"""When work may be said to have happened: the rule every endpoint taking an ``occurred_at`` applies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .errors import Invalid
+
+
+def check_occurred_at(
+    occurred_at: datetime, now: datetime, *, skew_seconds: float, max_days: float, field: str = "occurred_at"
+) -> None:
+    """Work is logged when it was done: not in the future (beyond clock skew), not over ``max_days`` back."""
+    if occurred_at > now + timedelta(seconds=skew_seconds):
+        raise Invalid(
+            f"occurred_at {occurred_at.isoformat()} is in the future (server time {now.isoformat()}, "
+            f"allowed clock skew {int(skew_seconds)} s)",
+            field=field,
+            reason="future",
+        )
+    if occurred_at < now - timedelta(days=max_days):
+        raise Invalid(
+            f"occurred_at {occurred_at.isoformat()} is more than {max_days:g} days back; "
+            "older work can no longer be logged",
+            field=field,
+            reason="too_old",
+        )
