@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import httpx
+
 from services.demo import GIVEN, SURNAMES, ApiPlayer, id_number, ledger_csv
 from shared.events import Event
 from shared.settings import Settings
@@ -162,9 +164,13 @@ class ApiSimulator(ApiPlayer):
 
     # ------------------------------------------------------------------ one request, answered
 
-    async def _put(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+    async def _slotted(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """A request (resent as :meth:`send` does) while holding one of the simulator's slots."""
         async with self.slots:
-            r = await self.send("PUT", self.urls["visits"] + path, headers=headers, json=body)
+            return await self.send(method, url, **kw)
+
+    async def _put(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+        r = await self._slotted("PUT", self.urls["visits"] + path, headers=headers, json=body)
         if r.status_code in (200, 201):
             self.tally.add("directory", "duplicate" if r.json().get("duplicate") else "accepted")
         else:
@@ -206,13 +212,12 @@ class ApiSimulator(ApiPlayer):
     async def _ledger(self, community: str, households: list[Event]) -> None:
         rows = ledger_rows(community, households)
         files = {"file": (f"{community}-ledger.csv", ledger_csv(rows), "text/csv")}
-        async with self.slots:
-            r = await self.send(
-                "POST",
-                f"{self.urls['visits']}/v1/communities/{community}/ledger/import",
-                headers=self.secretary(community),
-                files=files,
-            )
+        r = await self._slotted(
+            "POST",
+            f"{self.urls['visits']}/v1/communities/{community}/ledger/import",
+            headers=self.secretary(community),
+            files=files,
+        )
         if r.status_code not in (200, 201):
             for _ in rows:
                 self.tally.add("ledger", "rejected", reason=f"ledger import → {r.status_code} {r.text[:200]}")
@@ -229,13 +234,12 @@ class ApiSimulator(ApiPlayer):
         max_batch = 500
         for i in range(0, len(records), max_batch):
             chunk = records[i : i + max_batch]
-            async with self.slots:
-                r = await self.send(
-                    "POST",
-                    f"{self.urls['visits']}/v1/communities/{community}/sync",
-                    headers=self.worker(community, worker),
-                    json={"device_id": f"phone-{worker}", "records": chunk},
-                )
+            r = await self._slotted(
+                "POST",
+                f"{self.urls['visits']}/v1/communities/{community}/sync",
+                headers=self.worker(community, worker),
+                json={"device_id": f"phone-{worker}", "records": chunk},
+            )
             if r.status_code != 200:
                 for _ in chunk:
                     self.tally.add("sync", "rejected", reason=f"sync of {worker} → {r.status_code} {r.text[:200]}")
@@ -258,8 +262,7 @@ class ApiSimulator(ApiPlayer):
             "description": d.description,
             "occurred_at": report.occurred_at.isoformat(),
         }
-        async with self.slots:
-            r = await self.send("POST", f"{self.urls['issues']}/v1/communities/{c}/issues", headers=headers, json=body)
+        r = await self._slotted("POST", f"{self.urls['issues']}/v1/communities/{c}/issues", headers=headers, json=body)
         if r.status_code not in (200, 201):
             self.tally.add("issues", "rejected", reason=f"{d.issue_id} → {r.status_code} {r.text[:200]}")
             return
@@ -281,13 +284,12 @@ class ApiSimulator(ApiPlayer):
                 self.tally.add("lifecycle", "accepted" if steps else "duplicate", events=steps)
                 return
             action = NEXT_STEP[status]
-            async with self.slots:
-                r = await self.send(
-                    "POST",
-                    f"{self.urls['issues']}/v1/communities/{c}/issues/{issue}/{action}",
-                    headers=headers,
-                    json={"version": version, **bodies[action]},
-                )
+            r = await self._slotted(
+                "POST",
+                f"{self.urls['issues']}/v1/communities/{c}/issues/{issue}/{action}",
+                headers=headers,
+                json={"version": version, **bodies[action]},
+            )
             if r.status_code in (200, 201):
                 out = r.json()
                 status, version, steps = out["issue"]["status"], out["version"], steps + 1
@@ -312,13 +314,12 @@ class ApiSimulator(ApiPlayer):
             "resolution_deadline": d.resolution_deadline.isoformat(),
             "dispatched_at": e.occurred_at.isoformat(),
         }
-        async with self.slots:
-            r = await self.send(
-                "POST",
-                f"{self.urls['issues']}/v1/communities/{e.community}/hotline/orders",
-                headers=self._cached("hotline"),
-                json={k: v for k, v in body.items() if v is not None},
-            )
+        r = await self._slotted(
+            "POST",
+            f"{self.urls['issues']}/v1/communities/{e.community}/hotline/orders",
+            headers=self._cached("hotline"),
+            json={k: v for k, v in body.items() if v is not None},
+        )
         if r.status_code not in (200, 201):
             self.tally.add("hotline", "rejected", reason=f"{d.order_no} → {r.status_code} {r.text[:200]}")
         else:

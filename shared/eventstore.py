@@ -499,6 +499,7 @@ class _AckMux:
         self.prefix = ""
         self.counter = 0
         self._ready: asyncio.Lock = asyncio.Lock()
+        self._framed = natsfix.can_frame(nc)  # asked once per connection, not per publish
 
     async def _start(self) -> None:
         async with self._ready:
@@ -526,7 +527,11 @@ class _AckMux:
         fut.add_done_callback(lambda _f: self.window.release())
         self.futures[token] = fut
         try:
-            await natsfix.publish(self.nc, subject, payload, f"{self.prefix}.{token}", headers)
+            reply = f"{self.prefix}.{token}"
+            if self._framed:
+                await natsfix.publish_framed(self.nc, subject, payload, reply, headers)
+            else:
+                await self.nc.publish(subject, payload, reply=reply, headers=headers)
         except Exception:
             self.futures.pop(token, None)
             fut.cancel()

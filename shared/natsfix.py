@@ -89,18 +89,28 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     return ("NATS/1.0\r\n" + "".join([f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n").encode()
 
 
+def can_frame(nc: Client) -> bool:
+    """Whether this connection has the internals :func:`publish_framed` queues through (ask once)."""
+    return all(hasattr(nc, name) for name in _INTERNALS)
+
+
 async def publish(nc: Client, subject: str, payload: bytes, reply: str, headers: Mapping[str, str]) -> None:
-    """``nc.publish(subject, payload, reply=reply, headers=headers)`` for the event store's own headers.
+    """``nc.publish(subject, payload, reply=reply, headers=headers)`` for the event store's own headers:
+    framed by :func:`publish_framed`, or plain ``nc.publish`` on a nats-py without those internals."""
+    if can_frame(nc):
+        await publish_framed(nc, subject, payload, reply, headers)
+    else:
+        await nc.publish(subject, payload, reply=reply, headers=dict(headers))
+
+
+async def publish_framed(nc: Client, subject: str, payload: bytes, reply: str, headers: Mapping[str, str]) -> None:
+    """Frame the HPUB ourselves and queue it as nats-py does, with the same connection-state checks.
 
     nats-py checks every header name against a regular expression and cleans every value, byte
     by byte, on every publish — a fifth of an append's client CPU.  The event store's headers are
-    its own (event ids, versions, subjects made of checked tokens), so this frames the HPUB
-    directly and queues it as nats-py does, with the same connection-state checks.  On a nats-py
-    without those internals it is plain ``nc.publish``.
+    its own (event ids, versions, subjects made of checked tokens), so they need none of it.
+    Only for a connection where :func:`can_frame` holds.
     """
-    if not all(hasattr(nc, name) for name in _INTERNALS):
-        await nc.publish(subject, payload, reply=reply, headers=dict(headers))
-        return
     if nc.is_closed:
         raise errors.ConnectionClosedError
     if nc.is_draining_pubs:

@@ -251,7 +251,6 @@ class _HttpMetrics:
         key = (method, status, handler)
         children = self._children.get(key)
         if children is None:
-            method, status, handler = key
             children = (
                 self.total.labels(method, status, handler),
                 self.in_size.labels(handler),
