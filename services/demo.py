@@ -268,16 +268,37 @@ class ApiPlayer:
         raise RuntimeError(f"timed out waiting for {what}")
 
     async def settle(self, timeout: float = 300) -> None:
-        """Wait until every service's projections have folded everything."""
+        """Wait until every service's projections have folded everything and every outbox (notify's
+        deliveries, the hotline's feedback) has delivered or given up what it owes now.
 
-        async def caught_up() -> bool:
-            for url in self.urls.values():
+        Settled means two readings in a row with nothing owed and no projection moved between them:
+        a reaction folded in one service may append an event that another service then owes."""
+        last: list[Any] = []
+
+        async def reading() -> list[Any] | None:
+            seen: list[Any] = []
+            for name, url in sorted(self.urls.items()):
                 r = await self.http.get(f"{url}/readyz")
-                if r.status_code != 200 or any(p.get("lag_events", 0) for p in r.json().get("projections", [])):
-                    return False
-            return True
+                body = r.json()
+                if r.status_code != 200:
+                    return None
+                for p in body.get("projections", []):
+                    if "error" in p or p.get("lag_events", 0):
+                        return None
+                    seen.append((name, p["projection"], p["checkpoint"]))
+                for o in body.get("outboxes", []):
+                    if "error" in o or o.get("pending", 0):
+                        return None
+            return seen
 
-        await self.wait(caught_up, "projections to catch up", timeout=timeout)
+        async def quiet() -> bool:
+            nonlocal last
+            now_seen = await reading()
+            settled = now_seen is not None and now_seen == last
+            last = now_seen or []
+            return settled
+
+        await self.wait(quiet, "projections and outboxes to settle", timeout=timeout)
 
     async def advance(
         self,

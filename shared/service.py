@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -71,6 +72,23 @@ class Runtime:
 Background = Callable[[Runtime], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What one outbox holds: ``pending`` is owed now (due, or being sent), ``scheduled`` waits for
+    a later time (a retry's backoff, a deferred message), ``held`` cannot go anywhere yet (no
+    destination configured), ``dead`` was given up on."""
+
+    outbox: str
+    pending: int
+    scheduled: int = 0
+    held: int = 0
+    dead: int = 0
+
+
+#: Reads one outbox's status; a service lists its probes in :attr:`ServiceSpec.outboxes`.
+OutboxProbe = Callable[[Runtime], Awaitable[OutboxStatus]]
+
+
 @dataclass
 class ServiceSpec:
     """Everything that makes one service what it is."""
@@ -92,6 +110,9 @@ class ServiceSpec:
     #: metrics — for a hot route's fast path.  It must count what it answers itself
     #: (:func:`http_metrics`) and render errors with the app's exception handlers.
     ingress: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
+    #: What the service still owes the outside world, shown by ``/readyz`` (a client that must see
+    #: every delivery made, like the demo, waits for these to reach zero as well as the lag).
+    outboxes: Sequence[OutboxProbe] = ()
 
 
 async def open_runtime(name: str, settings: Settings, projections: Sequence[Projection] = ()) -> Runtime:
@@ -419,7 +440,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
     async def readyz(request: Request) -> JSONResponse:
         """NATS and PostgreSQL reachable; each projection's checkpoint and lag."""
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-        checks: dict[str, Any] = {"nats": False, "postgres": False, "projections": []}
+        checks: dict[str, Any] = {"nats": False, "postgres": False, "projections": [], "outboxes": []}
         if runtime is not None:
             checks["nats"] = runtime.nc.is_connected
             try:
@@ -433,6 +454,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
                     checks["projections"].append(await runner.status())
                 except Exception as err:
                     checks["projections"].append({"projection": runner.projection.name, "error": str(err)})
+            for probe in spec.outboxes:
+                try:
+                    checks["outboxes"].append(dataclasses.asdict(await probe(runtime)))
+                except Exception as err:
+                    checks["outboxes"].append({"outbox": getattr(probe, "__name__", "outbox"), "error": str(err)})
         ready = checks["nats"] and checks["postgres"]
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "service": spec.name, **checks},

@@ -21,7 +21,7 @@ from . import api, hotline, open311
 from .consumers import EscalationProcess, ProblemFiling, fire_due_timers
 from .context import IssuesContext
 from .gauges import refresh_board_gauges
-from .hotline import deliver_hotline_feedback
+from .hotline import deliver_hotline_feedback, hotline_feedback_outbox
 from .projections import HotlineOutbox, IssuesBoard
 from .settings import IssuesSettings, issues_settings
 
@@ -49,6 +49,7 @@ SPEC = ServiceSpec(
     projections=[IssuesBoard(), HotlineOutbox(), ProblemFiling(), EscalationProcess()],
     background=[fire_due_timers, deliver_hotline_feedback, refresh_board_gauges],
     on_start=[start_issues],
+    outboxes=[hotline_feedback_outbox],
     publishes=list(ISSUE_EVENTS),
     consumes=[
         VisitLogged,

@@ -32,7 +32,7 @@ from shared.errors import NotFound
 from shared.events import Category, Place, Severity, now
 from shared.events.issues import IssueResolved, IssueVerified
 from shared.eventstore import EventStore
-from shared.service import Runtime
+from shared.service import OutboxStatus, Runtime
 
 from . import queries
 from .api import Community, _check_subcategory, _ctx, _runtime, issue_view, outcome_view
@@ -318,3 +318,16 @@ async def deliver_hotline_feedback(runtime: Runtime) -> None:
             sent = await deliver_feedback_once(runtime.pool, runtime.store, client, settings)
             if not sent:
                 await asyncio.sleep(settings.hotline_outbox_poll_seconds)
+
+
+async def hotline_feedback_outbox(runtime: Runtime) -> OutboxStatus:
+    """Status feedback still owed to 12345: due now, waiting out a backoff, or held (no callback URL)."""
+    settings = issues_context(runtime).settings
+    async with runtime.pool.acquire(timeout=2) as conn:
+        row = await conn.fetchrow(
+            f"SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due, "
+            f"count(*) FILTER (WHERE next_attempt_at > now()) AS later FROM {OUTBOX}.outbox WHERE sent_at IS NULL"
+        )
+    if not settings.hotline_callback_url:
+        return OutboxStatus("hotline_feedback", 0, held=row["due"] + row["later"])
+    return OutboxStatus("hotline_feedback", row["due"], scheduled=row["later"])

@@ -21,7 +21,7 @@ from .api import router
 from .projections import NotifyRouting
 from .settings import NotifySettings
 from .timers import timers
-from .worker import delivery_worker
+from .worker import delivery_outbox, delivery_worker
 
 SPEC = ServiceSpec(
     name="notify",
@@ -34,6 +34,7 @@ SPEC = ServiceSpec(
     routers=[router],
     projections=[NotifyRouting()],
     background=[delivery_worker, timers],
+    outboxes=[delivery_outbox],
     publishes=[
         NotificationSent,
         NotificationDelivered,

@@ -48,7 +48,7 @@ from shared.events.notify import (
     NotificationFailed,
     NotificationSent,
 )
-from shared.service import Runtime
+from shared.service import OutboxStatus, Runtime
 
 from .channels import Address, DeliveryError, Message, Sender, build_senders, redact
 from .directory import Sealer, address_of
@@ -520,3 +520,15 @@ class DeliveryWorker:
 async def delivery_worker(runtime: Runtime) -> None:
     """Background task: the delivery worker of this process."""
     await DeliveryWorker(runtime).run()
+
+
+async def delivery_outbox(runtime: Runtime) -> OutboxStatus:
+    """The deliveries still owed: due or being sent, waiting out a backoff, and given up."""
+    async with runtime.pool.acquire(timeout=2) as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE state = 'sending' OR (state = 'pending' AND due_at <= now())) AS pending, "
+            "count(*) FILTER (WHERE state = 'pending' AND due_at > now()) AS scheduled, "
+            "count(*) FILTER (WHERE state = 'dead') AS dead "
+            "FROM notify_deliveries WHERE state <> 'delivered'"
+        )
+    return OutboxStatus("notify_deliveries", row["pending"], scheduled=row["scheduled"], dead=row["dead"])
