@@ -25,7 +25,7 @@ if [ ! -s deploy/secrets/notify_secret_key ]; then
     echo "made deploy/secrets/notify_secret_key"
 fi
 if [ ! -s deploy/nats/certs/server.pem ]; then
-    "$PY" -m shared.natsauth certs deploy/nats/certs
+    "$PY" -m shared.nats.users certs deploy/nats/certs
     chmod 0644 deploy/nats/certs/*.pem
 fi
 # Containers run as their own users and compose bind-mounts secret files as they are, so the files

@@ -11,8 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
 
-import asyncpg
-
+from .db import Conn
 from .events import EVENT_TYPES, SHANGHAI
 from .eventstore import StoredEvent
 
@@ -52,7 +51,7 @@ class ActivityProjection:
         );
     """
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         counts: Counter[tuple[str, str, str, date]] = Counter()
         for e in events:
             _ns, community, context, _kind, _id, etype = e.subject.split(".")

@@ -8,7 +8,7 @@ Roles: grid_worker, secretary, street_admin, agency, hotline, ops.  Scope claims
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import jwt
@@ -123,7 +123,7 @@ async def current_principal(
         ) from err
 
 
-def require(*roles: str) -> Callable[..., Principal]:
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting only the given roles (403 otherwise, 401 without a token)."""
     allowed = set(roles)
 

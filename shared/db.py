@@ -6,10 +6,15 @@ import hashlib
 import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from .settings import Settings
+
+#: A connection as the code gets it: opened directly, or acquired from a pool (a proxy).
+Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,7 +38,7 @@ def migration_dirs() -> list[Path]:
     return dirs
 
 
-async def migrate(conn: asyncpg.Connection, dirs: Iterable[Path] | None = None) -> list[str]:
+async def migrate(conn: Conn, dirs: Iterable[Path] | None = None) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction; returns their names.
 
     A migration is named ``<folder>/<file>`` and recorded with its checksum; an applied file that

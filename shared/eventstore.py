@@ -19,7 +19,7 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -32,11 +32,11 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from pydantic import BaseModel
 
-from . import natsfix
-from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
-from .brokermetrics import BrokerMetrics
 from .events import Event, decode, encode
 from .metrics import APPEND_CONFLICTS, EVENTS_APPENDED
+from .nats import patches
+from .nats.broker_metrics import DEFAULT as DEFAULT_BROKER_METRICS
+from .nats.broker_metrics import BrokerMetrics
 from .settings import Settings
 
 HDR_MSG_ID = "Nats-Msg-Id"
@@ -74,7 +74,7 @@ class StoredEvent:
     seq: int
     subject: str
     data: bytes
-    headers: dict[str, str] | None = None
+    headers: Mapping[str, str] | None = None
     timestamp_ns: int = 0  # when JetStream stored it
 
     @property
@@ -499,7 +499,7 @@ class _AckMux:
         self.prefix = ""
         self.counter = 0
         self._ready: asyncio.Lock = asyncio.Lock()
-        self._framed = natsfix.can_frame(nc)  # asked once per connection, not per publish
+        self._framed = patches.can_frame(nc)  # asked once per connection, not per publish
 
     async def _start(self) -> None:
         async with self._ready:
@@ -529,7 +529,7 @@ class _AckMux:
         try:
             reply = f"{self.prefix}.{token}"
             if self._framed:
-                await natsfix.publish_framed(self.nc, subject, payload, reply, headers)
+                await patches.publish_framed(self.nc, subject, payload, reply, headers)
             else:
                 await self.nc.publish(subject, payload, reply=reply, headers=headers)
         except Exception:
@@ -576,7 +576,7 @@ async def connect(settings: Settings, name: str, user: str | None = None) -> NAT
         # explicit options win over credentials in the URL (nats-py), so one URL serves every user
         options["user"], options["password"] = credentials
     if settings.nats_tls_ca is not None:
-        from .natsauth import tls_context
+        from .nats.users import tls_context
 
         options["tls"] = tls_context(settings.nats_tls_ca)
     return await nats.connect(

@@ -14,7 +14,7 @@ its reason, and the projection moves on.
 
 Rebuild: :func:`replay` folds the whole stream into a fresh schema while the live projection
 keeps serving, then swaps the schemas in one transaction.  It reads with a
-:class:`~shared.fastpuller.FastPuller`, fetches the next batch while one folds and, for a
+:class:`~shared.nats.replay_reader.FastPuller`, fetches the next batch while one folds and, for a
 :class:`Staged` projection, aggregates the next batch while the previous one is written.
 """
 
@@ -30,7 +30,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 import nats.errors
@@ -39,10 +39,8 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from .brokermetrics import DEFAULT as DEFAULT_BROKER_METRICS
-from .brokermetrics import BrokerMetrics
+from .db import Conn
 from .eventstore import StoredEvent
-from .fastpuller import FastPuller
 from .metrics import (
     MESSAGES_NAKED,
     PROJECTION_BATCH_SECONDS,
@@ -52,7 +50,10 @@ from .metrics import (
     PROJECTION_LAG_EVENTS,
     PROJECTION_LAG_SECONDS,
 )
-from .puller import Pulled, Puller
+from .nats.broker_metrics import DEFAULT as DEFAULT_BROKER_METRICS
+from .nats.broker_metrics import BrokerMetrics
+from .nats.pull_consumer import Pulled, Puller
+from .nats.replay_reader import FastPuller
 from .settings import Settings
 
 log = structlog.get_logger("gridwork.projection")
@@ -63,12 +64,15 @@ class Projection(Protocol):
 
     #: Short name: ``[a-z][a-z0-9_]*``.  The schema is ``proj_<name>``.
     name: str
-    #: Event types it folds; the consumer only receives those.
-    event_types: Sequence[str]
     #: DDL creating its tables, unqualified (it runs with the projection's schema first in the path).
     ddl: str
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    @property
+    def event_types(self) -> Sequence[str]:
+        """Event types it folds; the consumer only receives those.  A plain class attribute will do."""
+        ...
+
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Fold ``events`` (stream order, none seen before) into the tables, in the caller's transaction."""
         ...
 
@@ -86,7 +90,7 @@ class Staged(Projection, Protocol):
         """Decode and aggregate ``events`` in memory: no I/O, no dependence on what is stored."""
         ...
 
-    async def write(self, conn: asyncpg.Connection, staged: Any) -> None:
+    async def write(self, conn: Conn, staged: Any) -> None:
         """Write what :meth:`stage` produced, in the caller's transaction."""
         ...
 
@@ -100,7 +104,7 @@ def _lock_key(schema: str) -> int:
     return zlib.crc32(schema.encode())
 
 
-async def create_schema(conn: asyncpg.Connection, projection: Projection, schema: str) -> None:
+async def create_schema(conn: Conn, projection: Projection, schema: str) -> None:
     """Create the projection's schema, its tables and its checkpoint row if they are missing."""
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     async with conn.transaction():
@@ -117,7 +121,7 @@ async def create_schema(conn: asyncpg.Connection, projection: Projection, schema
         await conn.execute("INSERT INTO _checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING")
 
 
-async def _enter(conn: asyncpg.Connection, schema: str, *, lock: bool = True) -> None:
+async def _enter(conn: Conn, schema: str, *, lock: bool = True) -> None:
     """Inside a transaction: the projection's schema first in the path and, with ``lock``, its
     transaction lock (the one a replay's swap takes, so a batch never straddles a swap)."""
     await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
@@ -126,7 +130,7 @@ async def _enter(conn: asyncpg.Connection, schema: str, *, lock: bool = True) ->
 
 
 async def _fold(
-    conn: asyncpg.Connection,
+    conn: Conn,
     projection: Projection,
     schema: str,
     events: Sequence[StoredEvent],
@@ -143,7 +147,7 @@ async def _fold(
     return len(fresh)
 
 
-async def _advance(conn: asyncpg.Connection, folded: Sequence[StoredEvent]) -> None:
+async def _advance(conn: Conn, folded: Sequence[StoredEvent]) -> None:
     await conn.execute(
         "UPDATE _checkpoint SET position = $1, events = events + $2, last_recorded_at = $3, "
         "updated_at = now() WHERE id = 1",
@@ -243,7 +247,7 @@ class ProjectionRunner:
             except nats.js.errors.NotFoundError:
                 await self._create_consumer(await self._checkpoint(conn))
 
-    async def _checkpoint(self, conn: asyncpg.Connection) -> int:
+    async def _checkpoint(self, conn: Conn) -> int:
         return int(await conn.fetchval(f'SELECT position FROM "{self.schema}"._checkpoint WHERE id = 1'))
 
     async def _create_consumer(self, checkpoint: int) -> None:
@@ -261,7 +265,7 @@ class ProjectionRunner:
             await self.js.delete_consumer(self.stream, self.durable)
         await self.js.add_consumer(self.stream, config)
 
-    async def _reposition(self, conn: asyncpg.Connection) -> None:
+    async def _reposition(self, conn: Conn) -> None:
         """Point the durable consumer at checkpoint + 1 and start a fresh pull client on it."""
         if self._puller is not None:
             await self._puller.stop()
@@ -306,7 +310,7 @@ class ProjectionRunner:
             self._puller = None
         self.role = "stopped"
 
-    async def _lead(self, conn: asyncpg.Connection) -> None:
+    async def _lead(self, conn: Conn) -> None:
         await self._reposition(conn)
         reconnects = self.nc.stats["reconnects"]
         batch = self.settings.projection_batch
@@ -317,7 +321,8 @@ class ProjectionRunner:
                     # Messages pushed to us while NATS was away are lost in transit: start over from
                     # the checkpoint rather than fold past a hole.
                     reconnects = self.nc.stats["reconnects"]
-                    ahead = await _cancelled(ahead)
+                    await _cancelled(ahead)
+                    ahead = None
                     await self._reposition(conn)
                 assert self._puller is not None
                 try:
@@ -333,7 +338,8 @@ class ProjectionRunner:
                     continue
                 if self._puller.gap:  # a delivery went missing: never fold past a hole
                     log.warning("delivery_gap", projection=self.projection.name)
-                    ahead = await _cancelled(ahead)
+                    await _cancelled(ahead)
+                    ahead = None
                     await self._reposition(conn)
                     continue
                 if msgs:
@@ -347,7 +353,7 @@ class ProjectionRunner:
         finally:
             await _cancelled(ahead)
 
-    async def _process(self, conn: asyncpg.Connection, msgs: list[Pulled]) -> None:
+    async def _process(self, conn: Conn, msgs: list[Pulled]) -> None:
         """Fold ``msgs`` in order; retry a failing event in place until it folds or is dead-lettered."""
         pending, tries = msgs, 0
         while pending:
@@ -395,7 +401,7 @@ class ProjectionRunner:
                 await self._puller.nak(m, 0)
 
     async def _commit_prefix(
-        self, conn: asyncpg.Connection, msgs: list[Pulled]
+        self, conn: Conn, msgs: list[Pulled]
     ) -> tuple[Pulled | None, int | None, BaseException | None, int]:
         """Commit as long a prefix of ``msgs`` as folds: (last committed, index of the failure, error, applied).
 
@@ -440,7 +446,7 @@ class ProjectionRunner:
         if self._kill_after_commit and self.commits >= self._kill_after_commit:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _dead_letter(self, conn: asyncpg.Connection, m: Pulled, reason: str, attempts: int) -> None:
+    async def _dead_letter(self, conn: Conn, m: Pulled, reason: str, attempts: int) -> None:
         """Keep the poison message and its reason (dead-letter stream + dead_letters) and move past it."""
         ns = self.settings.namespace
         headers = {
@@ -602,7 +608,7 @@ async def replay(
 
             fetcher = asyncio.create_task(fetch_ahead())
             # A Staged projection aggregates the next batch while the previous one is written.
-            staged_fold = cast(Staged, projection) if isinstance(projection, Staged) else None
+            staged_fold = projection if isinstance(projection, Staged) else None
             writing: asyncio.Task[int] | None = None
             written = 0  # stream sequence of the batch being written
             try:
@@ -675,6 +681,7 @@ async def dead_letters(nc: NATS, settings: Settings, projection: str) -> list[di
                 next=True,
                 subject=f"{settings.namespace}dlq.{projection}",
             )
+            assert msg.seq is not None  # a stored message always has its sequence
             seq = msg.seq
             h = msg.headers or {}
             out.append(

@@ -30,13 +30,13 @@ from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentato
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from . import natsfix
-from .brokermetrics import BrokerMetrics
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
 from .eventstore import ADMIN_USER, AppendError, ConcurrencyError, EventStore, connect, nats_credentials
 from .logs import configure_logging
+from .nats import patches
+from .nats.broker_metrics import BrokerMetrics
 from .projection import Projection, ProjectionRunner
 from .settings import Settings
 
@@ -121,7 +121,7 @@ async def open_runtime(name: str, settings: Settings, projections: Sequence[Proj
     NATS: as the service's own user (``visits`` for ``visits`` and ``visits-import``) when the
     settings know every user's password (embedded stack, tests), else as ``settings.nats_user``.
     """
-    natsfix.install()
+    patches.install()
     context = name.split("-", 1)[0]
     user = context if context in settings.nats_passwords else None
     nc = await connect(settings, f"gridwork-{name}", user=user)

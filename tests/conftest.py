@@ -23,14 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from shared import natsfix
-from shared.cluster import NatsNode
-from shared.embedded import EmbeddedPostgres, create_database, free_port
+from services.cli.embedded import EmbeddedPostgres, NatsNode, create_database, free_port
 from shared.eventstore import EventStore, connect
-from shared.natsauth import load_permissions, nats_url_for, new_passwords, render_authorization
+from shared.nats import patches
+from shared.nats.users import load_permissions, nats_url_for, new_passwords, render_authorization
 from shared.settings import Settings
 
-natsfix.install()
+patches.install()
 
 
 #: Namespaces whose users one reload of the server lets in (fewer reloads, a bounded user list).

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from services.cli.benchkit import bench_stack, percentiles, report
 from shared.auth import mint_token
-from shared.benchkit import bench_stack, percentiles, report
 from shared.events.issues import IssueReported, IssueReportedData
 from shared.eventstore import EventStore, connect
 

@@ -24,6 +24,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
+from shared.db import Conn
 from shared.errors import DomainError
 from shared.events import SHANGHAI, TOKEN_PATTERN, Event, Place
 from shared.events.issues import (
@@ -36,6 +37,7 @@ from shared.events.issues import (
     IssueReopened,
     IssueReported,
     IssueResolved,
+    IssueSource,
 )
 from shared.events.notify import NotificationAcknowledged, NotificationUnacknowledged
 from shared.events.visits import (
@@ -143,7 +145,7 @@ class ProblemFiling:
 
     async def _place(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         community: str,
         *,
         household: str | None = None,
@@ -176,10 +178,11 @@ class ProblemFiling:
             grid=_short(grid, 64),
         )
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         batch: list[tuple[list[Event], int]] = []
         for stored in events:
             event = stored.event()
+            source: IssueSource
             match event:
                 case HouseholdRegistered():
                     d = event.data
@@ -195,33 +198,43 @@ class ProblemFiling:
                     )
                     continue
                 case BuildingRegistered():
-                    d = event.data
+                    bldg = event.data
                     await conn.execute(
                         "INSERT INTO buildings (community, building_id, compound, phase, number, grid_id) "
                         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community, building_id) DO UPDATE SET "
                         "compound = EXCLUDED.compound, phase = EXCLUDED.phase, number = EXCLUDED.number, "
                         "grid_id = EXCLUDED.grid_id",
                         event.community,
-                        d.building_id,
-                        d.compound,
-                        d.phase,
-                        d.number,
-                        d.grid_id,
+                        bldg.building_id,
+                        bldg.compound,
+                        bldg.phase,
+                        bldg.number,
+                        bldg.grid_id,
                     )
                     continue
                 case VisitLogged():
-                    d = event.data
-                    source_id, source, worker, problems = d.visit_id, "grid_worker", d.worker_id, d.problems
-                    place = await self._place(conn, event.community, household=d.household_id, grid=d.grid_id)
+                    visit = event.data
+                    source_id, source, worker, problems = visit.visit_id, "grid_worker", visit.worker_id, visit.problems
+                    place = await self._place(conn, event.community, household=visit.household_id, grid=visit.grid_id)
                     address = None
                 case FaceToFaceSessionHeld():
-                    d = event.data
-                    source_id, source, worker, problems = d.session_id, "face_to_face", d.worker_id, d.problems
-                    place, address = Place(), f"party-mass service station {d.station}"[:500]
+                    session = event.data
+                    source_id, source, worker, problems = (
+                        session.session_id,
+                        "face_to_face",
+                        session.worker_id,
+                        session.problems,
+                    )
+                    place, address = Place(), f"party-mass service station {session.station}"[:500]
                 case BuildingCouncilHeld():
-                    d = event.data
-                    source_id, source, worker, problems = d.council_id, "council", d.worker_id, d.problems
-                    place = await self._place(conn, event.community, building=d.building_id)
+                    council = event.data
+                    source_id, source, worker, problems = (
+                        council.council_id,
+                        "council",
+                        council.worker_id,
+                        council.problems,
+                    )
+                    place = await self._place(conn, event.community, building=council.building_id)
                     address = None
                 case _:
                     continue
@@ -326,7 +339,7 @@ class EscalationProcess:
     def bound(self, store: EventStore, policy: Policy) -> EscalationProcess:
         return EscalationProcess(store, policy)
 
-    async def _schedule(self, conn: asyncpg.Connection, event: Event, timer: Timer | None) -> None:
+    async def _schedule(self, conn: Conn, event: Event, timer: Timer | None) -> None:
         if timer is None:
             return
         await conn.execute(
@@ -341,7 +354,7 @@ class EscalationProcess:
             event.id,
         )
 
-    async def _cancel(self, conn: asyncpg.Connection, event: Event, kinds: tuple[str, ...]) -> None:
+    async def _cancel(self, conn: Conn, event: Event, kinds: tuple[str, ...]) -> None:
         await conn.execute(
             "UPDATE timers SET state = 'cancelled' WHERE community = $1 AND issue_id = $2 AND state = 'pending' "
             "AND kind = ANY($3::text[])",
@@ -350,12 +363,12 @@ class EscalationProcess:
             list(kinds),
         )
 
-    async def _case(self, conn: asyncpg.Connection, event: Event) -> asyncpg.Record | None:
+    async def _case(self, conn: Conn, event: Event) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT * FROM cases WHERE community = $1 AND issue_id = $2", event.community, event.aggregate_id
         )
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         jobs: list[tuple[tuple[str, str], Callable[[], Awaitable[None]]]] = []
         policy = self.policy
         for stored in events:
@@ -388,28 +401,28 @@ class EscalationProcess:
                     if rule is not None:  # most reports match no rule: no need to read the issue
                         jobs.append(((event.community, event.aggregate_id), self._rules_job(event)))
                 case HotlineOrderReceived():
-                    d = event.data
-                    await self._schedule(conn, event, Timer("response", "order", _aware(d.response_deadline)))
-                    await self._schedule(conn, event, Timer("resolution", "order", _aware(d.resolution_deadline)))
+                    order = event.data
+                    await self._schedule(conn, event, Timer("response", "order", _aware(order.response_deadline)))
+                    await self._schedule(conn, event, Timer("resolution", "order", _aware(order.resolution_deadline)))
                 case IssueAccepted():
                     await self._cancel(conn, event, ("response",))
                 case IssueEscalated():
-                    d = event.data
+                    esc = event.data
                     case_ = await self._case(conn, event)
                     await conn.execute(
                         "UPDATE cases SET level = $3 WHERE community = $1 AND issue_id = $2",
                         event.community,
                         event.aggregate_id,
-                        d.to_level,
+                        esc.to_level,
                     )
-                    if d.to_level != d.from_level:
+                    if esc.to_level != esc.from_level:
                         await self._cancel(conn, event, ("level",))
                         if case_ is not None and not case_["hotline"]:
                             await self._schedule(
                                 conn,
                                 event,
                                 timer_for_level(
-                                    policy, case_["category"], case_["severity"], d.to_level, _clock(event)
+                                    policy, case_["category"], case_["severity"], esc.to_level, _clock(event)
                                 ),
                             )
                 case IssueResolved() | IssueClosed() | IssueMerged():

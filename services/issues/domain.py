@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import singledispatch
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,7 @@ from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Category, Event, Level, Place, Severity, Target
 from shared.events.issues import (
     AssigneeKind,
+    EscalationReason,
     HotlineFeedbackSent,
     HotlineFeedbackSentData,
     HotlineOrderReceived,
@@ -493,21 +494,23 @@ def _escalated(
     *,
     to_level: str,
     target: str | None,
-    reason: str,
+    reason: EscalationReason,
     note: str | None = None,
     at: datetime | None = None,
     **extra: Any,
 ) -> Event:
+    # The state and the policy only hold values that were validated against these literals (and the
+    # model validates them again): the casts only tell the type checker so.
     data = IssueEscalatedData(
         issue_id=state.issue_id,
-        from_level=state.level,
-        to_level=to_level,
-        target=target,
+        from_level=cast(Level, state.level),
+        to_level=cast(Level, to_level),
+        target=cast(Target | None, target),
         reason=reason,
         note=note,
-        category=state.category,
+        category=cast(Category | None, state.category),
         subcategory=state.subcategory,
-        severity=state.severity,
+        severity=cast(Severity, state.severity),
         **extra,
     )
     return _new(IssueEscalated, state, ctx, data, suffix, at)
@@ -597,7 +600,7 @@ def _(cmd: AssignIssue, state: IssueState, ctx: Context) -> list[Event]:
 @_decide.register
 def _(cmd: EscalateIssue, state: IssueState, ctx: Context) -> list[Event]:
     _require(state, "escalate")
-    to_level = cmd.to_level
+    to_level: str | None = cmd.to_level
     if to_level is None:
         by_target = ctx.policy.level_of_target(cmd.target) if cmd.target else None
         if by_target and LEVEL_INDEX[by_target] > LEVEL_INDEX[state.level]:
@@ -742,7 +745,7 @@ def _(cmd: MarkOverdue, state: IssueState, ctx: Context) -> list[Event]:
         ctx,
         IssueOverdueData(
             issue_id=state.issue_id,
-            level=state.level,
+            level=cast(Level, state.level),
             deadline=timer.due_at,
             state=state.status,
             timer=timer.key,

@@ -328,6 +328,7 @@ async def hotline_feedback_outbox(runtime: Runtime) -> OutboxStatus:
             f"SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due, "
             f"count(*) FILTER (WHERE next_attempt_at > now()) AS later FROM {OUTBOX}.outbox WHERE sent_at IS NULL"
         )
+    assert row is not None  # an aggregate query always returns its row
     if not settings.hotline_callback_url:
         return OutboxStatus("hotline_feedback", 0, held=row["due"] + row["later"])
     return OutboxStatus("hotline_feedback", row["due"], scheduled=row["later"])

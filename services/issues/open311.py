@@ -12,7 +12,7 @@ import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Request
@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from shared.errors import DomainError
-from shared.events import Place, now
+from shared.events import Category, Place, Severity, now
 
 from . import queries
 from .api import _runtime
@@ -419,9 +419,9 @@ async def post_request(request: Request, name: str) -> Response:
     device = fields.get("device_id") or fields.get("account_id")
     command = ReportIssue(
         issue_id=issue_id,
-        category=found[0].code,
+        category=cast(Category, found[0].code),  # the catalogue only holds the five categories
         subcategory=found[1].code,
-        severity=severity,
+        severity=cast(Severity, severity),  # checked against SEVERITIES above
         place=place,
         description=description,
         photos=(media,) if media else (),

@@ -19,7 +19,7 @@ from shared.events import CATEGORIES, LEVELS, SHANGHAI
 TARGETS = ("property_management", "police", "street_office", "urban_management", "hotline")
 SEVERITIES = ("low", "medium", "high", "critical")
 SOURCES = ("grid_worker", "resident", "hotline", "open311", "face_to_face", "council")
-LEVEL_INDEX = {level: i for i, level in enumerate(LEVELS)}
+LEVEL_INDEX: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

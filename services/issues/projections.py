@@ -13,8 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-
+from shared.db import Conn
 from shared.events.issues import (
     HotlineFeedbackSent,
     HotlineOrderReceived,
@@ -102,7 +101,7 @@ class IssuesBoard:
     );
     """
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         decoded = [(s, s.event()) for s in events]
         keys = {(e.community, e.aggregate_id) for _, e in decoded if e.context == "issues"}
         states: dict[tuple[str, str], IssueState] = {}
@@ -264,7 +263,7 @@ class HotlineOutbox:
     CREATE INDEX IF NOT EXISTS outbox_due ON outbox (seq) WHERE sent_at IS NULL;
     """
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         for stored in events:
             event = stored.event()
             if isinstance(event, HotlineOrderReceived):

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import Conn
 from shared.events import now
 
 from .consumers import ESCALATION
@@ -21,13 +22,13 @@ def _state(row: asyncpg.Record) -> IssueState:
     return IssueState.model_validate_json(row["state"])
 
 
-async def community_street(conn: asyncpg.Connection, community: str) -> str | None:
+async def community_street(conn: Conn, community: str) -> str | None:
     """The street (街道) a community belongs to, from CommunityRegistered."""
     return await conn.fetchval(f"SELECT street FROM {BOARD}.communities WHERE community = $1", community)
 
 
 async def list_issues(
-    conn: asyncpg.Connection,
+    conn: Conn,
     community: str,
     *,
     statuses: Sequence[str] = (),
@@ -70,7 +71,7 @@ async def list_issues(
 
 
 async def possible_duplicates(
-    conn: asyncpg.Connection, issue: IssueState, *, days: int, radius_m: float, limit: int = 5
+    conn: Conn, issue: IssueState, *, days: int, radius_m: float, limit: int = 5
 ) -> list[IssueState]:
     """Open issues that may be the same problem: same category, same building or compound (or within
     ``radius_m`` when both are located), reported in the last ``days`` days."""
@@ -107,7 +108,7 @@ async def possible_duplicates(
     return [_state(r) for r in rows]
 
 
-async def open_problems(conn: asyncpg.Connection, community: str) -> list[dict[str, Any]]:
+async def open_problems(conn: Conn, community: str) -> list[dict[str, Any]]:
     """Open problems counted by category and level."""
     rows = await conn.fetch(
         f"SELECT category, level, count(*) AS open, count(*) FILTER (WHERE (state->>'overdue')::boolean) AS overdue "
@@ -118,7 +119,7 @@ async def open_problems(conn: asyncpg.Connection, community: str) -> list[dict[s
 
 
 async def board_gauge_counts(
-    conn: asyncpg.Connection,
+    conn: Conn,
 ) -> tuple[dict[tuple[str, str, str], tuple[int, int]], dict[str, int]]:
     """Open and overdue issues per (community, category, level), and undelivered hotline feedback
     per community — across every community, for the service's gauges."""
@@ -136,7 +137,7 @@ async def board_gauge_counts(
     )
 
 
-async def pending_deadline(conn: asyncpg.Connection, community: str, issue_id: str) -> datetime | None:
+async def pending_deadline(conn: Conn, community: str, issue_id: str) -> datetime | None:
     """The next deadline the issue is waiting on (None when none runs)."""
     return await conn.fetchval(
         f"SELECT min(due_at) FROM {ESCALATION}.timers WHERE community = $1 AND issue_id = $2 AND state = 'pending'",
@@ -145,9 +146,7 @@ async def pending_deadline(conn: asyncpg.Connection, community: str, issue_id: s
     )
 
 
-async def pending_deadlines(
-    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], datetime]:
+async def pending_deadlines(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
     """Next pending deadline of many issues at once."""
     if not keys:
         return {}
@@ -161,7 +160,7 @@ async def pending_deadlines(
     return {(r["community"], r["issue_id"]): r["due"] for r in rows}
 
 
-async def feedback_of(conn: asyncpg.Connection, community: str, issue_id: str) -> list[dict[str, Any]]:
+async def feedback_of(conn: Conn, community: str, issue_id: str) -> list[dict[str, Any]]:
     """The status feedback owed or sent to the hotline for one work order, oldest first."""
     rows = await conn.fetch(
         f"SELECT feedback_id, status, note, occurred_at, attempts, last_error, sent_at FROM {OUTBOX}.outbox "
@@ -173,7 +172,7 @@ async def feedback_of(conn: asyncpg.Connection, community: str, issue_id: str) -
 
 
 async def open311_requests(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     jurisdiction: str | None,
     sources: Sequence[str],

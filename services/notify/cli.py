@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
 
 def cmd_bench_notify(args: argparse.Namespace) -> int:
-    from shared.benchkit import report
+    from services.cli.benchkit import report
 
     rows, note = _run(bench_notify(args.escalations, args.rate, args.burst, args.appends))
     report("gridwork bench notify — escalation to delivery (signed webhook, local receiver)", rows, note)
@@ -45,7 +45,7 @@ def _run(coro: Any) -> Any:
 
 async def bench_notify(escalations: int, rate: float, burst: int, appends: int) -> tuple[list[dict[str, Any]], str]:
     """Run the benchmark on a throwaway stack; returns the report rows and a note."""
-    from shared.benchkit import bench_stack, percentiles
+    from services.cli.benchkit import bench_stack, percentiles
     from shared.events import Place, now
     from shared.events.issues import IssueEscalated, IssueEscalatedData, IssueReported, IssueReportedData
     from shared.eventstore import EventStore, connect

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.db import Conn
 from shared.errors import Invalid
 from shared.events import now
 
@@ -65,7 +66,7 @@ COLUMNS = (
 
 
 async def put_recipient(
-    conn: asyncpg.Connection, sealer: Sealer, community: str, recipient_id: str, body: RecipientIn
+    conn: Conn, sealer: Sealer, community: str, recipient_id: str, body: RecipientIn
 ) -> tuple[asyncpg.Record, bool]:
     """Create or replace a directory entry (PUT: the same body twice leaves the same entry)."""
     async with conn.transaction():
@@ -127,7 +128,7 @@ async def put_recipient(
 
 
 async def rotate_webhook_secret(
-    conn: asyncpg.Connection, sealer: Sealer, community: str, recipient_id: str, secret: str, grace: timedelta
+    conn: Conn, sealer: Sealer, community: str, recipient_id: str, secret: str, grace: timedelta
 ) -> asyncpg.Record | None:
     """Make ``secret`` current; the old one keeps signing beside it until ``grace`` has passed."""
     async with conn.transaction():
@@ -159,7 +160,7 @@ async def rotate_webhook_secret(
         )
 
 
-async def get_recipient(conn: asyncpg.Connection, community: str, recipient_id: str) -> asyncpg.Record | None:
+async def get_recipient(conn: Conn, community: str, recipient_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 AND recipient_id = $2",
         community,
@@ -167,13 +168,13 @@ async def get_recipient(conn: asyncpg.Connection, community: str, recipient_id: 
     )
 
 
-async def list_recipients(conn: asyncpg.Connection, community: str) -> list[asyncpg.Record]:
+async def list_recipients(conn: Conn, community: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 ORDER BY kind, recipient_id", community
     )
 
 
-async def delete_recipient(conn: asyncpg.Connection, community: str, recipient_id: str) -> bool:
+async def delete_recipient(conn: Conn, community: str, recipient_id: str) -> bool:
     status = await conn.execute(
         "DELETE FROM notify_recipients WHERE community = $1 AND recipient_id = $2", community, recipient_id
     )
@@ -235,7 +236,7 @@ def recipient_of(row: Any) -> Recipient:
     )
 
 
-async def directory(conn: asyncpg.Connection, community: str) -> list[Recipient]:
+async def directory(conn: Conn, community: str) -> list[Recipient]:
     """The community's active entries, for routing."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM public.notify_recipients WHERE community = $1 AND active ORDER BY recipient_id",

@@ -72,6 +72,7 @@ async def acknowledge(
             actor,
             via,
         )
+    assert watch is not None  # the row was just read under lock: the UPDATE finds it
     ACKNOWLEDGEMENTS.labels(watch["recipient_kind"], "acknowledged").inc()
     return _answer(watch, already=False)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import structlog
 
+from shared.db import Conn
 from shared.events import Event, now
 from shared.eventstore import StoredEvent
 
@@ -119,20 +119,19 @@ class Outbox:
                      notification_id(source_id, rid, first), first, due)
                 )  # fmt: skip
 
-    async def flush(self, conn: asyncpg.Connection) -> int:
+    async def flush(self, conn: Conn) -> int:
         """Write everything collected (idempotently) and wake the delivery worker; returns new rows."""
         if not self.deliveries:
             return 0
         columns = [list(col) for col in zip(*self.deliveries, strict=True)]
         watch_columns = [list(col) for col in zip(*self.watches, strict=True)] if self.watches else [[]] * 10
         row = await conn.fetchrow(WRITE_OUTBOX, *columns, *watch_columns, WAKE_CHANNEL)
+        assert row is not None  # WRITE_OUTBOX always returns its one row
         self.deliveries, self.watches = [], []
         return int(row["written"])
 
 
-async def note_unrouted(
-    conn: asyncpg.Connection, community: str, source_id: str, subject_ref: str, reason: str
-) -> None:
+async def note_unrouted(conn: Conn, community: str, source_id: str, subject_ref: str, reason: str) -> None:
     log.warning("unrouted", community=community, source_id=source_id, subject_ref=subject_ref, reason=reason)
     await conn.execute(
         "INSERT INTO public.notify_unrouted (source_id, community, subject_ref, reason) VALUES ($1, $2, $3, $4) "
@@ -194,7 +193,7 @@ class NotifyRouting:
             self._rules = default_rules()
         return self._rules
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Fold a batch; the outbox rows of all its events go in one statement at the end."""
         batch = _Batch()
         for stored in events:
@@ -204,7 +203,7 @@ class NotifyRouting:
                 await handler(conn, stored, event, batch)
         await batch.outbox.flush(conn)
 
-    async def _live(self, conn: asyncpg.Connection, batch: _Batch, schema: str | None = None) -> bool:
+    async def _live(self, conn: Conn, batch: _Batch, schema: str | None = None) -> bool:
         """Whether this is the live schema.  A replay folds into a shadow schema: it rebuilds the views
         but must not route (and so send) old events again, e.g. to a recipient added since."""
         if batch.live is None:
@@ -213,7 +212,7 @@ class NotifyRouting:
             batch.live = schema == f"proj_{self.name}"
         return batch.live
 
-    async def _on_CommunityRegistered(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _b: _Batch) -> None:
+    async def _on_CommunityRegistered(self, conn: Conn, stored: StoredEvent, e: Any, _b: _Batch) -> None:
         await conn.execute(
             "INSERT INTO communities (community, street, name) VALUES ($1, $2, $3) "
             "ON CONFLICT (community) DO UPDATE SET street = $2, name = $3",
@@ -222,7 +221,7 @@ class NotifyRouting:
             e.data.name,
         )
 
-    async def _on_IssueReported(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, _b: _Batch) -> None:
+    async def _on_IssueReported(self, conn: Conn, stored: StoredEvent, e: Any, _b: _Batch) -> None:
         d = e.data
         await conn.execute(
             """INSERT INTO issues (community, issue_id, category, subcategory, severity, place, description,
@@ -239,10 +238,11 @@ class NotifyRouting:
         )
 
     async def _lookup(
-        self, conn: asyncpg.Connection, batch: _Batch, community: str, issue_id: str
+        self, conn: Conn, batch: _Batch, community: str, issue_id: str
     ) -> tuple[dict[str, Any], list[Recipient]] | None:
         """The issue view and the community's directory in one round trip (None during a replay)."""
         row = await conn.fetchrow(LOOKUP, community, issue_id)
+        assert row is not None  # LOOKUP reads from no table: it always returns its one row
         if not await self._live(conn, batch, row["schema"]):
             return None
         issue = json.loads(row["issue"]) if row["issue"] else {"place": {}}
@@ -250,7 +250,7 @@ class NotifyRouting:
 
     async def _route(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         batch: _Batch,
         stored: StoredEvent,
         e: Any,
@@ -287,7 +287,7 @@ class NotifyRouting:
             at=now(),
         )
 
-    async def _on_IssueEscalated(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueEscalated(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         d = e.data
         found = await self._lookup(conn, batch, e.community, d.issue_id)
         if found is None:
@@ -320,7 +320,7 @@ class NotifyRouting:
         }
         await self._route(conn, batch, stored, e, facts, "escalation", template, directory)
 
-    async def _on_IssueOverdue(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueOverdue(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         d = e.data
         found = await self._lookup(conn, batch, e.community, d.issue_id)
         if found is None:
@@ -347,7 +347,7 @@ class NotifyRouting:
         }
         await self._route(conn, batch, stored, e, facts, "overdue", template, directory)
 
-    async def _close_watches(self, conn: asyncpg.Connection, e: Any, batch: _Batch) -> None:
+    async def _close_watches(self, conn: Conn, e: Any, batch: _Batch) -> None:
         # A resolved, closed or merged issue needs nobody to acknowledge its escalations any more.
         if not await self._live(conn, batch):
             return
@@ -358,16 +358,16 @@ class NotifyRouting:
             e.data.issue_id,
         )
 
-    async def _on_IssueResolved(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueResolved(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_IssueClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_IssueMerged(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueMerged(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_QuotaPeriodClosed(self, conn: asyncpg.Connection, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_QuotaPeriodClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
         if not await self._live(conn, batch):
             return
         d = e.data

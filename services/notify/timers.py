@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from shared.db import Conn
 from shared.events import now
 from shared.events.notify import NotificationUnacknowledged, NotificationUnacknowledgedData
 from shared.service import Runtime
@@ -105,7 +106,7 @@ async def send_digests(runtime: Runtime, settings: NotifySettings) -> int:
     return made
 
 
-async def _one_digest(conn: asyncpg.Connection, community: str, current: Any) -> int:
+async def _one_digest(conn: Conn, community: str, current: Any) -> int:
     day = current.date()
     did = digest_id(community, day)
     # One digest per community and day: a second process (or a later line) finds it made.

@@ -531,4 +531,5 @@ async def delivery_outbox(runtime: Runtime) -> OutboxStatus:
             "count(*) FILTER (WHERE state = 'dead') AS dead "
             "FROM notify_deliveries WHERE state <> 'delivered'"
         )
+    assert row is not None  # an aggregate query always returns its row
     return OutboxStatus("notify_deliveries", row["pending"], scheduled=row["scheduled"], dead=row["dead"])

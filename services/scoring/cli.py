@@ -81,16 +81,16 @@ def cmd_rulebooks(_args: argparse.Namespace) -> int:
 def cmd_close(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from shared import natsfix
-    from shared.commands import load_settings
+    from services.cli.local import load_settings
     from shared.db import create_pool
     from shared.eventstore import EventStore, connect
+    from shared.nats import patches
 
     from .closing import close_due_periods
     from .settings import scoring_settings
 
     async def run() -> Any:
-        natsfix.install()
+        patches.install()
         settings = scoring_settings(load_settings())
         nc = await connect(settings, "gridwork-scoring-close")
         pool = await create_pool(settings)
@@ -159,7 +159,7 @@ async def _generate(
     n = 0
     started = time.perf_counter()
     if workload == "simulate":
-        from shared.simulate import by_aggregate, generate
+        from services.cli.workload import by_aggregate, generate
 
         for _day, events in generate(communities, days, seed=1, start=start):
             groups = by_aggregate(events)
@@ -180,7 +180,7 @@ async def _generate(
 
 
 async def _latency(call: Any, n: int) -> dict[str, float]:
-    from shared.benchkit import percentiles
+    from services.cli.benchkit import percentiles
 
     samples = []
     for _ in range(max(5, n // 10)):  # warm-up: plans cached, pool connections open
@@ -252,11 +252,11 @@ async def bench_scoring(
 
     import httpx
 
-    from shared import natsfix
+    from services.cli.benchkit import bench_stack, console, report
     from shared.auth import mint_token
-    from shared.benchkit import bench_stack, console, report
     from shared.db import create_pool, migrate
     from shared.eventstore import EventStore, connect
+    from shared.nats import patches
     from shared.projection import replay, stream_reader
 
     from . import queries as q
@@ -265,7 +265,7 @@ async def bench_scoring(
     from .projections import ScoringProjection
     from .settings import scoring_settings
 
-    natsfix.install()
+    patches.install()
     rows: list[dict[str, Any]] = []
     async with bench_stack("scoring") as base:
         settings = scoring_settings(base, scoring_close_interval_seconds=0, projection_batch=batch)

@@ -34,6 +34,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Histogram
 
+from shared.db import Conn
 from shared.events import SHANGHAI
 from shared.events import now as shanghai_now
 from shared.events.envelope import TOKEN_PATTERN
@@ -213,7 +214,7 @@ def _ended_periods(
     return out
 
 
-async def _closures(conn: asyncpg.Connection, schema: str, keys: dict[Key, Period]) -> set[Key]:
+async def _closures(conn: Conn, schema: str, keys: dict[Key, Period]) -> set[Key]:
     if not keys:
         return set()
     ks = list(keys)
@@ -228,7 +229,7 @@ async def _closures(conn: asyncpg.Connection, schema: str, keys: dict[Key, Perio
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-async def _numbers(conn: asyncpg.Connection, schema: str, keys: set[Key]) -> dict[Key, dict[str, tuple[float, float]]]:
+async def _numbers(conn: Conn, schema: str, keys: set[Key]) -> dict[Key, dict[str, tuple[float, float]]]:
     """Folded numerator and denominator of every item of the given worker-periods."""
     out: dict[Key, dict[str, tuple[float, float]]] = defaultdict(dict)
     if not keys:

@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 
+from shared.db import Conn
 from shared.metrics import SnapshotGauges
 from shared.service import Runtime
 
@@ -58,7 +59,7 @@ COMPLETION = CompletionGauges()
 REGISTRY.register(COMPLETION)
 
 
-async def completion_ratios(conn: asyncpg.Connection | asyncpg.Pool, rules: RuleSet, today: date) -> Completion:
+async def completion_ratios(conn: Conn | asyncpg.Pool, rules: RuleSet, today: date) -> Completion:
     """The completion of every known community in each period kind that contains ``today``."""
     communities = await conn.fetch(
         f"""SELECT community FROM {SCHEMA}.community

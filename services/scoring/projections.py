@@ -33,9 +33,9 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-import asyncpg
 from pydantic_core import from_json
 
+from shared.db import Conn
 from shared.eventstore import StoredEvent
 
 from .calendar import DayInfo, Period, day_info, local_day_key
@@ -570,7 +570,7 @@ class _Batch:
         self.params = self._fold_params(seq)
         return self
 
-    async def write(self, conn: asyncpg.Connection) -> None:
+    async def write(self, conn: Conn) -> None:
         """Write the prepared batch: the rare directory changes first, then everything else in one statement."""
         seq = self.seq
         await conn.execute(STAGING)
@@ -663,7 +663,7 @@ class _Batch:
         params += [[u[j] for u in used] for j in range(3)]
         return params
 
-    async def _write_households(self, conn: asyncpg.Connection) -> None:
+    async def _write_households(self, conn: Conn) -> None:
         touched = list({(c, h) for c, h, _op, _f in self.household_ops})
         await conn.copy_records_to_table("_fold_household_key", records=touched, schema_name="pg_temp")
         rows = await conn.fetch(
@@ -768,7 +768,7 @@ class ScoringProjection:
         return self._rules
 
     @property
-    def event_types(self) -> tuple[str, ...]:  # type: ignore[override]
+    def event_types(self) -> tuple[str, ...]:
         return tuple(sorted(set(BASE_EVENT_TYPES) | self.rules.event_types()))
 
     ddl = DDL
@@ -785,7 +785,7 @@ class ScoringProjection:
             add(etype, subject[first : subject.find(".", first)], occurred, data, e.seq)
         return batch.prepare(events[-1].seq)
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Fold a batch: decode, aggregate in memory, write in one statement (plus rare directory ones)."""
         await self.fold_batch(events).write(conn)
 
@@ -806,7 +806,7 @@ class ScoringProjection:
             await asyncio.sleep(0)
         return batch.prepare(events[-1].seq)
 
-    async def write(self, conn: asyncpg.Connection, staged: _Batch) -> None:
+    async def write(self, conn: Conn, staged: _Batch) -> None:
         await staged.write(conn)
 
 

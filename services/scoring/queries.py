@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import Conn
 from shared.events import CATEGORIES, LEVELS
 
 from .calendar import (
@@ -32,7 +33,7 @@ from .domain import Rulebook, RuleSet
 from .projections import SCHEMA
 
 
-async def street_of(conn: asyncpg.Connection | asyncpg.Pool, community: str, schema: str = SCHEMA) -> str | None:
+async def street_of(conn: Conn | asyncpg.Pool, community: str, schema: str = SCHEMA) -> str | None:
     """The street (街道) a community registered under, if it did."""
     return await conn.fetchval(f"SELECT street FROM {schema}.community WHERE community = $1", community)
 
@@ -55,7 +56,7 @@ def _summary(results: Sequence[dict[str, Any]]) -> str:
 
 
 async def worker_progress(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn | asyncpg.Pool,
     rules: RuleSet,
     community: str,
     worker: str,
@@ -235,7 +236,7 @@ _USED = "(SELECT array_agg(u.rulebook || '@' || u.version) FROM {schema}.ruleboo
 
 
 async def community_board(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn | asyncpg.Pool,
     rules: RuleSet,
     community: str,
     period: Period,
@@ -286,7 +287,7 @@ async def community_board(
 
 
 async def street_board(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn | asyncpg.Pool,
     rules: RuleSet,
     street: str,
     period: Period,
@@ -359,7 +360,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 async def community_figures(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn | asyncpg.Pool,
     rules: RuleSet,
     community: str,
     year: int,

@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 
+from services.cli.benchkit import bench_stack, percentiles, report
+from services.cli.embedded import free_port
 from shared.auth import mint_token
-from shared.benchkit import bench_stack, percentiles, report
-from shared.embedded import free_port
 from shared.events import SHANGHAI
 from shared.events.visits import VisitLogged, VisitLoggedData
 from shared.eventstore import EventStore, connect

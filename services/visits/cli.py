@@ -14,7 +14,7 @@ from shared.auth import Principal
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a ledger sheet (CSV or XLSX) into a community; exit 2 when rows were rejected."""
-    from shared.commands import load_settings
+    from services.cli.local import load_settings
 
     from .settings import visits_settings
 

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from shared.db import Conn
 from shared.events import SHANGHAI
 from shared.eventstore import StoredEvent
 
@@ -71,7 +70,7 @@ class DirectoryProjection:
     CREATE INDEX IF NOT EXISTS households_by_building ON households (community, building_id);
     """
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Fold directory events one by one (they are few; the ledger import is the big burst)."""
         registered: list[tuple[Any, ...]] = []
         for stored in events:
@@ -236,7 +235,7 @@ class DirectoryProjection:
         if registered:
             await self._register_households(conn, registered)
 
-    async def _register_households(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    async def _register_households(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
         await conn.executemany(
             "INSERT INTO households (community, household_id, building_id, unit, room, grid_id, grid_pinned, "
             "members, tags, fields_present, sealed, version, registered_at, updated_at) "
@@ -302,7 +301,7 @@ class ActivityProjection:
         PRIMARY KEY (community, household_id));
     """
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> None:
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Aggregate the batch in memory, then one upsert per table (a sync burst is 500 visits)."""
         household: dict[tuple[str, str], list[Any]] = {}
         days: dict[tuple[str, str, Any], dict[str, float]] = defaultdict(lambda: defaultdict(float))

@@ -29,7 +29,8 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     **notify.UPCASTERS,
 }
 
-AnyEvent = Annotated[Union[tuple(EVENT_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
+#: The discriminated union of every event model, built at run time (so, to a type checker, just a value).
+AnyEvent: Any = Annotated[Union[tuple(EVENT_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 # The current version of each type, read from its model's schema_version default.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,13 +14,13 @@ Category = Literal[
     "conflicts_disputes",  # 矛盾纠纷
     "livelihood_services",  # 民生服务
 ]
-CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 Severity = Literal["low", "medium", "high", "critical"]
 
 #: The escalation ladder: 小事不出楼栋、大事不出小区、落脚点在社区.
 Level = Literal["building", "compound", "community", "street"]
-LEVELS: tuple[str, ...] = Level.__args__  # type: ignore[attr-defined]
+LEVELS: tuple[Level, ...] = get_args(Level)
 
 #: Outside agencies an issue can be escalated to.
 Target = Literal["property_management", "police", "street_office", "urban_management", "hotline"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -226,4 +227,4 @@ EVENTS: tuple[type[Event], ...] = (
     HotlineOrderReceived,
     HotlineFeedbackSent,
 )
-UPCASTERS: dict = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -83,4 +84,4 @@ EVENTS: tuple[type[Event], ...] = (
     NotificationAcknowledged,
     NotificationDeadLettered,
 )
-UPCASTERS: dict = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -74,4 +75,4 @@ class PointsAwarded(Event):
 
 
 EVENTS: tuple[type[Event], ...] = (QuotaPeriodClosed, PointsAwarded)
-UPCASTERS: dict = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

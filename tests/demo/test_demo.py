@@ -8,10 +8,10 @@ from datetime import datetime
 import httpx
 import pytest
 
-from services.demo import COMMUNITY, Demo, demo_environment, demo_receiver, demo_window, working_days
+from services.cli.demo import COMMUNITY, Demo, demo_environment, demo_receiver, demo_window, working_days
+from services.cli.embedded import free_port
+from services.cli.stack import LocalStack
 from shared.auth import mint_token
-from shared.commands import LocalStack
-from shared.embedded import free_port
 from shared.events import SHANGHAI, now
 from shared.settings import Settings
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 
-from shared import natsfix
 from shared.activity import ActivityProjection
 from shared.db import create_pool
 from shared.eventstore import connect
+from shared.nats import patches
 from shared.projection import ProjectionRunner
 from shared.settings import Settings
 
 
 async def main() -> None:
-    natsfix.install()
+    patches.install()
     settings = Settings()
     until = int(os.environ["GRIDWORK_TEST_FOLD_UNTIL"])
     nc = await connect(settings, "fold-worker")

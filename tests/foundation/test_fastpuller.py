@@ -12,7 +12,7 @@ from nats.protocol.parser import Parser
 from shared.activity import ActivityProjection
 from shared.events.visits import ShiftEnded, ShiftEndedData
 from shared.eventstore import EventStore, connect
-from shared.fastpuller import FastPuller, _Parser
+from shared.nats.replay_reader import FastPuller, _Parser
 from shared.projection import stream_reader
 from shared.settings import Settings
 from tests.foundation.test_projections import START, visits

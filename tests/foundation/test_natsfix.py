@@ -7,8 +7,8 @@ import asyncio
 import nats.errors
 import pytest
 
-from shared import natsfix
 from shared.eventstore import connect
+from shared.nats import patches
 from shared.settings import Settings
 
 
@@ -28,18 +28,18 @@ async def test_framed_publish_arrives_as_nats_py_publish_sends_it(settings: Sett
         headers = {"Nats-Msg-Id": "0193d5e2-7c1a-7f00-8000-000000000001", "Gridwork-Version": "3"}
         payload = '{"text": "网格员 ✓"}'.encode()
         await nc.publish(subject, payload, reply="_INBOX.x.1", headers=headers)
-        await natsfix.publish(nc, subject, payload, "_INBOX.x.1", headers)
+        await patches.publish(nc, subject, payload, "_INBOX.x.1", headers)
         await nc.publish(subject, b"", headers={"A": "1"})
-        await natsfix.publish(nc, subject, b"", "", {"A": "1"})
+        await patches.publish(nc, subject, b"", "", {"A": "1"})
         await asyncio.wait_for(done.wait(), 5)
         assert got[0] == got[1] == (subject, "_INBOX.x.1", payload, headers)
         assert got[2] == got[3] == (subject, "", b"", {"A": "1"})
-        assert natsfix.header_block({"A": "1", "B": "x.y.*"}) == b"NATS/1.0\r\nA: 1\r\nB: x.y.*\r\n\r\n"
+        assert patches.header_block({"A": "1", "B": "x.y.*"}) == b"NATS/1.0\r\nA: 1\r\nB: x.y.*\r\n\r\n"
 
         # the connection's limits and state are checked as nats-py checks them
         with pytest.raises(nats.errors.MaxPayloadError):
-            await natsfix.publish(nc, subject, b"x" * (nc.max_payload + 1), "", {"A": "1"})
+            await patches.publish(nc, subject, b"x" * (nc.max_payload + 1), "", {"A": "1"})
     finally:
         await nc.close()
     with pytest.raises(nats.errors.ConnectionClosedError):
-        await natsfix.publish(nc, subject, b"", "", {"A": "1"})
+        await patches.publish(nc, subject, b"", "", {"A": "1"})

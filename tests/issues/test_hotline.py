@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from services.cli.embedded import free_port
 from services.issues.app import build_app
-from shared.embedded import free_port
 from shared.events import now
 from shared.settings import Settings
 from tests.issues.conftest import COMMUNITY, Service, make_settings

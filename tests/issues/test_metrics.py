@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.cli.embedded import free_port
 from services.issues.app import build_app
 from services.issues.gauges import reports_board
-from shared.embedded import free_port
 from shared.settings import Settings
 from tests.issues.conftest import COMMUNITY, Service, make_settings, policy_file
 from tests.issues.test_hotline import ORDERS, HotlineReceiver, work_order

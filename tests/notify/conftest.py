@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
+from services.cli.embedded import free_port
 from services.notify.receiver import LocalReceiver
 from services.notify.settings import NotifySettings
-from shared.embedded import free_port
 from shared.eventstore import EventStore, connect
 from shared.settings import Settings
 

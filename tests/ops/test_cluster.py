@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.cluster import NatsCluster
+from services.cli.embedded import NatsCluster
 from shared.db import create_pool
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
 from shared.eventstore import AppendResult, ConcurrencyError, EventStore, StoredEvent, connect

@@ -21,15 +21,14 @@ from pathlib import Path
 import nats.errors
 import pytest
 
-from services.simulator import SYNC_KINDS, ApiSimulator
-from shared.cluster import NatsCluster
-from shared.commands import SERVICE_NAMES, LocalStack
-from shared.embedded import free_port
+from services.cli.embedded import NatsCluster, free_port
+from services.cli.simulate import SYNC_KINDS, ApiSimulator
+from services.cli.stack import SERVICE_NAMES, LocalStack
+from services.cli.workload import generate
 from shared.events import now
 from shared.eventstore import EventStore, connect
-from shared.natsauth import load_permissions, new_passwords, render_authorization
+from shared.nats.users import load_permissions, new_passwords, render_authorization
 from shared.settings import Settings
-from shared.simulate import generate
 from tests.support import eventually
 
 COMMUNITIES, DAYS, SEED, HOUSEHOLDS = 1, 4, 11, 300

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.embedded import nats_server_binary
-from shared.natsauth import load_permissions, password_variable, write_dev_certificates
+from services.cli.embedded import nats_server_binary
+from shared.nats.users import load_permissions, password_variable, write_dev_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from services.cli.embedded import EmbeddedNats, free_port, local_nats_passwords
+from services.cli.local import load_settings
+from services.cli.stack import LocalStack
 from services.visits.app import build_app
-from shared.commands import LocalStack, load_settings
-from shared.embedded import EmbeddedNats, free_port, local_nats_passwords
 from shared.eventstore import EventStore, connect, nats_credentials
-from shared.natsauth import load_permissions
+from shared.nats.users import load_permissions
 from shared.settings import Settings
 from tests.conftest import Stack
 from tests.support import running

@@ -18,14 +18,13 @@ import pytest
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
-from shared.cluster import NatsNode
+from services.cli.embedded import NatsNode, free_port
 from shared.db import migrate
-from shared.embedded import free_port
 from shared.events import Event
 from shared.events.notify import NotificationData, NotificationSent
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
 from shared.eventstore import Aggregate, EventStore, StoredEvent, aggregate_filter, connect
-from shared.natsauth import (
+from shared.nats.users import (
     PERMISSIONS_FILE,
     load_permissions,
     nats_url_for,

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
+from services.cli.embedded import free_port
+from services.cli.stack import SERVICE_NAMES, LocalStack
 from services.scoring.app import build_app
-from shared.commands import SERVICE_NAMES, LocalStack
-from shared.embedded import free_port
 from shared.events.visits import (
     CommunityRegistered,
     CommunityRegisteredData,

@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.cli.embedded import free_port
 from services.scoring import queries, synth
 from services.scoring.calendar import parse_period
 from services.scoring.projections import ScoringProjection
 from services.scoring.settings import scoring_settings
-from shared.embedded import free_port
 from shared.projection import replay
 from shared.settings import Settings
 from tests.support import eventually

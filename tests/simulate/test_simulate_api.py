@@ -12,16 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from services.demo import ApiPlayer
-from services.simulator import SYNC_KINDS, simulate_via_api
+from services.cli.embedded import create_database, free_port
+from services.cli.player import ApiPlayer
+from services.cli.simulate import SYNC_KINDS, simulate_into_store, simulate_via_api
+from services.cli.stack import LocalStack
+from services.cli.workload import generate
 from shared.auth import mint_token
-from shared.commands import LocalStack, simulate_into_store
-from shared.embedded import create_database, free_port
 from shared.events import now
 from shared.eventstore import EventStore, connect
-from shared.natsauth import render_authorization
+from shared.nats.users import render_authorization
 from shared.settings import Settings
-from shared.simulate import generate
 from tests.support import eventually
 
 COMMUNITIES, DAYS, SEED, HOUSEHOLDS = 1, 8, 5, 400

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import main as gridwork
+from services.cli.main import main as gridwork
 from tests.support import eventually
 
 from .conftest import WAIT, Field

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from shared.events import now
 
 from ..settings import NotifySettings
-from . import Address, DeliveryError, Message
+from .base import Address, DeliveryError, Message
 
 
 def build_email(message: Message, sender: str, to: str) -> EmailMessage:

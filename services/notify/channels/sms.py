@@ -18,7 +18,7 @@ import json
 import aiohttp
 
 from ..settings import NotifySettings
-from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 SMS_LIMIT = 500
 

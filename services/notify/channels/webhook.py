@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 HDR_DELIVERY = "Gridwork-Delivery"
 HDR_TIMESTAMP = "Gridwork-Timestamp"

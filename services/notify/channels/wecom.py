@@ -17,7 +17,7 @@ import json
 
 import aiohttp
 
-from . import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
 
 MARKDOWN_LIMIT = 4096
 RETRYABLE_ERRCODES = {-1, 45009}

@@ -67,6 +67,7 @@ async def get_community(
             f"(SELECT count(*) FROM {DIRECTORY}.households WHERE community = $1) AS households",
             community,
         )
+    assert counts is not None  # a SELECT without FROM always returns its row
     return {**dict(row), **dict(counts)}
 
 

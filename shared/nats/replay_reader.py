@@ -9,22 +9,24 @@ straight to the puller (no ``Msg``, no queue, no task switch).  Everything else 
 subscriptions, status messages without a reply, PING/PONG/INFO/-ERR) goes exactly where nats-py
 sends it, in arrival order.  The original parser comes back when the last fast puller stops.
 
-Headers are kept raw and parsed only if read (:class:`shared.natsfix.LazyHeaders`).  Given
+Headers are kept raw and parsed only if read (:class:`shared.nats.patches.LazyHeaders`).  Given
 ``types``, the puller keeps only events of those types (the subject's last token) and drops the
 rest as they arrive, so its consumer needs no subject filter (see ``shared.projection.stream_reader``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.errors import ProtocolError
 from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Parser
 
-from .eventstore import StoredEvent
-from .natsfix import LazyHeaders
-from .puller import Pulled, Puller, parse_ack_subject
+from ..eventstore import StoredEvent
+from . import patches
+from .patches import LazyHeaders
+from .pull_consumer import Pulled, Puller, parse_ack_subject
 
 _CRLF = b"\r\n"
 _HDR_LINE = len(b"NATS/1.0\r\n")  # the header block's version line, before the header lines
@@ -192,15 +194,28 @@ class FastPuller(Puller):
 
     async def start(self) -> None:
         await super().start()
-        _register(self.nc, self._sub._id, self._take)
+        if patches.active():  # else deliveries come through nats-py's own path, to _on_msg
+            _register(self.nc, self._sub._id, self._take)
 
     async def stop(self) -> None:
-        if self._sub is not None:
+        if self._sub is not None and patches.active():
             _unregister(self.nc, self._sub._id)
         await super().stop()
 
+    async def _on_msg(self, msg: Any) -> None:
+        """A delivery on the stock nats-py path (the patches stood down): the same bookkeeping."""
+        if not msg.reply:  # a status message: the request ended
+            self._done.set()
+            return
+        self._keep(msg.subject.encode(), msg.reply.encode(), msg.headers or None, msg.data)
+
     def _take(self, subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> None:
         """One delivery (as :meth:`Puller._on_msg` takes it; status messages still go there)."""
+        # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
+        self._keep(subject, reply, LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None, data)
+
+    def _keep(self, subject: bytes, reply: bytes, headers: Mapping[str, str] | None, data: bytes) -> None:
+        """Count one delivery and keep its event when it is of a wanted type."""
         t = reply.split(b".")
         if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
             seq, deliveries, ts, pending, cseq = int(t[5]), int(t[4]), int(t[7]), int(t[8]), int(t[6])
@@ -212,8 +227,6 @@ class FastPuller(Puller):
         self.drained = pending == 0
         self._seen += 1
         if self.types is None or subject[subject.rfind(b".") + 1 :] in self.types:
-            # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
-            headers = LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None
             event = StoredEvent(seq, subject.decode(), data, headers, ts)
             self._buf.append(Pulled(event, deliveries, reply.decode(), pending))
         if self._seen >= self._want:

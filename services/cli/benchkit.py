@@ -24,9 +24,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import natsfix
+from shared.nats import patches
+from shared.settings import Settings
+
 from .embedded import EmbeddedNats, EmbeddedPostgres, create_database, free_port
-from .settings import Settings
 
 console = Console(width=160)
 
@@ -34,7 +35,7 @@ console = Console(width=160)
 @contextlib.asynccontextmanager
 async def bench_stack(name: str = "bench", sync_interval: str = "2m") -> AsyncIterator[Settings]:
     """Settings on a fresh namespace and database, on the configured servers or an embedded stack."""
-    natsfix.install()
+    patches.install()
     tag = f"b{secrets.token_hex(3)}"
     nats_url = os.environ.get("GRIDWORK_NATS_URL")
     db_url = os.environ.get("GRIDWORK_DATABASE_URL")

@@ -19,177 +19,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .embedded import EmbeddedNats, free_port, local_nats_passwords
-from .natsauth import (
+from shared.nats.users import (
     DEV_HOSTNAMES,
-    DevCertificates,
     load_permissions,
     render_authorization,
     write_dev_certificates,
 )
-from .settings import Settings
+from shared.settings import Settings
 
-
-@dataclass
-class NatsNode(EmbeddedNats):
-    """One nats-server of a cluster: the embedded server's config plus routes, TLS and users."""
-
-    cluster_name: str = "gridwork"
-    cluster_port: int = 0
-    routes: tuple[int, ...] = ()
-    #: A rendered ``authorization { … }`` block (shared.natsauth), or "" for an open server.
-    authorization: str = ""
-    tls: DevCertificates | None = None
-
-    @property
-    def url(self) -> str:
-        scheme = "tls" if self.tls else "nats"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def config(self) -> str:
-        parts = [super().config()]
-        if self.cluster_port:
-            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
-            # no_advertise: clients use the servers they were given (with their credentials)
-            # instead of gossiped addresses that carry none.
-            parts.append(
-                f'cluster {{\n  name: "{self.cluster_name}"\n  listen: 127.0.0.1:{self.cluster_port}\n'
-                f"  routes: [{routes}]\n  no_advertise: true\n}}\n"
-            )
-        if self.tls:
-            parts.append(
-                f'tls {{\n  cert_file: "{self.tls.cert}"\n  key_file: "{self.tls.key}"\n'
-                f'  ca_file: "{self.tls.ca}"\n  timeout: 5\n}}\n'
-            )
-        if self.authorization:
-            parts.append(self.authorization)
-        return "".join(parts)
-
-    def reload(self) -> None:
-        """Rewrite the config (e.g. new users) and have the running server re-read it (SIGHUP)."""
-        (self.data_dir / "nats.conf").write_text(self.config())
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGHUP)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, not a shutdown (no leadership hand-over, no final flush)."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
-    def jsz(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.monitor_url}/jsz", timeout=2) as r:
-            return json.loads(r.read())
-
-
-@dataclass
-class NatsCluster:
-    """``size`` nats-server processes on 127.0.0.1 forming one JetStream cluster."""
-
-    data_dir: Path
-    size: int = 3
-    sync_interval: str = "2m"
-    #: Client ports n1..nN are ``base_port + i``, routes ``base_port + 2000 + i``, monitoring
-    #: ``base_port + 4000 + i``; 0 picks free ports (tests).
-    base_port: int = 0
-    authorization: str = ""
-    tls: DevCertificates | None = None
-    nodes: list[NatsNode] = field(default_factory=list)
-
-    def _ports(self) -> list[tuple[int, int, int]]:
-        if self.base_port:
-            b = self.base_port
-            return [(b + i, b + 2000 + i, b + 4000 + i) for i in range(self.size)]
-        return [(free_port(), free_port(), free_port()) for _ in range(self.size)]
-
-    def start(self, timeout: float = 30) -> NatsCluster:
-        """Start every node, then wait until the JetStream meta group has a leader all nodes agree on."""
-        ports = self._ports()
-        self.nodes = []
-        for i, (client, route, monitor) in enumerate(ports, start=1):
-            node = NatsNode(
-                data_dir=self.data_dir / f"n{i}",
-                port=client,
-                monitor_port=monitor,
-                sync_interval=self.sync_interval,
-                server_name=f"n{i}",
-                cluster_port=route if self.size > 1 else 0,  # one node: plain JetStream, no routes
-                routes=tuple(r for _, r, _ in ports if r != route),
-                authorization=self.authorization,
-                tls=self.tls,
-            )
-            self.nodes.append(node)
-        try:
-            for node in self.nodes:
-                node.start()
-            if self.size > 1:
-                self.wait_for_meta_leader(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def wait_for_meta_leader(self, timeout: float = 30) -> str:
-        """The JetStream meta leader's name, once every running node reports the same one and the
-        leader sees every other running node as a current peer (before that, creating a stream with
-        three replicas fails with "no suitable peers for placement")."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                running = self.running()
-                leaders = {n.jsz().get("meta_cluster", {}).get("leader") for n in running}
-                last = leaders
-                if len(leaders) == 1 and None not in leaders and "" not in leaders:
-                    leader = str(next(iter(leaders)))
-                    peers = self.node(leader).jsz().get("meta_cluster", {}).get("replicas") or []
-                    current = {p["name"] for p in peers if p.get("current")}
-                    last = f"leader {leader}, current peers {sorted(current)}"
-                    if current >= {n.server_name for n in running if n.server_name != leader}:
-                        return leader
-            except OSError as err:
-                last = err
-            time.sleep(0.1)
-        raise RuntimeError(f"no JetStream meta leader within {timeout}s (last: {last})")
-
-    def running(self) -> list[NatsNode]:
-        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
-
-    def node(self, name: str) -> NatsNode:
-        for n in self.nodes:
-            if n.server_name == name:
-                return n
-        raise KeyError(name)
-
-    @property
-    def urls(self) -> list[str]:
-        return [n.url for n in self.nodes]
-
-    @property
-    def url(self) -> str:
-        """All servers, comma separated: the value of ``GRIDWORK_NATS_URL``."""
-        return ",".join(self.urls)
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
-
+from .embedded import NatsCluster, NatsNode, local_nats_passwords
 
 # ------------------------------------------------------------------------------------ commands
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from .commands import load_settings
+    from .local import load_settings
 
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
@@ -198,7 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:
-    from .commands import LocalStack, print_endpoints, run_until_signalled
+    from .stack import LocalStack, print_endpoints, run_until_signalled
 
     settings = _settings(args)
     # The production users and permissions (deploy/nats/permissions.toml) on every node, as `gridwork up`.
@@ -244,7 +94,7 @@ def _wait_for_signal() -> None:
 
 
 def cmd_cluster_streams(args: argparse.Namespace) -> int:
-    from .eventstore import EventStore, connect
+    from shared.eventstore import EventStore, connect
 
     settings = _settings(args)
 
@@ -286,9 +136,10 @@ def cmd_cluster_certs(args: argparse.Namespace) -> int:
 
 async def _measure_appends(settings: Settings, events: int, singles: int) -> dict[str, Any]:
     """Pipelined append rate (median of 3 runs) and one-at-a-time append latency on ``settings``."""
+    from shared.eventstore import EventStore, connect
+
     from .bench import visit_batches
     from .benchkit import percentiles, timed_runs
-    from .eventstore import EventStore, connect
 
     nc = await connect(settings, "gridwork-bench-sync")
     try:
@@ -321,9 +172,9 @@ async def bench_sync_interval(events: int = 10_000, singles: int = 500) -> list[
     import secrets
     import tempfile
 
-    from . import natsfix
+    from shared.nats import patches
 
-    natsfix.install()
+    patches.install()
     rows: list[dict[str, Any]] = []
     for nodes in (1, 3):
         for sync in ("2m", "always"):
@@ -394,8 +245,8 @@ __all__ = ["NatsCluster", "NatsNode", "register"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m shared.cluster …``: the same commands before they are wired into ``gridwork``."""
-    parser = argparse.ArgumentParser(prog="python -m shared.cluster")
+    """``python -m services.cli.cluster …``: the same commands before they are wired into ``gridwork``."""
+    parser = argparse.ArgumentParser(prog="python -m services.cli.cluster")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     register(commands, bench)

@@ -1,6 +1,6 @@
 """``gridwork simulate --via api``: the simulator's workload played through the public HTTP APIs.
 
-``shared.simulate.generate`` yields the same deterministic events the store path appends; here
+``services.cli.workload.generate`` yields the same deterministic events the store path appends; here
 each one becomes the request a client of the running services would send for that work:
 
 * the directory — communities (ops), buildings, workers, grids, party members and backbones
@@ -19,8 +19,11 @@ comes back ``duplicate``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -30,10 +33,12 @@ from typing import Any
 
 import httpx
 
-from services.demo import GIVEN, SURNAMES, ApiPlayer, id_number, ledger_csv
+from services.cli.player import ApiPlayer
+from services.cli.workload import GIVEN, HOUSEHOLDS, SURNAMES, generate, id_number, ledger_csv
 from shared.events import Event
 from shared.settings import Settings
-from shared.simulate import HOUSEHOLDS, generate
+
+from .local import load_settings
 
 #: Sync record kind, the data field holding its client id, and the data fields the record sends.
 SYNC_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -387,3 +392,190 @@ async def simulate_via_api(
         "work_events": sim.tally.events - seed_events,
         "settle_seconds": time.perf_counter() - played,  # until every projection folded the work
     }
+
+
+# ---------------------------------------------------------------------------- gridwork simulate
+
+
+async def simulate_into_store(
+    settings: Settings,
+    communities: int,
+    days: int,
+    seed: int,
+    start: str,
+    households: int,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate the deterministic workload and append it straight into the event store."""
+    from datetime import date
+
+    from shared.eventstore import EventStore, connect
+    from shared.nats import patches
+
+    from .workload import by_aggregate, generate
+
+    patches.install()
+    nc = await connect(settings, "gridwork-simulate")
+    store = EventStore(nc, settings)
+    await store.ensure_streams()
+    appended = duplicates = failed = 0
+    started = time.perf_counter()
+    try:
+        for n, (_day, events) in enumerate(generate(communities, days, seed, date.fromisoformat(start), households)):
+            groups = by_aggregate(events)
+            for i in range(0, len(groups), 2000):
+                for result in await store.append_many(groups[i : i + 2000]):
+                    if isinstance(result, Exception):
+                        failed += 1
+                    elif result.duplicate:
+                        duplicates += result.last_seq - result.first_seq + 1
+                    else:
+                        appended += result.last_seq - result.first_seq + 1
+            if progress:
+                progress(n, days, appended)
+    finally:
+        await nc.close()
+    seconds = time.perf_counter() - started
+    return {"appended": appended, "duplicates": duplicates, "failed": failed, "seconds": seconds}
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    for name in ("communities", "days", "households"):
+        if getattr(args, name) < 1:
+            print(f"--{name}: must be at least 1", file=sys.stderr)
+            return 2
+    if args.start:
+        try:
+            date.fromisoformat(args.start)
+        except ValueError:
+            print(f"--start: {args.start!r} is not a day (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+    if args.via == "api":
+        return _simulate_via_api(args)
+    import uvloop
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    settings = load_settings()
+    start = args.start or "2025-01-01"
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeElapsedColumn(),
+    ) as bar:
+        task = bar.add_task("days", total=args.days + 1, events=0)
+
+        def progress(n: int, _days: int, appended: int) -> None:
+            bar.update(task, completed=min(n + 1, args.days + 1), events=appended)
+
+        result = uvloop.run(
+            simulate_into_store(settings, args.communities, args.days, args.seed, start, args.households, progress)
+        )
+    print(
+        f"{result['appended']:,} events appended ({result['duplicates']:,} already there, "
+        f"{result['failed']:,} refused) in {result['seconds']:.1f} s "
+        f"({result['appended'] / max(result['seconds'], 1e-9):,.0f} events/s)"
+    )
+    return 0 if not result["failed"] else 1
+
+
+def _simulate_via_api(args: argparse.Namespace) -> int:
+    """``gridwork simulate --via api``: the same workload through the running stack's public APIs."""
+    from datetime import date, timedelta
+
+    import uvloop
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from shared.events import now
+
+    settings = load_settings()
+    endpoints_file = settings.data_dir / "endpoints.json"
+    if not endpoints_file.exists():
+        print(f"--via api: no running stack ({endpoints_file} not found); start it with `gridwork up`", file=sys.stderr)
+        return 2
+    services = json.loads(endpoints_file.read_text())["services"]
+    today = now().date()
+    start = date.fromisoformat(args.start) if args.start else today - timedelta(days=args.days)
+    oldest = today - timedelta(days=args.backdate_days - 1)
+    if start < oldest:
+        print(
+            f"--start/--days: the visits API takes work at most {args.backdate_days} days back "
+            f"(GRIDWORK_MAX_BACKDATE_DAYS; --backdate-days), so --via api plays days from {oldest} on; "
+            f"asked to start on {start}",
+            file=sys.stderr,
+        )
+        return 2
+    if start + timedelta(days=args.days) > today + timedelta(days=1):
+        print(f"--days: {args.days} days from {start} run past today ({today})", file=sys.stderr)
+        return 2
+    console = Console()
+    with Progress(
+        TextColumn("simulating via the APIs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TextColumn("{task.fields[records]:,} records accepted"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("days", total=args.days + 1, records=0)
+
+        def progress(n: int, _days: int, tally: Tally) -> None:
+            bar.update(task, completed=min(n + 1, args.days + 1), records=tally.total("accepted"))
+
+        result = uvloop.run(
+            simulate_via_api(
+                settings, services, args.communities, args.days, args.seed, start, args.households, progress
+            )
+        )
+    tally: Tally = result["tally"]
+    table = Table(title=f"{args.communities} communities × {args.days} days from {start}, seed {args.seed}")
+    for col in ("requests", "accepted", "duplicate", "rejected"):
+        table.add_column(col, justify="left" if col == "requests" else "right")
+    for what in WHAT:
+        c = tally.counts[what]
+        table.add_row(what, f"{c['accepted']:,}", f"{c['duplicate']:,}", f"{c['rejected']:,}")
+    console.print(table)
+    play = result["play_seconds"]
+    console.print(
+        f"directory and ledger: {result['seed_events']:,} events in {result['seed_seconds']:.1f} s; "
+        f"the days' work: {result['work_events']:,} events in {play:.1f} s "
+        f"({result['work_events'] / max(play, 1e-9):,.0f} events/s through the APIs), "
+        f"{tally.late:,} records synced days after the work; "
+        f"projections caught up {result['settle_seconds']:.1f} s later"
+    )
+    for line in tally.rejections:
+        console.print(f"rejected: {line}")
+    return 0 if not tally.total("rejected") else 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``gridwork simulate``."""
+    sim = commands.add_parser("simulate", help="a deterministic workload of N communities over D days")
+    sim.add_argument("--communities", type=int, default=1)
+    sim.add_argument("--days", type=int, default=30)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--start", help="first simulated day, YYYY-MM-DD (default: 2025-01-01; --via api: the days ending yesterday)"
+    )
+    sim.add_argument("--households", type=int, default=8000, help="households per community")
+    sim.add_argument(
+        "--via",
+        choices=("store", "api"),
+        default="store",
+        help="store: append straight into the event store (large volumes); "
+        "api: through the public HTTP APIs of the stack `gridwork up` runs (sync batches, issues, 12345 orders)",
+    )
+    sim.add_argument(
+        "--backdate-days",
+        type=int,
+        default=30,
+        help="--via api: how far back the stack's visits API takes work (its GRIDWORK_MAX_BACKDATE_DAYS)",
+    )
+    sim.set_defaults(handler=cmd_simulate)

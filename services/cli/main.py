@@ -26,16 +26,16 @@ PROJECTIONS = {p.name: p for spec in (VISITS, ISSUES, SCORING, NOTIFY) for p in 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from services import demo
-    from shared import cluster, commands
+    from services.cli import cluster, demo, simulate, stack
 
     parser = argparse.ArgumentParser(prog="gridwork", description="The 5+1 grid work system.")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench_parser = commands_.add_parser("bench", help="benchmarks: events/s and latency beside a naive baseline")
     bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
-    commands.register(commands_, bench, PROJECTIONS)
+    stack.register(commands_, bench, PROJECTIONS)
     cluster.register(commands_, bench)
     demo.register(commands_)
+    simulate.register(commands_)
     replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")
     replay.add_argument("projection", help="projection name: " + ", ".join(sorted(PROJECTIONS)))
     replay.set_defaults(handler=cmd_replay)
@@ -50,10 +50,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from shared import natsfix
-    from shared.commands import load_settings
+    from services.cli.local import load_settings
     from shared.db import create_pool, migrate
     from shared.eventstore import EventStore, connect
+    from shared.nats import patches
     from shared.projection import replay
 
     projection = PROJECTIONS.get(args.projection)
@@ -62,7 +62,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> dict[str, object]:
-        natsfix.install()
+        patches.install()
         settings = load_settings()
         nc = await connect(settings, "gridwork-replay")
         pool = await create_pool(settings)
@@ -70,8 +70,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await EventStore(nc, settings).ensure_streams()
             async with pool.acquire() as conn:
                 await migrate(conn)
-            with Progress(TextColumn(f"replaying {projection.name}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("stream seq"), TimeRemainingColumn()) as bar:
+            with Progress(
+                TextColumn(f"replaying {projection.name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("stream seq"),
+                TimeRemainingColumn(),
+            ) as bar:
                 task = bar.add_task("replay", total=None)
 
                 def progress(done: int, target: int) -> None:
@@ -86,8 +91,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run())
     events, seconds = int(result["events"]), float(result["seconds"])  # type: ignore[arg-type]
-    print(f"{projection.name}: {events:,} events folded in {seconds:.1f} s "
-          f"({events / max(seconds, 1e-9):,.0f} events/s); swapped into schema {result['schema']}")
+    print(
+        f"{projection.name}: {events:,} events folded in {seconds:.1f} s "
+        f"({events / max(seconds, 1e-9):,.0f} events/s); swapped into schema {result['schema']}"
+    )
     return 0
 
 

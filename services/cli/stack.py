@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,47 +17,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .auth import ROLES, mint_token
-from .cluster import NatsNode
-from .embedded import EmbeddedPostgres, local_nats_passwords
-from .natsauth import load_permissions, render_authorization
-from .projection import Projection
-from .settings import Settings
+from shared.auth import ROLES, mint_token
+from shared.nats.users import load_permissions, render_authorization
+from shared.projection import Projection
+from shared.settings import Settings
 
-
-def load_settings(*, use_running_stack: bool = True, **overrides: object) -> Settings:
-    """Settings from the environment.
-
-    Unset server URLs fall back to the ``endpoints.json`` of a stack ``gridwork up`` runs in the data
-    dir, and the JWT secret to the data dir's (created on first use), so local commands just work.
-    """
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    endpoints = settings.data_dir / "endpoints.json"
-    if (not settings.nats_url or not settings.database_url) and endpoints.exists() and use_running_stack:
-        # A stack started by `gridwork up` in this data dir: talk to its servers.
-        known = json.loads(endpoints.read_text())
-        update: dict[str, Any] = {
-            "nats_url": settings.nats_url or known.get("nats"),
-            "database_url": settings.database_url or known.get("database"),
-        }
-        passwords = known.get("nats_passwords_file")
-        if not settings.nats_url and passwords and not settings.nats_user and Path(passwords).exists():
-            # its NATS users' passwords (0600, ours): local tools log in as admin by default
-            update["nats_passwords"] = json.loads(Path(passwords).read_text())
-        settings = settings.model_copy(update=update)
-    if not settings.jwt_secret:
-        settings = settings.model_copy(update={"jwt_secret": local_jwt_secret(settings.data_dir)})
-    return settings
-
-
-def local_jwt_secret(data_dir: Path) -> str:
-    """The embedded stack's signing secret, created on first use under the data directory."""
-    path = data_dir / "jwt_secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+from .embedded import EmbeddedPostgres, NatsNode, local_nats_passwords
+from .local import load_settings
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -80,7 +45,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from .db import create_pool, migrate
+    from shared.db import create_pool, migrate
 
     async def run() -> list[str]:
         pool = await create_pool(load_settings())
@@ -106,165 +71,6 @@ def _run_bench(what: str, **kw: int) -> int:
     else:
         uvloop.run(bench.bench_replay(n=kw["events"], batch=kw["batch"]))
     return 0
-
-
-async def simulate_into_store(
-    settings: Settings,
-    communities: int,
-    days: int,
-    seed: int,
-    start: str,
-    households: int,
-    progress: Callable[[int, int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Generate the deterministic workload and append it straight into the event store."""
-    from datetime import date
-
-    from . import natsfix
-    from .eventstore import EventStore, connect
-    from .simulate import by_aggregate, generate
-
-    natsfix.install()
-    nc = await connect(settings, "gridwork-simulate")
-    store = EventStore(nc, settings)
-    await store.ensure_streams()
-    appended = duplicates = failed = 0
-    started = time.perf_counter()
-    try:
-        for n, (_day, events) in enumerate(generate(communities, days, seed, date.fromisoformat(start), households)):
-            groups = by_aggregate(events)
-            for i in range(0, len(groups), 2000):
-                for result in await store.append_many(groups[i : i + 2000]):
-                    if isinstance(result, Exception):
-                        failed += 1
-                    elif result.duplicate:
-                        duplicates += result.last_seq - result.first_seq + 1
-                    else:
-                        appended += result.last_seq - result.first_seq + 1
-            if progress:
-                progress(n, days, appended)
-    finally:
-        await nc.close()
-    seconds = time.perf_counter() - started
-    return {"appended": appended, "duplicates": duplicates, "failed": failed, "seconds": seconds}
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    for name in ("communities", "days", "households"):
-        if getattr(args, name) < 1:
-            print(f"--{name}: must be at least 1", file=sys.stderr)
-            return 2
-    if args.start:
-        try:
-            date.fromisoformat(args.start)
-        except ValueError:
-            print(f"--start: {args.start!r} is not a day (YYYY-MM-DD)", file=sys.stderr)
-            return 2
-    if args.via == "api":
-        return _simulate_via_api(args)
-    import uvloop
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    settings = load_settings()
-    start = args.start or "2025-01-01"
-    with Progress(
-        TextColumn("simulating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days"),
-        TextColumn("{task.fields[events]:,} events"),
-        TimeElapsedColumn(),
-    ) as bar:
-        task = bar.add_task("days", total=args.days + 1, events=0)
-
-        def progress(n: int, _days: int, appended: int) -> None:
-            bar.update(task, completed=min(n + 1, args.days + 1), events=appended)
-
-        result = uvloop.run(
-            simulate_into_store(settings, args.communities, args.days, args.seed, start, args.households, progress)
-        )
-    print(
-        f"{result['appended']:,} events appended ({result['duplicates']:,} already there, "
-        f"{result['failed']:,} refused) in {result['seconds']:.1f} s "
-        f"({result['appended'] / max(result['seconds'], 1e-9):,.0f} events/s)"
-    )
-    return 0 if not result["failed"] else 1
-
-
-def _simulate_via_api(args: argparse.Namespace) -> int:
-    """``gridwork simulate --via api``: the same workload through the running stack's public APIs."""
-    from datetime import date, timedelta
-
-    import uvloop
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from services.simulator import WHAT, Tally, simulate_via_api
-
-    from .events import now
-
-    settings = load_settings()
-    endpoints_file = settings.data_dir / "endpoints.json"
-    if not endpoints_file.exists():
-        print(f"--via api: no running stack ({endpoints_file} not found); start it with `gridwork up`", file=sys.stderr)
-        return 2
-    services = json.loads(endpoints_file.read_text())["services"]
-    today = now().date()
-    start = date.fromisoformat(args.start) if args.start else today - timedelta(days=args.days)
-    oldest = today - timedelta(days=args.backdate_days - 1)
-    if start < oldest:
-        print(
-            f"--start/--days: the visits API takes work at most {args.backdate_days} days back "
-            f"(GRIDWORK_MAX_BACKDATE_DAYS; --backdate-days), so --via api plays days from {oldest} on; "
-            f"asked to start on {start}",
-            file=sys.stderr,
-        )
-        return 2
-    if start + timedelta(days=args.days) > today + timedelta(days=1):
-        print(f"--days: {args.days} days from {start} run past today ({today})", file=sys.stderr)
-        return 2
-    console = Console()
-    with Progress(
-        TextColumn("simulating via the APIs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days"),
-        TextColumn("{task.fields[records]:,} records accepted"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("days", total=args.days + 1, records=0)
-
-        def progress(n: int, _days: int, tally: Tally) -> None:
-            bar.update(task, completed=min(n + 1, args.days + 1), records=tally.total("accepted"))
-
-        result = uvloop.run(
-            simulate_via_api(
-                settings, services, args.communities, args.days, args.seed, start, args.households, progress
-            )
-        )
-    tally: Tally = result["tally"]
-    table = Table(title=f"{args.communities} communities × {args.days} days from {start}, seed {args.seed}")
-    for col in ("requests", "accepted", "duplicate", "rejected"):
-        table.add_column(col, justify="left" if col == "requests" else "right")
-    for what in WHAT:
-        c = tally.counts[what]
-        table.add_row(what, f"{c['accepted']:,}", f"{c['duplicate']:,}", f"{c['rejected']:,}")
-    console.print(table)
-    play = result["play_seconds"]
-    console.print(
-        f"directory and ledger: {result['seed_events']:,} events in {result['seed_seconds']:.1f} s; "
-        f"the days' work: {result['work_events']:,} events in {play:.1f} s "
-        f"({result['work_events'] / max(play, 1e-9):,.0f} events/s through the APIs), "
-        f"{tally.late:,} records synced days after the work; "
-        f"projections caught up {result['settle_seconds']:.1f} s later"
-    )
-    for line in tally.rejections:
-        console.print(f"rejected: {line}")
-    return 0 if not tally.total("rejected") else 1
 
 
 def register(
@@ -298,29 +104,6 @@ def register(
     rep.add_argument("--events", type=int, default=100_000)
     rep.add_argument("--batch", type=int, default=5000, help="events per replay transaction")
     rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events, batch=a.batch))
-
-    sim = commands.add_parser("simulate", help="a deterministic workload of N communities over D days")
-    sim.add_argument("--communities", type=int, default=1)
-    sim.add_argument("--days", type=int, default=30)
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument(
-        "--start", help="first simulated day, YYYY-MM-DD (default: 2025-01-01; --via api: the days ending yesterday)"
-    )
-    sim.add_argument("--households", type=int, default=8000, help="households per community")
-    sim.add_argument(
-        "--via",
-        choices=("store", "api"),
-        default="store",
-        help="store: append straight into the event store (large volumes); "
-        "api: through the public HTTP APIs of the stack `gridwork up` runs (sync batches, issues, 12345 orders)",
-    )
-    sim.add_argument(
-        "--backdate-days",
-        type=int,
-        default=30,
-        help="--via api: how far back the stack's visits API takes work (its GRIDWORK_MAX_BACKDATE_DAYS)",
-    )
-    sim.set_defaults(handler=cmd_simulate)
 
     up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
     up.add_argument("--data-dir", help="where the embedded servers keep their data (default ./.gridwork)")
@@ -446,8 +229,8 @@ class LocalStack:
 
 async def _prepare(settings: Settings) -> None:
     """Migrations and streams, once, before the services start (as the NATS admin when there are users)."""
-    from .db import create_pool, migrate
-    from .eventstore import EventStore, connect
+    from shared.db import create_pool, migrate
+    from shared.eventstore import EventStore, connect
 
     nc = await connect(settings, "gridwork-up")
     try:

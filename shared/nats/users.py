@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 #: The permissions file of this checkout (deploy/ sits beside shared/).
-PERMISSIONS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "permissions.toml"
+PERMISSIONS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "permissions.toml"
 #: Names the compose cluster and the dev certificates answer to.
 DEV_HOSTNAMES = ("n1", "n2", "n3", "nats", "localhost", "127.0.0.1", "::1")
 
@@ -227,8 +227,8 @@ def write_dev_certificates(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m shared.natsauth``: render the authorization block or make dev certificates."""
-    parser = argparse.ArgumentParser(prog="python -m shared.natsauth")
+    """``python -m shared.nats.users``: render the authorization block or make dev certificates."""
+    parser = argparse.ArgumentParser(prog="python -m shared.nats.users")
     sub = parser.add_subparsers(dest="what", required=True)
     auth = sub.add_parser("authorization", help="print the authorization block (env-var passwords)")
     auth.add_argument("--namespace", default="gw")

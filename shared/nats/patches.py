@@ -1,5 +1,11 @@
-"""A faster header parser for nats-py, installed once per process by :func:`install`, and a
-faster publish for headers we build ourselves (:func:`publish`).
+"""Every patch gridwork makes to nats-py's private internals, and the switch back to stock nats-py.
+
+Two patches live here — a faster header parser installed once per process by :func:`install`,
+and a faster publish for headers we build ourselves (:func:`publish`) — and a third, the replay
+reader's protocol parser, in :mod:`shared.nats.replay_reader`, which asks :func:`active` first.
+They were written against the nats-py versions in :data:`SUPPORTED` (pyproject.toml bounds the
+dependency the same way).  On any other version, or with ``GRIDWORK_NATS_STOCK_CLIENT=1``, every
+one of them stands down and the stock client path runs: same behaviour, slower.
 
 nats-py (2.16) checks every character of every header name with a generator expression; with
 the five headers each stored event carries, that check alone cost a third of the time it takes
@@ -10,10 +16,20 @@ parses only when somebody reads the headers: a projection folding an event never
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, version
 
+import structlog
 from nats import errors
 from nats.aio.client import Client
+
+log = structlog.get_logger("gridwork.nats")
+
+#: nats-py releases whose internals the patches were written against and tested with: (major, minor).
+SUPPORTED = ((2, 16),)
+#: The environment variable that turns every patch off (the stock nats-py path).
+STOCK_VARIABLE = "GRIDWORK_NATS_STOCK_CLIENT"
 
 _CRLF = b"\r\n"
 
@@ -68,9 +84,71 @@ class LazyHeaders(Mapping[str, str]):
         return repr(self._headers())
 
 
+def installed_version() -> str:
+    """The installed nats-py's version ("unknown" when its metadata is missing)."""
+    try:
+        return version("nats-py")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def supported(release: str) -> bool:
+    """Whether the patches were written for nats-py ``release`` (major.minor in :data:`SUPPORTED`)."""
+    parts = release.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) in SUPPORTED
+    except (IndexError, ValueError):
+        return False
+
+
+def stock_requested() -> bool:
+    """``GRIDWORK_NATS_STOCK_CLIENT`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(STOCK_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_state: dict[str, bool] = {}
+
+
+def active() -> bool:
+    """Whether the patches run in this process: decided once, at the first call (start-up).
+
+    Off when the stock path is asked for, or when the installed nats-py is not one the patches were
+    written for — then a warning says so and the stock path runs, rather than patching internals
+    that may have changed."""
+    if "active" not in _state:
+        release = installed_version()
+        if stock_requested():
+            _state["active"] = False
+            log.info("nats_stock_client", nats_py=release, reason=f"{STOCK_VARIABLE} is set")
+        elif not supported(release):
+            _state["active"] = False
+            log.warning(
+                "nats_patches_disabled",
+                nats_py=release,
+                written_for=[f"{a}.{b}" for a, b in SUPPORTED],
+                reason="the installed nats-py is not a version the patches were written for; running stock",
+            )
+        else:
+            _state["active"] = True
+    return _state["active"]
+
+
+#: nats-py's own parser (the staticmethod object itself, so putting it back keeps it static).
+_stock_parse_header_lines = Client.__dict__["_parse_header_lines"]
+
+
 def install() -> None:
-    """Replace nats-py's header parser (idempotent)."""
-    Client._parse_header_lines = staticmethod(LazyHeaders)  # type: ignore[method-assign,assignment]
+    """Replace nats-py's header parser when the patches are :func:`active` (idempotent)."""
+    if active():
+        Client._parse_header_lines = staticmethod(LazyHeaders)  # type: ignore[method-assign,assignment]
+    else:
+        Client._parse_header_lines = _stock_parse_header_lines
+
+
+def reset() -> None:
+    """Decide :func:`active` again at the next call, and undo :func:`install` (for tests)."""
+    _state.clear()
+    Client._parse_header_lines = _stock_parse_header_lines  # type: ignore[method-assign]
 
 
 #: What :func:`publish` uses of a connection besides its public API (nats-py 2.x).
@@ -90,8 +168,9 @@ def header_block(headers: Mapping[str, str]) -> bytes:
 
 
 def can_frame(nc: Client) -> bool:
-    """Whether this connection has the internals :func:`publish_framed` queues through (ask once)."""
-    return all(hasattr(nc, name) for name in _INTERNALS)
+    """Whether to frame publishes on this connection: the patches are :func:`active` and it has the
+    internals :func:`publish_framed` queues through (ask once per connection)."""
+    return active() and all(hasattr(nc, name) for name in _INTERNALS)
 
 
 async def publish(nc: Client, subject: str, payload: bytes, reply: str, headers: Mapping[str, str]) -> None:

@@ -21,6 +21,8 @@ holds, and a 12345 work order becomes issue ``hl-<order_no>`` as the hotline end
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,10 +30,10 @@ from datetime import date, datetime, time, timedelta
 
 import chinese_calendar
 
-from .events import SHANGHAI, Event
-from .events import issues as ie
-from .events import visits as ve
-from .events.common import CATEGORIES, Place
+from shared.events import SHANGHAI, Event
+from shared.events import issues as ie
+from shared.events import visits as ve
+from shared.events.common import CATEGORIES, Place
 
 # Share of problems per category (conflicts and sanitation lead in the article's cases).
 CATEGORY_MIX = {
@@ -532,3 +534,52 @@ def by_aggregate(events: list[Event]) -> list[tuple[list[Event], int]]:
     for e in events:
         groups.setdefault((e.community, e.aggregate_type, e.aggregate_id), []).append(e)
     return [(g, 0) for g in groups.values()]
+
+
+# ---------------------------------------------------------------------------- people and ledgers
+
+SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐"
+GIVEN = [
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "华",
+    "平",
+    "刚",
+    "桂英",
+    "玲",
+    "芳",
+    "伟",
+    "娜",
+    "霞",
+    "鹏",
+]
+
+
+def id_number(rng: random.Random) -> str:
+    """A well-formed 18-character resident ID number (GB 11643 check character) for Wuhan, Wuchang."""
+    birth = date(1935, 1, 1) + timedelta(days=rng.randint(0, 365 * 70))
+    body = f"420106{birth:%Y%m%d}{rng.randint(0, 999):03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    check = "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+    return body + check
+
+
+def ledger_csv(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()

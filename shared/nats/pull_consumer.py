@@ -18,7 +18,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from .eventstore import StoredEvent
+from ..eventstore import StoredEvent
 
 
 @dataclass(slots=True)

@@ -18,14 +18,15 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from .activity import ActivityProjection
+from shared.activity import ActivityProjection
+from shared.db import create_pool, migrate
+from shared.events import SHANGHAI
+from shared.events.visits import VisitLogged, VisitLoggedData
+from shared.eventstore import EventStore, connect
+from shared.projection import ProjectionRunner, replay, schema_of, stream_reader
+from shared.settings import Settings
+
 from .benchkit import bench_stack, percentiles, report
-from .db import create_pool, migrate
-from .events import SHANGHAI
-from .events.visits import VisitLogged, VisitLoggedData
-from .eventstore import EventStore, connect
-from .projection import ProjectionRunner, replay, schema_of, stream_reader
-from .settings import Settings
 
 START = datetime(2025, 4, 1, 8, 0, tzinfo=SHANGHAI)
 
