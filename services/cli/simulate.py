@@ -22,20 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from services.cli.player import ApiPlayer
-from services.cli.workload import GIVEN, HOUSEHOLDS, SURNAMES, generate, id_number, ledger_csv
+from services.cli.workload import HOUSEHOLDS, generate, ledger_csv, ledger_rows
 from shared.events import Event
+from shared.events import visits as ve
 from shared.settings import Settings
 
 from .local import load_settings
@@ -92,6 +92,11 @@ class Tally:
         return sum(c[status] for c in self.counts.values())
 
 
+def _given(body: dict[str, Any]) -> dict[str, Any]:
+    """A request body without the fields the event leaves out."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, list):
         return [_json(v) for v in value]
@@ -114,39 +119,13 @@ def sync_record(event: Event) -> dict[str, Any]:
     return {"client_id": getattr(d, id_field), "kind": kind, "occurred_at": at, "data": data}
 
 
-def ledger_rows(community: str, households: list[Event]) -> list[dict[str, str]]:
-    """The community's ledger as the CSV it keeps: personal data made up per household, deterministically,
-    for the fields each entry holds (a partial entry has no ID number and no address)."""
-    rows = []
-    for e in households:
-        d: Any = e.data
-        rng = random.Random(d.household_id)
-        present = set(d.fields_present)
-        rows.append(
-            {
-                "household_id": d.household_id,
-                "building": d.building_id,
-                "unit": d.unit or "",
-                "room": d.room or "",
-                "grid": d.grid_id or "",
-                "name": SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))]
-                if "name" in present
-                else "",
-                "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}" if "phone" in present else "",
-                "id_number": id_number(rng) if "id_number" in present else "",
-                "address": f"{community} {d.building_id} {d.unit}单元 {d.room}" if "address" in present else "",
-                "members": str(d.members) if "members" in present and d.members is not None else "",
-                "tags": ";".join(d.tags),
-            }
-        )
-    return rows
-
-
 class ApiSimulator(ApiPlayer):
     """Plays ``generate(communities, days, seed, start, households)`` against running services."""
 
-    def __init__(self, settings: Settings, services: dict[str, str], concurrency: int = 16) -> None:
-        super().__init__(settings, services, community="", connections=concurrency * 2)
+    def __init__(
+        self, settings: Settings, services: dict[str, str], concurrency: int = 16, community: str = ""
+    ) -> None:
+        super().__init__(settings, services, community=community, connections=concurrency * 2)
         self.slots = asyncio.Semaphore(concurrency)
         self.tally = Tally()
         self.grid_of: dict[tuple[str, str], str] = {}  # (community, worker) → grid
@@ -185,6 +164,7 @@ class ApiSimulator(ApiPlayer):
         """The directory, then each community's ledger."""
         ops = self._cached("ops")
         households: dict[str, list[Event]] = defaultdict(list)
+        buildings: dict[str, dict[str, ve.BuildingRegisteredData]] = defaultdict(dict)  # by community, by id
         later: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         first: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         for e in events:
@@ -192,14 +172,18 @@ class ApiSimulator(ApiPlayer):
             base = f"/v1/communities/{e.community}"
             sec = self.secretary(e.community) if e.type != "CommunityRegistered" else ops
             if e.type == "CommunityRegistered":
-                first.append((base, ops, {"name": d.name, "street": d.street}))
+                body = {"name": d.name, "street": d.street, "district": d.district, "city": d.city}
+                body |= {"area_km2": d.area_km2, "residents": d.residents}
+                first.append((base, ops, _given(body)))
             elif e.type == "BuildingRegistered":
-                body = {"phase": d.phase, "number": d.number, "units": d.units, "grid_id": d.grid_id}
-                later.append((f"{base}/buildings/{d.building_id}", sec, body))
-            elif e.type == "WorkerRegistered":
+                buildings[e.community][d.building_id] = d
+                body = {"compound": d.compound, "phase": d.phase, "number": d.number, "units": d.units}
+                body["grid_id"] = d.grid_id
+                later.append((f"{base}/buildings/{d.building_id}", sec, _given(body)))
+            elif e.type == "WorkerRegistered":  # a grid worker, or the secretary or deputy (no grid)
                 self.grid_of[(e.community, d.worker_id)] = d.grid_id
                 body = {"name": d.name, "role": d.role, "grid_id": d.grid_id, "street": d.street}
-                later.append((f"{base}/workers/{d.worker_id}", sec, body))
+                later.append((f"{base}/workers/{d.worker_id}", sec, _given(body)))
             elif e.type == "GridDefined":
                 body = {"name": d.name, "worker_id": d.worker_id, "buildings": list(d.buildings)}
                 later.append((f"{base}/grids/{d.grid_id}", sec, body))
@@ -212,10 +196,12 @@ class ApiSimulator(ApiPlayer):
                 raise ValueError(f"no API call for directory event {e.type}")
         await asyncio.gather(*(self._put(p, h, b) for p, h, b in first))
         await asyncio.gather(*(self._put(p, h, b) for p, h, b in later))
-        await asyncio.gather(*(self._ledger(c, hh) for c, hh in households.items()))
+        await asyncio.gather(*(self._ledger(c, hh, buildings[c]) for c, hh in households.items()))
 
-    async def _ledger(self, community: str, households: list[Event]) -> None:
-        rows = ledger_rows(community, households)
+    async def _ledger(
+        self, community: str, households: list[Event], buildings: dict[str, ve.BuildingRegisteredData]
+    ) -> None:
+        rows = ledger_rows(community, (cast(ve.HouseholdRegisteredData, e.data) for e in households), buildings)
         files = {"file": (f"{community}-ledger.csv", ledger_csv(rows), "text/csv")}
         r = await self._slotted(
             "POST",

@@ -22,6 +22,7 @@ from shared.nats.users import load_permissions, render_authorization
 from shared.projection import Projection
 from shared.settings import Settings
 
+from .catalog import MIGRATIONS
 from .embedded import EmbeddedPostgres, NatsNode, local_nats_passwords
 from .local import load_settings
 
@@ -50,7 +51,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         pool = await create_pool(load_settings())
         async with pool.acquire() as conn:
-            applied = await migrate(conn)
+            applied = await migrate(conn, MIGRATIONS)
         await pool.close()
         return applied
 
@@ -59,7 +60,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_bench(what: str, **kw: int) -> int:
+def _run_bench(what: str, **kw: Any) -> int:
     import uvloop
 
     from . import bench
@@ -68,6 +69,8 @@ def _run_bench(what: str, **kw: int) -> int:
         uvloop.run(bench.bench_append(n=kw["events"], aggregates=kw["aggregates"]))
     elif what == "fold":
         uvloop.run(bench.bench_fold(n=kw["events"]))
+    elif what == "clients":
+        uvloop.run(bench.bench_clients(n=kw["events"], repeats=kw["repeats"], python=kw["python"]))
     else:
         uvloop.run(bench.bench_replay(n=kw["events"], batch=kw["batch"]))
     return 0
@@ -104,6 +107,13 @@ def register(
     rep.add_argument("--events", type=int, default=100_000)
     rep.add_argument("--batch", type=int, default=5000, help="events per replay transaction")
     rep.set_defaults(handler=lambda a: _run_bench("replay", events=a.events, batch=a.batch))
+    clients = bench.add_parser(
+        "clients", help="nats-py patched vs stock vs the newer nats-core/nats-jetstream (Python 3.13) clients"
+    )
+    clients.add_argument("--events", type=int, default=30_000)
+    clients.add_argument("--repeat", type=int, default=3)
+    clients.add_argument("--python", help="a Python ≥ 3.13 with nats-core and nats-jetstream (default: made once)")
+    clients.set_defaults(handler=lambda a: _run_bench("clients", events=a.events, repeats=a.repeat, python=a.python))
 
     up = commands.add_parser("up", help="start NATS, PostgreSQL (unless configured) and the four services")
     up.add_argument("--data-dir", help="where the embedded servers keep their data (default ./.gridwork)")
@@ -240,7 +250,7 @@ async def _prepare(settings: Settings) -> None:
     pool = await create_pool(settings)
     try:
         async with pool.acquire() as conn:
-            await migrate(conn)
+            await migrate(conn, MIGRATIONS)
     finally:
         await pool.close()
 

@@ -17,35 +17,40 @@ from shared.events.visits import (
 from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
-from . import api, hotline, open311
-from .consumers import EscalationProcess, ProblemFiling, fire_due_timers
-from .context import IssuesContext
-from .gauges import refresh_board_gauges
-from .hotline import deliver_hotline_feedback, hotline_feedback_outbox
+from .api import ROUTERS
+from .bootstrap import IssuesDeps, bootstrap
 from .projections import HotlineOutbox, IssuesBoard
+from .reactions import (
+    EscalationProcess,
+    ProblemFiling,
+    deliver_hotline_feedback,
+    fire_due_timers,
+    hotline_feedback_outbox,
+    refresh_board_gauges,
+)
 from .settings import IssuesSettings, issues_settings
 
 
-async def start_issues(runtime: Runtime) -> None:
-    """Load the policy and catalogue, and bind the reactions to this process's event store."""
-    ctx = IssuesContext.load(issues_settings(runtime.settings))
-    runtime.state["issues"] = ctx
+async def start_issues(runtime: Runtime[IssuesDeps]) -> None:
+    """Bind the reactions to this process's dependencies (event store, escalation policy).
+
+    The spec lists them unbound, so that ``gridwork replay`` can rebuild their tables without a
+    running service; bound, they also append what they decide.
+    """
     for runner in runtime.runners.values():
         projection = runner.projection
-        if isinstance(projection, ProblemFiling):
-            runner.projection = projection.bound(runtime.store)
-        elif isinstance(projection, EscalationProcess):
-            runner.projection = projection.bound(runtime.store, ctx.policy)
+        if isinstance(projection, ProblemFiling | EscalationProcess):
+            runner.projection = projection.bound(runtime.deps)
 
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[IssuesDeps] = ServiceSpec(
     name="issues",
     title="Issues",
     description=(
         "Problems and their travel: reported, assigned, escalated up the ladder to property "
         "management, police, the street and the 12345 hotline; Open311."
     ),
-    routers=[api.router, hotline.router, open311.router],
+    routers=ROUTERS,
     projections=[IssuesBoard(), HotlineOutbox(), ProblemFiling(), EscalationProcess()],
     background=[fire_due_timers, deliver_hotline_feedback, refresh_board_gauges],
     on_start=[start_issues],
@@ -62,6 +67,7 @@ SPEC = ServiceSpec(
         NotificationAcknowledged,
     ],
     settings_type=IssuesSettings,
+    wire=bootstrap,
 )
 
 

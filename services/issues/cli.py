@@ -24,15 +24,17 @@ def cmd_policy(_args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .context import IssuesContext
+    from .rules_files import load_catalogue, load_policy
     from .settings import IssuesSettings
 
-    ctx = IssuesContext.load(IssuesSettings())
+    settings = IssuesSettings()
+    policy = load_policy(settings.issues_escalation_file)
+    catalogue = load_catalogue(settings.issues_catalogue_file)
     console = Console()
-    rules = Table(title=f"escalation rules ({ctx.settings.issues_escalation_file})")
+    rules = Table(title=f"escalation rules ({settings.issues_escalation_file})")
     for col in ("rule", "category", "subcategories", "severities", "night", "→ level", "→ target"):
         rules.add_column(col)
-    for r in ctx.policy.rules:
+    for r in policy.rules:
         rules.add_row(
             r.name,
             r.category or "any",
@@ -46,14 +48,14 @@ def cmd_policy(_args: argparse.Namespace) -> int:
     deadlines = Table(title="deadlines per level (first match wins)")
     for col in ("category", "severities", "building", "compound", "community", "street"):
         deadlines.add_column(col)
-    for d in ctx.policy.deadlines:
+    for d in policy.deadlines:
         deadlines.add_row(
             d.category or "any",
             ", ".join(sorted(d.severities or [])) or "any",
             *[str(d.per_level.get(lv, "")) for lv in ("building", "compound", "community", "street")],
         )
     console.print(deadlines)
-    console.print(f"{len(ctx.catalogue.services())} Open311 services in {len(ctx.catalogue.categories)} categories")
+    console.print(f"{len(catalogue.services())} Open311 services in {len(catalogue.categories)} categories")
     return 0
 
 

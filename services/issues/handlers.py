@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import structlog
 
 from shared.errors import Conflict, NotFound
 from shared.events import Event, uuid7
 from shared.events.issues import HotlineFeedbackSent, IssueEscalated
-from shared.eventstore import HDR_VERSION, ConcurrencyError, EventStore, aggregate_filter
+from shared.eventstore import HDR_VERSION, ConcurrencyError, aggregate_filter
 
+from .bootstrap import IssuesDeps
 from .domain import (
-    Context,
+    CommandMeta,
     IllegalTransition,
     IssueState,
     ReceiveHotlineOrder,
+    RecordResidentCallback,
     ReportIssue,
     StaleVersion,
     decide,
@@ -32,6 +35,7 @@ from .domain import (
     initial_state,
     same_effect,
 )
+from .domain.hotline import already_answered
 from .metrics import ESCALATIONS, ISSUE_EVENTS, NO_TARGET
 
 log = structlog.get_logger("gridwork.issues")
@@ -45,8 +49,9 @@ class History:
     version: int = 0
     last_seq: int = 0
 
-    @property
+    @cached_property
     def state(self) -> IssueState:
+        """The issue as its history folds (status ``new`` when it has none); folded once."""
         return fold(self.events)
 
 
@@ -73,8 +78,9 @@ def new_issue_id(community: str, idempotency_key: str | None = None) -> str:
     return "is-" + uuid7().hex
 
 
-async def read_history(store: EventStore, community: str, issue_id: str) -> History:
+async def read_history(community: str, issue_id: str, *, deps: IssuesDeps) -> History:
     """Every stored event of one issue (issues are short-lived: no snapshots needed)."""
+    store = deps.store
     stored = await store.read(aggregate_filter(store.ns, community, "issues", "issue", issue_id))
     if not stored:
         return History()
@@ -83,12 +89,19 @@ async def read_history(store: EventStore, community: str, issue_id: str) -> Hist
     return History(events, version, stored[-1].seq)
 
 
-async def load_issue(store: EventStore, community: str, issue_id: str) -> IssueState:
-    """The issue's current state (status ``new`` when it does not exist)."""
-    return (await read_history(store, community, issue_id)).state
+async def existing_history(
+    community: str, issue_id: str, *, deps: IssuesDeps, what: str | None = None, field: str = "issue_id"
+) -> History:
+    """An issue's history; 404 naming ``field`` (and ``what`` it is, default the issue) when it does not exist."""
+    history = await read_history(community, issue_id, deps=deps)
+    if history.state.status == "new":
+        raise NotFound(f"{what or f'issue {issue_id}'} not found", field=field)
+    return history
 
 
-def _is_retry(history: History, expected_revision: int, command: object, ctx: Context) -> bool:
+def _is_retry(
+    history: History, expected_revision: int, command: object, meta: CommandMeta, *, deps: IssuesDeps
+) -> bool:
     """Whether the changes after ``expected_revision`` are exactly what ``command`` would produce there."""
     state = initial_state()
     rest = list(history.events)
@@ -97,7 +110,7 @@ def _is_retry(history: History, expected_revision: int, command: object, ctx: Co
     if state.revision != expected_revision:
         return False
     try:
-        produced = decide(state, command, ctx)
+        produced = decide(state, command, meta, policy=deps.policy)
     except Exception:
         return False
     following = [e for e in rest if not isinstance(e, HotlineFeedbackSent)][: len(produced)]
@@ -105,22 +118,23 @@ def _is_retry(history: History, expected_revision: int, command: object, ctx: Co
 
 
 async def execute(
-    store: EventStore,
     *,
+    deps: IssuesDeps,
     community: str,
     issue_id: str,
     command: object,
-    ctx: Context,
+    meta: CommandMeta,
     expected_revision: int | None = None,
     attempts: int = 8,
 ) -> Outcome:
     """Run one command on one issue: read, check the version, decide, append (retrying lost races)."""
+    store, policy = deps.store, deps.policy
     creates = isinstance(command, (ReportIssue, ReceiveHotlineOrder))
     if creates and expected_revision == 0:
         # A new issue is by far the common case: append at version 0 without reading first; if the
         # issue exists after all, fall through to the careful path (retry detection, 409).
         fresh = IssueState(issue_id=issue_id, community=community)
-        events = decide(fresh, command, ctx)
+        events = decide(fresh, command, meta, policy=policy)
         try:
             result = await store.append(events, 0)
         except ConcurrencyError:
@@ -129,16 +143,16 @@ async def execute(
             if not result.duplicate:
                 _count(events)
                 return Outcome(fold(events, fresh), events)
-            return Outcome((await read_history(store, community, issue_id)).state, [], duplicate=True)
+            return Outcome((await read_history(community, issue_id, deps=deps)).state, [], duplicate=True)
     for _ in range(attempts):
-        history = await read_history(store, community, issue_id)
+        history = await read_history(community, issue_id, deps=deps)
         state = history.state
         if state.status == "new" and not state.issue_id:
             state = state.model_copy(update={"issue_id": issue_id, "community": community})
         if state.status == "new" and not creates:
             raise NotFound(f"issue {issue_id} not found", field="issue_id")
         if expected_revision is not None and expected_revision != state.revision:
-            if _is_retry(history, expected_revision, command, ctx):
+            if _is_retry(history, expected_revision, command, meta, deps=deps):
                 return Outcome(state, [], duplicate=True)
             if creates:
                 raise IllegalTransition(
@@ -152,7 +166,7 @@ async def execute(
                 version=state.revision,
                 expected_version=expected_revision,
             )
-        events = decide(state, command, ctx)
+        events = decide(state, command, meta, policy=policy)
         if not events:
             return Outcome(state, [])
         try:
@@ -161,6 +175,42 @@ async def execute(
             continue  # someone else appended meanwhile: re-read and decide again
         if not result.duplicate:
             _count(events)
-        after = fold(events, state) if not result.duplicate else (await read_history(store, community, issue_id)).state
+        after = (
+            fold(events, state) if not result.duplicate else (await read_history(community, issue_id, deps=deps)).state
+        )
         return Outcome(after, [] if result.duplicate else events, duplicate=result.duplicate)
     raise Conflict(f"issue {issue_id} kept changing; try again")
+
+
+# ---------------------------------------------------------------- the 12345 hotline
+
+
+async def receive_hotline_order(command: ReceiveHotlineOrder, *, deps: IssuesDeps, meta: CommandMeta) -> Outcome:
+    """Take a work order; a re-sent order number is stored once (answered as a duplicate)."""
+    community = meta.community
+    try:
+        return await execute(
+            deps=deps,
+            community=community,
+            issue_id=command.issue_id,
+            command=command,
+            meta=meta,
+            expected_revision=0,
+        )
+    except IllegalTransition:  # the order number is known: the hotline re-sent it
+        state = (await read_history(community, command.issue_id, deps=deps)).state
+        return Outcome(state, [], duplicate=True)
+
+
+async def record_resident_callback(
+    issue_id: str, command: RecordResidentCallback, *, deps: IssuesDeps, meta: CommandMeta
+) -> Outcome:
+    """The resident's answer on the call-back; the same answer sent again is a duplicate, not a 409."""
+    community = meta.community
+    try:
+        return await execute(deps=deps, community=community, issue_id=issue_id, command=command, meta=meta)
+    except IllegalTransition:
+        history = await read_history(community, issue_id, deps=deps)
+        if already_answered(history.events, command):
+            return Outcome(history.state, [], duplicate=True)
+        raise

@@ -1,7 +1,7 @@
 """Metrics of the issues service (``gridwork_issues_…``; labels are small known sets).
 
 Counters count what this process appended.  The board gauges (open, overdue, hotline feedback
-pending) describe the shared read model, not the process: :mod:`services.issues.gauges` reads them
+pending) describe the shared read model, not the process: :mod:`services.issues.reactions.gauges` reads them
 from PostgreSQL in a background task and publishes a snapshot here; scraping only reads that
 snapshot, so ``/metrics`` never waits on the database.
 """

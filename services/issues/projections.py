@@ -4,12 +4,16 @@
   board can never disagree with the aggregate) and its history, for lists, filters, duplicate
   suggestions and Open311.
 * ``hotline_feedback``: the outbox of status changes owed to the 12345 hotline, written in the
-  same transaction as the checkpoint; :mod:`services.issues.hotline` delivers it.
+  same transaction as the checkpoint; :mod:`services.issues.reactions.hotline_feedback` delivers it.
+
+The two process managers of :mod:`services.issues.reactions` (``issue_filing``,
+``issue_escalation``) are projections too and own their tables the same way.  Every table of the
+service belongs to one of these projections (created from its ``ddl`` in its own schema, rebuilt
+by ``gridwork replay``), so the service has no ``migrations/`` folder.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,20 +21,12 @@ from shared.db import Conn
 from shared.events.issues import (
     HotlineFeedbackSent,
     HotlineOrderReceived,
-    IssueAccepted,
-    IssueAssigned,
-    IssueClosed,
-    IssueEscalated,
-    IssueMerged,
-    IssueReopened,
-    IssueResolved,
-    IssueVerified,
 )
 from shared.events.visits import CommunityRegistered
 from shared.eventstore import StoredEvent
 
-from .domain import IssueState, evolve
-from .policy import service_code
+from .domain import IssueState, evolve, service_code
+from .domain.hotline import feedback_for
 
 ISSUE_EVENT_TYPES = (
     "IssueReported",
@@ -47,7 +43,11 @@ ISSUE_EVENT_TYPES = (
     "HotlineFeedbackSent",
 )
 
+#: The schemas the queries and the workers read: the board, the hotline outbox, and the escalation
+#: process's cases and timers (the process itself is in :mod:`services.issues.reactions.escalation`).
 BOARD = "proj_issues_board"
+OUTBOX = "proj_hotline_feedback"
+ESCALATION = "proj_issue_escalation"
 
 
 class IssuesBoard:
@@ -102,6 +102,7 @@ class IssuesBoard:
     """
 
     async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        """Fold the batch into each touched issue's row (one read and one write per batch) and its history."""
         decoded = [(s, s.event()) for s in events]
         keys = {(e.community, e.aggregate_id) for _, e in decoded if e.context == "issues"}
         states: dict[tuple[str, str], IssueState] = {}
@@ -195,34 +196,6 @@ def _row(s: IssueState) -> tuple[Any, ...]:
 # ---------------------------------------------------------------- hotline outbox
 
 
-def feedback_for(event: object) -> tuple[str, str | None] | None:
-    """The (status, note) a status-changing event reports back to the hotline, if any."""
-    match event:
-        case IssueAccepted():
-            return "accepted", f"accepted by {event.data.accepted_by}"
-        case IssueAssigned():
-            return "assigned", f"assigned to {event.data.assignee_kind} {event.data.assignee_id}"
-        case IssueEscalated():
-            d = event.data
-            return "escalated", f"escalated {d.from_level} → {d.to_level}" + (
-                f" ({d.target})" if d.target else ""
-            ) + f", reason {d.reason}"
-        case IssueResolved():
-            return "resolved", event.data.resolution
-        case IssueVerified() if event.data.satisfied:
-            return "verified", event.data.note
-        case IssueReopened():
-            return "reopened", event.data.reason
-        case IssueClosed():
-            return "closed", None
-        case IssueMerged():
-            return "merged", f"merged into {event.data.duplicate_of}"
-    return None
-
-
-OUTBOX = "proj_hotline_feedback"
-
-
 class HotlineOutbox:
     """Status changes of hotline issues waiting to be reported back to 12345 (the outbox)."""
 
@@ -264,6 +237,7 @@ class HotlineOutbox:
     """
 
     async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        """Remember which issues are work orders; queue each status change of one; mark what was sent."""
         for stored in events:
             event = stored.event()
             if isinstance(event, HotlineOrderReceived):
@@ -304,8 +278,3 @@ class HotlineOutbox:
                 change[1],
                 event.occurred_at,
             )
-
-
-def jsonable(value: Any) -> Any:
-    """asyncpg gives jsonb as text: parse it."""
-    return json.loads(value) if isinstance(value, str) else value

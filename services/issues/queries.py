@@ -1,4 +1,6 @@
-"""Reads on the issues board (``proj_issues_board``) shared by the JSON API and Open311."""
+"""Reads of the issues service's projections, shared by the JSON API, the hotline's and Open311's
+routes and the board gauges: the issues board (``proj_issues_board``), the hotline feedback outbox
+and the escalation process's timers (an issue's next deadline)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ import asyncpg
 from shared.db import Conn
 from shared.events import now
 
-from .consumers import ESCALATION
-from .domain import OPEN_STATES, IssueState
-from .projections import BOARD, OUTBOX
+from .domain import IssueState
+from .domain.open311 import OPEN311_OPEN
+from .projections import BOARD, ESCALATION, OUTBOX
 
 _COLUMNS = "community, issue_id, state"
 
@@ -212,7 +214,3 @@ async def open311_requests(
         *args,
     )
     return [_state(r) for r in rows]
-
-
-#: Our states that Open311 shows as ``open`` (the rest are ``closed``); see OPEN311.md.
-OPEN311_OPEN = frozenset({*OPEN_STATES, "resolved"})

@@ -1,0 +1,1 @@
+"""The notify service: escalations and digests routed to the agencies, delivered and acknowledged."""

@@ -1,13 +1,13 @@
 """HTTP API of the notify service: the directory, notifications, acknowledgements.
 
-Thin: each route checks the caller's scope, calls the directory or a handler, and shapes the
-answer.  Secrets are write-only: an answer shows their last four characters at most.
+Thin: each route checks the caller's scope, turns the request into a command for a handler or a
+call of a query, and shapes the answer.  Secrets are write-only: an answer shows their last four
+characters at most.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,14 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.events import TOKEN_PATTERN
-from shared.service import Runtime
+from shared.events import TOKEN_PATTERN, now
 
-from . import directory as dirs
-from .domain import RecipientIn
-from .handlers import acknowledge
-from .settings import NotifySettings
-from .signing import LinkError, read_token
+from . import handlers, queries
+from .bootstrap import NotifyDeps, deps
+from .domain.acknowledgement import AcknowledgeNotification
+from .domain.delivery import RetryNotification
+from .domain.directory import PutRecipient, RecipientIn, RemoveRecipient, RotateWebhookSecret
+from .signing import AckLink, LinkError, read_token
 
 router = APIRouter(tags=["notify"])
 
@@ -35,18 +35,11 @@ NotificationId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
 DIRECTORY_ROLES = ("secretary", "street_admin", "ops")
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-async def _in_scope(runtime: Runtime, principal: Principal, community: str) -> None:
+async def _in_scope(notify: NotifyDeps, principal: Principal, community: str) -> None:
     """403 unless the caller's token covers ``community`` (a street admin: a community of their street)."""
     street = None
     if principal.role == "street_admin":
-        async with runtime.pool.acquire() as conn:
-            street = await conn.fetchval(
-                "SELECT street FROM proj_notify_routing.communities WHERE community = $1", community
-            )
+        street = await queries.street_of(community, deps=notify)
         if street is None:
             raise Forbidden(f"community {community} is not registered under a street", field="community")
     principal.require_community(community, street)
@@ -59,11 +52,9 @@ async def _in_scope(runtime: Runtime, principal: Principal, community: str) -> N
 async def list_recipients(
     community: Community, request: Request, principal: Principal = Depends(require(*DIRECTORY_ROLES))
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        rows = await dirs.list_recipients(conn, community)
-    return {"community": community, "recipients": [dirs.public_view(r) for r in rows]}
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    return {"community": community, "recipients": await queries.list_recipients(community, deps=notify)}
 
 
 @router.get("/v1/communities/{community}/recipients/{recipient_id}", summary="One directory entry")
@@ -73,13 +64,12 @@ async def get_recipient(
     request: Request,
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        row = await dirs.get_recipient(conn, community, recipient_id)
-    if row is None:
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    entry = await queries.get_recipient(community, recipient_id, deps=notify)
+    if entry is None:
         raise NotFound(f"no recipient {recipient_id} in {community}", field="recipient_id")
-    return dirs.public_view(row)
+    return entry
 
 
 @router.put(
@@ -95,16 +85,11 @@ async def put_recipient(
     response: Response,
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    settings = runtime.settings
-    assert isinstance(settings, NotifySettings)
-    async with runtime.pool.acquire() as conn:
-        row, created = await dirs.put_recipient(
-            conn, dirs.Sealer(settings.sealing_key()), community, recipient_id, body
-        )
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    entry, created = await handlers.put_recipient(PutRecipient(community, recipient_id, body), deps=notify)
     response.status_code = 201 if created else 200
-    return dirs.public_view(row)
+    return entry
 
 
 @router.delete(
@@ -118,10 +103,9 @@ async def delete_recipient(
     request: Request,
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> Response:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        await dirs.delete_recipient(conn, community, recipient_id)
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    await handlers.remove_recipient(RemoveRecipient(community, recipient_id), deps=notify)
     return Response(status_code=204)  # deleting what is gone is fine: DELETE is idempotent
 
 
@@ -145,38 +129,15 @@ async def rotate_secret(
     request: Request,
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    settings = runtime.settings
-    assert isinstance(settings, NotifySettings)
-    async with runtime.pool.acquire() as conn:
-        row = await dirs.rotate_webhook_secret(
-            conn,
-            dirs.Sealer(settings.sealing_key()),
-            community,
-            recipient_id,
-            body.secret,
-            timedelta(seconds=body.grace_seconds),
-        )
-    if row is None:
-        raise NotFound(f"no recipient {recipient_id} in {community}", field="recipient_id")
-    return dirs.public_view(row)
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    command = RotateWebhookSecret(
+        community, recipient_id, body.secret, grace=timedelta(seconds=body.grace_seconds), at=now()
+    )
+    return await handlers.rotate_webhook_secret(command, deps=notify)
 
 
 # ---------------------------------------------------------------------------------------- notifications
-
-NOTIFICATION_COLUMNS = (
-    "d.notification_id, d.subject_ref, d.kind, d.rule, d.recipient_id, d.recipient_kind, d.channel, d.urgent, "
-    "d.state, d.attempts, d.last_error, d.due_at, d.created_at, d.delivered_at, d.dead_at, d.ack_id, "
-    "a.state AS ack_state"
-)
-
-
-def _notification(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    for key in ("due_at", "created_at", "delivered_at", "dead_at"):
-        out[key] = out[key].isoformat() if out[key] else None
-    return out
 
 
 @router.get("/v1/communities/{community}/notifications", summary="Notifications and their delivery state")
@@ -188,19 +149,10 @@ async def list_notifications(
     limit: int = Query(default=100, ge=1, le=1000),
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT {NOTIFICATION_COLUMNS} FROM notify_deliveries d LEFT JOIN notify_acks a ON a.ack_id = d.ack_id "
-            "WHERE d.community = $1 AND ($2::text IS NULL OR d.subject_ref = $2) "
-            "AND ($3::text IS NULL OR d.state = $3) ORDER BY d.created_at, d.notification_id LIMIT $4",
-            community,
-            subject_ref,
-            state,
-            limit,
-        )
-    return {"community": community, "notifications": [_notification(r) for r in rows]}
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    found = await queries.list_notifications(community, subject_ref, state, limit, deps=notify)
+    return {"community": community, "notifications": found}
 
 
 @router.post(
@@ -213,22 +165,9 @@ async def retry_notification(
     request: Request,
     principal: Principal = Depends(require("secretary", "ops")),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "UPDATE notify_deliveries SET state = CASE WHEN state = 'dead' THEN 'pending' ELSE state END, "
-            "budget_from = CASE WHEN state = 'dead' THEN attempts ELSE budget_from END, "
-            "due_at = CASE WHEN state = 'dead' THEN now() ELSE due_at END, updated_at = now() "
-            "WHERE community = $1 AND notification_id = $2 RETURNING state",
-            community,
-            notification_id,
-        )
-        if row is not None:
-            await conn.execute("SELECT pg_notify('gridwork_notify_outbox', '')")
-    if row is None:
-        raise NotFound(f"no notification {notification_id} in {community}", field="notification_id")
-    return {"notification_id": notification_id, "state": row["state"]}
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    return await handlers.retry_notification(RetryNotification(community, notification_id), deps=notify)
 
 
 @router.post(
@@ -241,19 +180,13 @@ async def ack_by_api(
     request: Request,
     principal: Principal = Depends(require("agency")),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
     principal.require_community(community)
     if not principal.agency:
         raise Forbidden("the token names no agency (claim 'agency')", field="agency")
-    return await acknowledge(
-        pool=runtime.pool,
-        store=runtime.store,
-        community=community,
-        notification_id=notification_id,
-        actor=principal.sub,
-        via="api",
-        agency=principal.agency,
+    command = AcknowledgeNotification(
+        community, notification_id, actor=principal.sub, via="api", at=now(), agency=principal.agency
     )
+    return await handlers.acknowledge(command, deps=deps(request))
 
 
 @router.get("/v1/communities/{community}/acks", summary="Acknowledgement watches")
@@ -264,40 +197,18 @@ async def list_acks(
     subject_ref: str | None = Query(default=None, max_length=64),
     principal: Principal = Depends(require(*DIRECTORY_ROLES)),
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT ack_id, subject_ref, recipient_id, recipient_kind, notification_id, channel, state, "
-            "starts_at, acknowledged_by, acknowledged_via, closed_at FROM notify_acks "
-            "WHERE community = $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR subject_ref = $3) "
-            "ORDER BY starts_at LIMIT 1000",
-            community,
-            state,
-            subject_ref,
-        )
-    out = []
-    for r in rows:
-        item = dict(r)
-        item["starts_at"] = r["starts_at"].isoformat()
-        item["closed_at"] = r["closed_at"].isoformat() if r["closed_at"] else None
-        out.append(item)
-    return {"community": community, "acks": out}
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    return {"community": community, "acks": await queries.list_acks(community, state, subject_ref, deps=notify)}
 
 
 @router.get("/v1/communities/{community}/unrouted", summary="Facts no rule or directory entry could place")
 async def list_unrouted(
     community: Community, request: Request, principal: Principal = Depends(require(*DIRECTORY_ROLES))
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    await _in_scope(runtime, principal, community)
-    async with runtime.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT source_id, subject_ref, reason, created_at FROM notify_unrouted WHERE community = $1 "
-            "ORDER BY created_at LIMIT 1000",
-            community,
-        )
-    return {"community": community, "unrouted": [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]}
+    notify = deps(request)
+    await _in_scope(notify, principal, community)
+    return {"community": community, "unrouted": await queries.list_unrouted(community, deps=notify)}
 
 
 # ---------------------------------------------------------------------------------------- signed links
@@ -312,11 +223,9 @@ _CONFIRM_FORM = (
 )
 
 
-def _link(request: Request, token: str) -> Any:
-    settings = request.app.state.settings
-    assert isinstance(settings, NotifySettings)
+def _link(notify: NotifyDeps, token: str) -> AckLink:
     try:
-        return read_token(settings.link_key(), token)
+        return read_token(notify.link_key, token)
     except LinkError as err:
         raise Invalid(str(err), field="token") from err
 
@@ -328,25 +237,18 @@ def _wants_html(request: Request) -> bool:
 @router.get("/v1/ack/{token}", summary="Acknowledgement page of a signed link (changes nothing)")
 async def ack_page(token: str, request: Request) -> Response:
     """A GET only shows what is being acknowledged: link previews and scanners must not acknowledge."""
-    link = _link(request, token)
-    runtime = _runtime(request)
-    async with runtime.pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT d.subject_ref, d.facts, a.state FROM notify_deliveries d "
-            "LEFT JOIN notify_acks a ON a.ack_id = d.ack_id WHERE d.community = $1 AND d.notification_id = $2",
-            link.community,
-            link.notification_id,
-        )
-    if row is None:
+    notify = deps(request)
+    link = _link(notify, token)
+    found = await queries.notification_to_acknowledge(link.community, link.notification_id, deps=notify)
+    if found is None:
         raise NotFound("no such notification", field="token")
-    facts = json.loads(row["facts"])
-    info = {"notification_id": link.notification_id, "issue_id": row["subject_ref"], "ack_state": row["state"]}
+    info = {"notification_id": link.notification_id, "issue_id": found["subject_ref"], "ack_state": found["ack_state"]}
     if not _wants_html(request):
         return JSONResponse(info)
-    done = row["state"] == "acknowledged"
+    done = found["ack_state"] == "acknowledged"
     body = (
-        f"<h2>问题升级 / Escalation {html.escape(row['subject_ref'])}</h2>"
-        f"<p>{html.escape(str(facts.get('description') or ''))}</p>"
+        f"<h2>问题升级 / Escalation {html.escape(found['subject_ref'])}</h2>"
+        f"<p>{html.escape(str(found['facts'].get('description') or ''))}</p>"
         + ("<p>已确认 / Acknowledged.</p>" if done else _CONFIRM_FORM)
     )
     return HTMLResponse(_PAGE.format(title="确认收到 / Acknowledge", body=body))
@@ -354,16 +256,10 @@ async def ack_page(token: str, request: Request) -> Response:
 
 @router.post("/v1/ack/{token}", summary="Acknowledge through a signed link")
 async def ack_by_link(token: str, request: Request) -> Response:
-    link = _link(request, token)
-    runtime = _runtime(request)
-    answer = await acknowledge(
-        pool=runtime.pool,
-        store=runtime.store,
-        community=link.community,
-        notification_id=link.notification_id,
-        actor="ack-link",
-        via="link",
-    )
+    notify = deps(request)
+    link = _link(notify, token)
+    command = AcknowledgeNotification(link.community, link.notification_id, actor="ack-link", via="link", at=now())
+    answer = await handlers.acknowledge(command, deps=notify)
     if _wants_html(request) or request.headers.get("content-type", "").startswith("application/x-www-form"):
         return HTMLResponse(
             _PAGE.format(

@@ -1,6 +1,9 @@
-"""Wiring of the notify service: its spec (routes, projections, background tasks, events)."""
+"""The notify service as the shared scaffolding runs it: its spec (routes, projections, background
+tasks, outboxes, events, the composition root) and its ASGI app."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -18,12 +21,16 @@ from shared.events.visits import CommunityRegistered
 from shared.service import ServiceSpec, create_app
 
 from .api import router
+from .bootstrap import NotifyDeps, bootstrap
 from .projections import NotifyRouting
+from .reactions import delivery_outbox, delivery_worker, timers
 from .settings import NotifySettings
-from .timers import timers
-from .worker import delivery_outbox, delivery_worker
 
-SPEC = ServiceSpec(
+#: The service's own tables (not projection-owned): applied at start-up after shared/'s.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+SPEC: ServiceSpec[NotifyDeps] = ServiceSpec(
     name="notify",
     title="Notify",
     description=(
@@ -55,6 +62,8 @@ SPEC = ServiceSpec(
     ],
     port_setting="notify_port",
     settings_type=NotifySettings,
+    wire=bootstrap,
+    migrations=[MIGRATIONS],
 )
 
 

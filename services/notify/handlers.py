@@ -1,80 +1,194 @@
-"""Application functions of the notify service (keyword-only dependencies, no HTTP in here)."""
+"""Application functions of the notify service: load → decide → append (or write), no HTTP in here.
+
+Each takes a domain command and the service's dependencies (keyword ``deps``).  The directory is
+state of its own (a table, not an event stream), so its handlers load the row under lock, apply the
+domain's rules for its secrets, and write it back sealed; acknowledgements load the watch, decide,
+and append NotificationAcknowledged exactly once.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 
-from shared.errors import Conflict, Forbidden, NotFound
-from shared.events.notify import NotificationAcknowledged, NotificationData
-from shared.eventstore import EventStore
+from shared.errors import NotFound
 
-from .domain import as_uuid
+from .bootstrap import NotifyDeps
+from .domain.acknowledgement import AcknowledgeNotification, AckWatch, decide, evolve
+from .domain.delivery import RetryNotification
+from .domain.directory import (
+    PutRecipient,
+    RemoveRecipient,
+    RotateWebhookSecret,
+    kept_secrets,
+    public_channels,
+    rotated_secrets,
+    secret_hints,
+    webhook_hints,
+)
+from .domain.ids import as_uuid
 from .metrics import ACKNOWLEDGEMENTS
-from .outbox import append_steps
+from .projections import WAKE_CHANNEL
+from .queries import COLUMNS, public_view
+from .reactions.outbox import append_steps
+from .sealing import bound_to
+
+# ---------------------------------------------------------------------------------------- directory
 
 
-async def acknowledge(
-    *,
-    pool: asyncpg.Pool,
-    store: EventStore,
-    community: str,
-    notification_id: str,
-    actor: str,
-    via: str,
-    agency: str | None = None,
-) -> dict[str, Any]:
+async def put_recipient(command: PutRecipient, *, deps: NotifyDeps) -> tuple[dict[str, Any], bool]:
+    """Create or replace a directory entry; returns the entry as shown and whether it is new."""
+    community, recipient_id, entry = command.community, command.recipient_id, command.entry
+    bound = bound_to(community, recipient_id)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        old = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 AND recipient_id = $2 FOR UPDATE",
+            community,
+            recipient_id,
+        )
+        secrets = kept_secrets(entry.channels, deps.sealer.open(old["sealed"], bound) if old else {})
+        row = await conn.fetchrow(
+            f"""INSERT INTO notify_recipients (community, recipient_id, kind, name, desk, language, agency,
+                    quiet_hours, covers, channels, sealed, hints, active)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                ON CONFLICT (community, recipient_id) DO UPDATE SET kind = $3, name = $4, desk = $5,
+                    language = $6, agency = $7, quiet_hours = $8, covers = $9, channels = $10, sealed = $11,
+                    hints = $12, active = $13, updated_at = now()
+                RETURNING {COLUMNS}""",
+            community,
+            recipient_id,
+            entry.kind,
+            entry.name,
+            entry.desk,
+            entry.language,
+            entry.agency,
+            json.dumps(entry.quiet_hours.model_dump(mode="json")) if entry.quiet_hours else None,
+            json.dumps([c.model_dump(mode="json") for c in entry.covers]),
+            json.dumps(public_channels(entry.channels)),
+            deps.sealer.seal(secrets, bound),
+            json.dumps(secret_hints(secrets)),
+            entry.active,
+        )
+    assert row is not None  # INSERT … RETURNING always returns the row
+    return public_view(row), old is None
+
+
+async def rotate_webhook_secret(command: RotateWebhookSecret, *, deps: NotifyDeps) -> dict[str, Any]:
+    """Make the new webhook key current, the old one signing beside it until the grace ends."""
+    community, recipient_id = command.community, command.recipient_id
+    bound = bound_to(community, recipient_id)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 AND recipient_id = $2 FOR UPDATE",
+            community,
+            recipient_id,
+        )
+        if row is None:
+            raise NotFound(f"no recipient {recipient_id} in {community}", field="recipient_id")
+        secrets = rotated_secrets(deps.sealer.open(row["sealed"], bound), command)
+        hints = {**json.loads(row["hints"]), **webhook_hints(secrets)}  # the WeCom hint stays as it was
+        row = await conn.fetchrow(
+            f"""UPDATE notify_recipients SET sealed = $3, hints = $4, updated_at = now()
+                WHERE community = $1 AND recipient_id = $2 RETURNING {COLUMNS}""",
+            community,
+            recipient_id,
+            deps.sealer.seal(secrets, bound),
+            json.dumps(hints),
+        )
+    assert row is not None  # the row was just read under lock: the UPDATE finds it
+    return public_view(row)
+
+
+async def remove_recipient(command: RemoveRecipient, *, deps: NotifyDeps) -> bool:
+    """Take an entry out of the directory; whether there was one.  Its pending notifications are
+    dead-lettered by the delivery worker when it finds the recipient gone."""
+    async with deps.pool.acquire() as conn:
+        status = await conn.execute(
+            "DELETE FROM notify_recipients WHERE community = $1 AND recipient_id = $2",
+            command.community,
+            command.recipient_id,
+        )
+    return status.endswith(" 1")
+
+
+# ---------------------------------------------------------------------------------------- notifications
+
+
+async def retry_notification(command: RetryNotification, *, deps: NotifyDeps) -> dict[str, Any]:
+    """A dead-lettered notification goes back to pending with a fresh retry budget; others stay as they are."""
+    async with deps.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "UPDATE notify_deliveries SET state = CASE WHEN state = 'dead' THEN 'pending' ELSE state END, "
+            "budget_from = CASE WHEN state = 'dead' THEN attempts ELSE budget_from END, "
+            "due_at = CASE WHEN state = 'dead' THEN now() ELSE due_at END, updated_at = now() "
+            "WHERE community = $1 AND notification_id = $2 RETURNING state",
+            command.community,
+            command.notification_id,
+        )
+        if row is not None:
+            await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+    if row is None:
+        raise NotFound(f"no notification {command.notification_id} in {command.community}", field="notification_id")
+    return {"notification_id": command.notification_id, "state": row["state"]}
+
+
+async def acknowledge(command: AcknowledgeNotification, *, deps: NotifyDeps) -> dict[str, Any]:
     """The recipient confirms it got an escalation: NotificationAcknowledged, once.
 
-    ``agency``: the caller's agency claim when acknowledging through the API; it must be the
-    recipient's.  Acknowledging again answers with the first acknowledgement.  A late
-    acknowledgement (after NotificationUnacknowledged) is still recorded.
+    Acknowledging again answers with the first acknowledgement.  A late acknowledgement (after
+    NotificationUnacknowledged) is still recorded.  The watch's row lock is held while the event is
+    appended, so two acknowledgements at once record one.
     """
-    async with pool.acquire() as conn, conn.transaction():
+    async with deps.pool.acquire() as conn, conn.transaction():
         delivery = await conn.fetchrow(
             "SELECT d.notification_id, d.channel, d.recipient_id, d.subject_ref, d.ack_id, r.agency "
             "FROM notify_deliveries d LEFT JOIN notify_recipients r "
             "ON r.community = d.community AND r.recipient_id = d.recipient_id "
             "WHERE d.community = $1 AND d.notification_id = $2",
-            community,
-            notification_id,
+            command.community,
+            command.notification_id,
         )
         if delivery is None:
-            raise NotFound(f"no notification {notification_id} in {community}", field="notification_id")
-        if agency is not None and delivery["agency"] != agency:
-            raise Forbidden("this notification went to another agency", field="notification_id")
-        if delivery["ack_id"] is None:
-            raise Conflict("this notification does not ask for an acknowledgement", field="notification_id")
-        watch = await conn.fetchrow("SELECT * FROM notify_acks WHERE ack_id = $1 FOR UPDATE", delivery["ack_id"])
-        assert watch is not None
-        if watch["state"] == "acknowledged":
-            return _answer(watch, already=True)
-        event = NotificationAcknowledged.new(
-            community=community,
-            aggregate_id=watch["ack_id"],
-            actor=actor,
-            data=NotificationData(
-                notification_id=notification_id,
-                recipient=delivery["recipient_id"],
-                channel=delivery["channel"],
-                subject_ref=delivery["subject_ref"],
-            ),
-            causation_id=as_uuid(watch["source_id"]),
-            correlation_id=watch["correlation_id"],
+            raise NotFound(f"no notification {command.notification_id} in {command.community}", field="notification_id")
+        row = None
+        if delivery["ack_id"] is not None:
+            row = await conn.fetchrow("SELECT * FROM notify_acks WHERE ack_id = $1 FOR UPDATE", delivery["ack_id"])
+            assert row is not None  # the watch is written with its notification, in one statement
+        watch = AckWatch(
+            community=command.community,
+            notification_id=command.notification_id,
+            channel=delivery["channel"],
+            recipient_id=delivery["recipient_id"],
+            subject_ref=delivery["subject_ref"],
+            ack_id=delivery["ack_id"],
+            recipient_agency=delivery["agency"],
+            state=row["state"] if row else "open",
+            version=row["version"] if row else 0,
+            causation_id=as_uuid(row["source_id"]) if row else None,
+            correlation_id=row["correlation_id"] if row else None,
         )
-        version, _ = await append_steps(store, [event], watch["version"], lambda e: e.type == event.type)
-        watch = await conn.fetchrow(
-            "UPDATE notify_acks SET state = 'acknowledged', version = $2, acknowledged_by = $3, "
+        events = decide(watch, command)
+        if not events:
+            assert row is not None  # decide refuses a notification with no watch
+            return _answer(row, already=True)
+        version, _ = await append_steps(
+            deps.store, events, watch.version, lambda e: e.type == "NotificationAcknowledged"
+        )
+        acknowledged = evolve(watch, events[0])
+        row = await conn.fetchrow(
+            "UPDATE notify_acks SET state = $5, version = $2, acknowledged_by = $3, "
             "acknowledged_via = $4, closed_at = now() WHERE ack_id = $1 RETURNING *",
-            watch["ack_id"],
+            watch.ack_id,
             version,
-            actor,
-            via,
+            command.actor,
+            command.via,
+            acknowledged.state,
         )
-    assert watch is not None  # the row was just read under lock: the UPDATE finds it
-    ACKNOWLEDGEMENTS.labels(watch["recipient_kind"], "acknowledged").inc()
-    return _answer(watch, already=False)
+    assert row is not None  # the row was just read under lock: the UPDATE finds it
+    ACKNOWLEDGEMENTS.labels(row["recipient_kind"], "acknowledged").inc()
+    return _answer(row, already=False)
 
 
 def _answer(watch: asyncpg.Record, *, already: bool) -> dict[str, Any]:

@@ -31,9 +31,12 @@ from shared.db import Conn
 from shared.events import Event, now
 from shared.eventstore import StoredEvent
 
-from .directory import recipient_of
-from .domain import Recipient, ack_id, missed_items, notification_id, send_at
-from .routing import Facts, Route, Rule, Rules, default_rules, select
+from .bootstrap import default_rules
+from .domain.digest import missed_items
+from .domain.directory import Recipient, send_at
+from .domain.ids import ack_id, notification_id
+from .domain.routing import Facts, Route, RoutingRule, RoutingRules, select
+from .queries import recipient_of
 
 log = structlog.get_logger("gridwork.notify.routing")
 
@@ -89,7 +92,7 @@ class Outbox:
         self,
         *,
         routes: Sequence[Route],
-        rule: Rule,
+        rule: RoutingRule,
         community: str,
         source_id: str,
         source_type: str,
@@ -132,6 +135,7 @@ class Outbox:
 
 
 async def note_unrouted(conn: Conn, community: str, source_id: str, subject_ref: str, reason: str) -> None:
+    """Keep a fact no rule or directory entry could place (listed by ``GET …/unrouted``)."""
     log.warning("unrouted", community=community, source_id=source_id, subject_ref=subject_ref, reason=reason)
     await conn.execute(
         "INSERT INTO public.notify_unrouted (source_id, community, subject_ref, reason) VALUES ($1, $2, $3, $4) "
@@ -144,7 +148,7 @@ async def note_unrouted(conn: Conn, community: str, source_id: str, subject_ref:
 
 
 @dataclass
-class _Batch:
+class _RoutedBatch:
     """What one call of ``apply`` carries from event to event."""
 
     outbox: Outbox = field(default_factory=Outbox)
@@ -184,18 +188,19 @@ class NotifyRouting:
     );
     """
 
-    def __init__(self, rules: Rules | None = None) -> None:
+    def __init__(self, rules: RoutingRules | None = None) -> None:
         self._rules = rules
 
     @property
-    def rules(self) -> Rules:
+    def rules(self) -> RoutingRules:
+        """The routing rules (those shipped in ``routing.toml`` unless given)."""
         if self._rules is None:
             self._rules = default_rules()
         return self._rules
 
     async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
         """Fold a batch; the outbox rows of all its events go in one statement at the end."""
-        batch = _Batch()
+        batch = _RoutedBatch()
         for stored in events:
             event = stored.event()
             handler = getattr(self, f"_on_{event.type}", None)
@@ -203,7 +208,7 @@ class NotifyRouting:
                 await handler(conn, stored, event, batch)
         await batch.outbox.flush(conn)
 
-    async def _live(self, conn: Conn, batch: _Batch, schema: str | None = None) -> bool:
+    async def _live(self, conn: Conn, batch: _RoutedBatch, schema: str | None = None) -> bool:
         """Whether this is the live schema.  A replay folds into a shadow schema: it rebuilds the views
         but must not route (and so send) old events again, e.g. to a recipient added since."""
         if batch.live is None:
@@ -212,7 +217,7 @@ class NotifyRouting:
             batch.live = schema == f"proj_{self.name}"
         return batch.live
 
-    async def _on_CommunityRegistered(self, conn: Conn, stored: StoredEvent, e: Any, _b: _Batch) -> None:
+    async def _on_CommunityRegistered(self, conn: Conn, stored: StoredEvent, e: Any, _b: _RoutedBatch) -> None:
         await conn.execute(
             "INSERT INTO communities (community, street, name) VALUES ($1, $2, $3) "
             "ON CONFLICT (community) DO UPDATE SET street = $2, name = $3",
@@ -221,7 +226,7 @@ class NotifyRouting:
             e.data.name,
         )
 
-    async def _on_IssueReported(self, conn: Conn, stored: StoredEvent, e: Any, _b: _Batch) -> None:
+    async def _on_IssueReported(self, conn: Conn, stored: StoredEvent, e: Any, _b: _RoutedBatch) -> None:
         d = e.data
         await conn.execute(
             """INSERT INTO issues (community, issue_id, category, subcategory, severity, place, description,
@@ -238,7 +243,7 @@ class NotifyRouting:
         )
 
     async def _lookup(
-        self, conn: Conn, batch: _Batch, community: str, issue_id: str
+        self, conn: Conn, batch: _RoutedBatch, community: str, issue_id: str
     ) -> tuple[dict[str, Any], list[Recipient]] | None:
         """The issue view and the community's directory in one round trip (None during a replay)."""
         row = await conn.fetchrow(LOOKUP, community, issue_id)
@@ -251,7 +256,7 @@ class NotifyRouting:
     async def _route(
         self,
         conn: Conn,
-        batch: _Batch,
+        batch: _RoutedBatch,
         stored: StoredEvent,
         e: Any,
         facts: Facts,
@@ -287,7 +292,7 @@ class NotifyRouting:
             at=now(),
         )
 
-    async def _on_IssueEscalated(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueEscalated(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         d = e.data
         found = await self._lookup(conn, batch, e.community, d.issue_id)
         if found is None:
@@ -320,7 +325,7 @@ class NotifyRouting:
         }
         await self._route(conn, batch, stored, e, facts, "escalation", template, directory)
 
-    async def _on_IssueOverdue(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueOverdue(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         d = e.data
         found = await self._lookup(conn, batch, e.community, d.issue_id)
         if found is None:
@@ -347,7 +352,7 @@ class NotifyRouting:
         }
         await self._route(conn, batch, stored, e, facts, "overdue", template, directory)
 
-    async def _close_watches(self, conn: Conn, e: Any, batch: _Batch) -> None:
+    async def _close_watches(self, conn: Conn, e: Any, batch: _RoutedBatch) -> None:
         # A resolved, closed or merged issue needs nobody to acknowledge its escalations any more.
         if not await self._live(conn, batch):
             return
@@ -358,16 +363,16 @@ class NotifyRouting:
             e.data.issue_id,
         )
 
-    async def _on_IssueResolved(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueResolved(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_IssueClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_IssueMerged(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_IssueMerged(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         await self._close_watches(conn, e, batch)
 
-    async def _on_QuotaPeriodClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _Batch) -> None:
+    async def _on_QuotaPeriodClosed(self, conn: Conn, stored: StoredEvent, e: Any, batch: _RoutedBatch) -> None:
         if not await self._live(conn, batch):
             return
         d = e.data

@@ -192,9 +192,9 @@ def in_process(receiver: LocalReceiver) -> Iterator[LocalReceiver]:
     ``at`` is the child's ``time.perf_counter()``, which on Linux is CLOCK_MONOTONIC and so
     comparable across processes.
     """
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    ready = ctx.Event()
+    spawning = multiprocessing.get_context("spawn")  # a fresh interpreter: no state copied from this one
+    queue = spawning.SimpleQueue()
+    ready = spawning.Event()
     if not receiver.port:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -206,7 +206,7 @@ def in_process(receiver: LocalReceiver) -> Iterator[LocalReceiver]:
         "sms_token": receiver.sms_token,
         "tolerance": receiver.tolerance,
     }
-    process = ctx.Process(target=_serve_forever, args=(config, queue, ready), name="notify-receiver", daemon=True)
+    process = spawning.Process(target=_serve_forever, args=(config, queue, ready), name="notify-receiver", daemon=True)
     process.start()
 
     def pump() -> None:

@@ -1,10 +1,10 @@
-"""`gridwork` subcommands of the scoring service: ``bench scoring``, ``scoring close``, ``scoring rulebooks``."""
+"""`gridwork` subcommands of the scoring service: ``bench scoring`` (run by :mod:`.bench`), ``scoring close``,
+``scoring rulebooks``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from datetime import date, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
 
 
 def cmd_rulebooks(_args: argparse.Namespace) -> int:
+    """``gridwork scoring rulebooks``: validate the rulebooks and list their items and each community's choice."""
     from rich.console import Console
     from rich.table import Table
 
@@ -79,15 +80,19 @@ def cmd_rulebooks(_args: argparse.Namespace) -> int:
 
 
 def cmd_close(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
+    """``gridwork scoring close [--now …]``: close ended periods once, as the service's closer would."""
     from services.cli.local import load_settings
     from shared.db import create_pool
     from shared.eventstore import EventStore, connect
     from shared.nats import patches
 
-    from .closing import close_due_periods
+    from .bootstrap import ScoringDeps
+    from .handlers import close_due_periods
     from .settings import scoring_settings
+
+    now = args.now or datetime.now(SHANGHAI)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=SHANGHAI)
 
     async def run() -> Any:
         patches.install()
@@ -95,17 +100,10 @@ def cmd_close(args: argparse.Namespace) -> int:
         nc = await connect(settings, "gridwork-scoring-close")
         pool = await create_pool(settings)
         try:
-            now = args.now or datetime.now(SHANGHAI)
-            if now.tzinfo is None:
-                now = now.replace(tzinfo=SHANGHAI)
-            return await close_due_periods(
-                pool=pool,
-                store=EventStore(nc, settings),
-                rules=settings.rules(),
-                now=now,
-                grace=timedelta(seconds=settings.scoring_close_grace_seconds),
-                lookback_days=settings.scoring_close_lookback_days,
+            deps = ScoringDeps(
+                settings=settings, rules=settings.rules(), clock=lambda: now, pool=pool, store=EventStore(nc, settings)
             )
+            return await close_due_periods(now, deps=deps)
         finally:
             await nc.close()
             await pool.close()
@@ -119,6 +117,9 @@ def cmd_close(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``gridwork bench scoring``: see :mod:`.bench`."""
+    from .bench import bench_scoring
+
     if args.street_year:
         args.workload, args.communities, args.days, args.no_live = "simulate", 20, 365, True
     start = args.start or (date(2025, 1, 1) if args.street_year else date(2025, 10, 1))
@@ -142,298 +143,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         uvloop.run(run)
     return 0
-
-
-async def _generate(
-    store: Any,
-    communities: int,
-    workers: int,
-    days: int,
-    start: date,
-    workload: str = "synth",
-    folded: frozenset[str] = frozenset(),
-) -> tuple[int, float]:
-    """Append the workload; returns (events the projection folds, seconds)."""
-    from . import synth
-
-    n = 0
-    started = time.perf_counter()
-    if workload == "simulate":
-        from services.cli.workload import by_aggregate, generate
-
-        for _day, events in generate(communities, days, seed=1, start=start):
-            groups = by_aggregate(events)
-            for i in range(0, len(groups), 5000):
-                for res in await store.append_many(groups[i : i + 5000]):
-                    if isinstance(res, Exception):
-                        raise res
-            n += sum(1 for e in events if e.type in folded)
-        return n, time.perf_counter() - started
-    for day in synth.street(communities=communities, workers=workers, start=start, n_days=days):
-        for i in range(0, len(day), 5000):
-            chunk = day[i : i + 5000]
-            for res in await store.append_many(chunk):
-                if isinstance(res, Exception):
-                    raise res
-            n += synth.count(chunk)
-    return n, time.perf_counter() - started
-
-
-async def _latency(call: Any, n: int) -> dict[str, float]:
-    from services.cli.benchkit import percentiles
-
-    samples = []
-    for _ in range(max(5, n // 10)):  # warm-up: plans cached, pool connections open
-        await call()
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return percentiles(samples)
-
-
-async def _live_fold(
-    rows: list[dict[str, Any]],
-    projection: Any,
-    nc: Any,
-    pool: Any,
-    settings: Any,
-    n: int,
-    last: int,
-    batch: int,
-    raw_s: float,
-) -> None:
-    """The runner folds the stream from scratch, exactly once (the service's own path)."""
-    import asyncpg
-
-    from shared.projection import ProjectionRunner
-
-    runner = ProjectionRunner(projection, nc=nc, pool=pool, settings=settings)
-    started = time.perf_counter()
-    task = asyncio.create_task(runner.run())
-    checkpoint = "SELECT position FROM proj_scoring._checkpoint WHERE id = 1"
-    while True:
-        try:
-            if (await pool.fetchval(checkpoint) or 0) >= last:
-                break
-        except asyncpg.UndefinedTableError:  # the runner has not created its schema yet
-            pass
-        await asyncio.sleep(0.02)
-    live_s = time.perf_counter() - started
-    runner.stop()
-    await task
-    rows.append(
-        {
-            "variant": f"live fold: runner, {batch}-event batches, exactly once",
-            "events": n,
-            "events/s": n / live_s,
-            "vs raw consume": f"{raw_s / live_s:.0%}",
-            "target": "≥ 15,000",
-        }
-    )
-
-
-async def bench_scoring(
-    communities: int = 20,
-    workers: int = 25,
-    days: int = 31,
-    start: date = date(2025, 10, 1),
-    queries: int = 300,
-    batch: int = 10000,
-    workload: str = "synth",
-    replay_batch: int | None = None,
-    live: bool = True,
-    street_year: bool = False,
-    repeat: int = 1,
-) -> list[dict[str, Any]]:
-    """Generate a street's work, then measure raw consume, live fold, replay and board latency in one run."""
-    import gc
-    import statistics
-
-    import httpx
-
-    from services.cli.benchkit import bench_stack, console, report
-    from shared.auth import mint_token
-    from shared.db import create_pool, migrate
-    from shared.eventstore import EventStore, connect
-    from shared.nats import patches
-    from shared.projection import replay, stream_reader
-
-    from . import queries as q
-    from .app import build_app
-    from .calendar import parse_period
-    from .projections import ScoringProjection
-    from .settings import scoring_settings
-
-    patches.install()
-    rows: list[dict[str, Any]] = []
-    async with bench_stack("scoring") as base:
-        settings = scoring_settings(base, scoring_close_interval_seconds=0, projection_batch=batch)
-        nc = await connect(settings, "bench-scoring")
-        store = EventStore(nc, settings)
-        await store.ensure_streams()
-        pool = await create_pool(settings, max_size=4)
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        rules = settings.rules()
-        projection = ScoringProjection(rules)
-
-        n, gen_s = await _generate(
-            store, communities, workers, days, start, workload, frozenset(projection.event_types)
-        )
-        last = await store.last_sequence()
-        console.print(
-            f"generated {n:,} events ({communities} communities × {workers} workers × {days} days) "
-            f"in {gen_s:.1f} s ({n / gen_s:,.0f}/s incl. append)"
-        )
-
-        replay_batch = replay_batch or projection.replay_batch
-        # Baseline: pull the same events the projection consumes with the replay's reader (and, as
-        # the replay, with the cyclic GC paused), no database work.  The first ones are kept for
-        # the in-memory row.
-        reader = await stream_reader(nc, settings, projection)
-        kept: list[Any] = []
-        got = 0
-        gc.disable()
-        started = time.perf_counter()
-        while got < n:
-            msgs = await reader.fetch(5000, wait=1)
-            got += len(msgs)
-            if len(kept) < 200_000:
-                kept += [m.event for m in msgs]
-        raw_s = time.perf_counter() - started
-        gc.enable()
-        await reader.stop()
-        rows.append(
-            {"variant": "raw consume: pull the same events, no database", "events": got, "events/s": got / raw_s}
-        )
-
-        # Where the fold's own time goes: decoding and aggregating in memory, no database.
-        gc.disable()
-        started = time.perf_counter()
-        for i in range(0, len(kept), replay_batch):
-            projection.fold_batch(kept[i : i + replay_batch])
-        mem_s = time.perf_counter() - started
-        gc.enable()
-        rows.append(
-            {
-                "variant": f"decode + aggregate in memory (the fold's Python part), {replay_batch}-event batches",
-                "events": len(kept),
-                "events/s": len(kept) / mem_s,
-            }
-        )
-        del kept
-
-        if live:
-            await _live_fold(rows, projection, nc, pool, settings, n, last, batch, raw_s)
-
-        times = []
-        for i in range(repeat):  # each replay rebuilds from the first event and swaps (the stream is generated once)
-            result = await replay(ScoringProjection(rules), nc=nc, pool=pool, settings=settings, batch=replay_batch)
-            times.append(result["seconds"])
-            replayed = {
-                "variant": f"replay{f' {i + 1}/{repeat}' if repeat > 1 else ''}: {replay_batch}-event batches, "
-                "fresh schema + atomic swap",
-                "events": result["events"],
-                "events/s": result["events"] / result["seconds"],
-                "vs raw consume": f"{raw_s / result['seconds']:.0%}",
-                "target": "≥ 30,000",
-            }
-            if street_year:
-                replayed |= {"seconds": result["seconds"], "target": "< 90 s"}
-            rows.append(replayed)
-        if repeat > 1:
-            mid = statistics.median(times)
-            rows.append(
-                {
-                    "variant": f"replay: median of {repeat}",
-                    "events": result["events"],
-                    "events/s": result["events"] / mid,
-                    "vs raw consume": f"{raw_s / mid:.0%}",
-                    **({"seconds": mid} if street_year else {}),
-                }
-            )
-        report(
-            "gridwork bench scoring — the scoring projection folded from a street's events",
-            rows,
-            note=f"{n:,} events, same stream and machine for every row (raw consume took {raw_s:.1f} s)",
-        )
-        month = parse_period(f"{start.year}-{start.month:02d}")
-        as_of = month.end
-        community, street = ("c000", "s00") if workload == "simulate" else ("zhongnan-c00", "zhongnan")
-
-        async def naive_board() -> Any:
-            # Baseline: sum the item rows of the month on the fly (no standings table).
-            return await pool.fetch(
-                """SELECT worker_id, sum(points), count(*) FILTER (WHERE met AND NOT indicator)
-                   FROM proj_scoring.quota_item WHERE community = $1 AND due BETWEEN $2 AND $3
-                   GROUP BY worker_id""",
-                community,
-                month.start,
-                month.end,
-            )
-
-        async def naive_street() -> Any:
-            return await pool.fetch(
-                """SELECT q.community, q.worker_id, sum(q.points), count(*) FILTER (WHERE q.met AND NOT q.indicator)
-                   FROM proj_scoring.quota_item q JOIN proj_scoring.community c USING (community)
-                   WHERE c.street = $1 AND q.due BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                street,
-                month.start,
-                month.end,
-            )
-
-        lat: list[dict[str, Any]] = []
-        lat.append(
-            {
-                "what": f"naive: community board from item rows ({workers} workers)",
-                **await _latency(naive_board, queries),
-            }
-        )
-        lat.append(
-            {
-                "what": f"community board query ({workers} workers)",
-                **await _latency(lambda: q.community_board(pool, rules, community, month, as_of), queries),
-                "target p99": "< 10 ms",
-            }
-        )
-        lat.append(
-            {
-                "what": f"naive: street board from item rows ({communities} communities)",
-                **await _latency(naive_street, max(20, queries // 3)),
-            }
-        )
-        lat.append(
-            {
-                "what": f"street roll-up query ({communities} communities)",
-                **await _latency(lambda: q.street_board(pool, rules, street, month, as_of), max(20, queries // 3)),
-                "target p99": "< 50 ms",
-            }
-        )
-        app = build_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as client,
-        ):
-            sec = {"Authorization": f"Bearer {mint_token(settings, role='secretary', community=community)}"}
-            adm = {"Authorization": f"Bearer {mint_token(settings, role='street_admin', street=street)}"}
-            url = f"/v1/communities/{community}/board?period={month.key}&as_of={as_of}"
-            lat.append(
-                {
-                    "what": "GET community board over HTTP (in-process ASGI)",
-                    **await _latency(lambda: client.get(url, headers=sec), queries),
-                    "target p99": "< 10 ms",
-                }
-            )
-            surl = f"/v1/streets/{street}/board?period={month.key}&as_of={as_of}"
-            lat.append(
-                {
-                    "what": "GET street roll-up over HTTP (in-process ASGI)",
-                    **await _latency(lambda: client.get(surl, headers=adm), max(20, queries // 3)),
-                    "target p99": "< 50 ms",
-                }
-            )
-        report("gridwork bench scoring — board latency (ms)", lat)
-        await nc.close()
-        await pool.close()
-    return rows

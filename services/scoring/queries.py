@@ -1,4 +1,5 @@
-"""Reads of the scoring model: a worker's progress, the community board, the street roll-up, figures.
+"""Reads of the scoring model: a worker's progress, the community board, the street roll-up, figures,
+the completion gauges, and what the period closer looks at.
 
 Each is one or two indexed queries on the projection's tables plus a little arithmetic from the
 rulebook and the calendar; nothing here writes.  The board reads the ``standing`` rows (one per
@@ -8,6 +9,8 @@ few hundred rows whatever the period.
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,24 +21,34 @@ import asyncpg
 from shared.db import Conn
 from shared.events import CATEGORIES, LEVELS
 
-from .calendar import (
+from .domain import Rulebook, RuleSet, score_period
+from .domain.calendar import (
     KINDS,
     Period,
     calendar_known,
     is_workday,
     local_day,
+    parse_period,
     period_of,
     periods_between,
     scored,
     working_days,
 )
-from .domain import Rulebook, RuleSet
+from .domain.closing import ClosingWindow, Key, QuotaPeriod, closed_items, ended_periods
 from .projections import SCHEMA
 
 
 async def street_of(conn: Conn | asyncpg.Pool, community: str, schema: str = SCHEMA) -> str | None:
     """The street (街道) a community registered under, if it did."""
     return await conn.fetchval(f"SELECT street FROM {schema}.community WHERE community = $1", community)
+
+
+async def on_roster(conn: Conn | asyncpg.Pool, community: str, worker: str, schema: str = SCHEMA) -> bool:
+    """Whether ``worker`` is registered in ``community`` (any role)."""
+    known = await conn.fetchval(
+        f"SELECT 1 FROM {schema}.roster WHERE community = $1 AND worker_id = $2", community, worker
+    )
+    return bool(known)
 
 
 # ---------------------------------------------------------------- a worker's progress now
@@ -93,22 +106,21 @@ async def worker_progress(
     out = []
     for p in periods:
         is_scored = scored(p)
-        items = []
-        for item in book.items_of(p.kind):
-            res = item.evaluate(*numbers.get(p.key, {}).get(item.id, (0.0, 0.0)), scored=is_scored)
-            items.append(
-                {
-                    "item": item.id,
-                    "label": item.label,
-                    "label_zh": item.label_zh,
-                    "unit": item.unit,
-                    "target": res.target,
-                    "actual": res.actual,
-                    "met": res.met,
-                    "points": res.points,
-                    "indicator": item.indicator,
-                }
-            )
+        score = score_period(book, p.kind, numbers.get(p.key, {}), scored=is_scored)
+        items = [
+            {
+                "item": item.id,
+                "label": item.label,
+                "label_zh": item.label_zh,
+                "unit": item.unit,
+                "target": res.target,
+                "actual": res.actual,
+                "met": res.met,
+                "points": res.points,
+                "indicator": item.indicator,
+            }
+            for item, res in zip(book.items_of(p.kind), score.items, strict=True)
+        ]
         out.append(
             {
                 "period": p.kind,
@@ -118,7 +130,7 @@ async def worker_progress(
                 "due": p.due,
                 "scored": is_scored,
                 "items": items,
-                "points": round(sum(i["points"] for i in items), 6),
+                "points": score.points,
                 "summary": _summary(items) if is_scored else "not a working day: no daily quota",
                 "closed_revision": closed.get(p.key),
             }
@@ -207,7 +219,7 @@ def _worker_row(r: asyncpg.Record, exp: Expectation, community: str | None = Non
         r["quota_points"],
         r["items_met"],
     )
-    row = {"community": community} if community is not None else {}
+    row: dict[str, Any] = {"community": community} if community is not None else {}
     row.update(
         worker_id=r["worker_id"],
         name=r["name"],
@@ -413,3 +425,125 @@ async def community_figures(
             "cells": sorted(cells, key=lambda c: (c["category"], c["level"])),
         },
     }
+
+
+# ---------------------------------------------------------------- the completion gauges
+
+
+async def completion_ratios(conn: Conn | asyncpg.Pool, rules: RuleSet, today: date) -> dict[tuple[str, str], float]:
+    """(community, period kind) → the mean completion of its grid workers in the period containing ``today``.
+
+    Every known community, each period kind; a period with nothing due yet (a holiday, a week before
+    its due day) has no entry rather than a misleading 0 or 1.
+    """
+    communities = await conn.fetch(
+        f"""SELECT community FROM {SCHEMA}.community
+            UNION SELECT DISTINCT community FROM {SCHEMA}.roster WHERE role = 'grid_worker'"""
+    )
+    ratios: dict[tuple[str, str], float] = {}
+    for (community,) in communities:
+        for kind in KINDS:
+            board = await community_board(conn, rules, community, period_of(kind, today), today)
+            done = [w["completion"] for w in board["workers"] if w["completion"] is not None]
+            if done:
+                ratios[(community, kind)] = round(sum(done) / len(done), 4)
+    return ratios
+
+
+# ---------------------------------------------------------------- what the period closer looks at
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPeriodCheck:
+    """A closed worker-period to look at again: its closing so far, and whether its numbers moved since."""
+
+    key: Key
+    period: Period
+    state: QuotaPeriod
+    moved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClosingWork:
+    """What one closing run works on, read in one consistent snapshot of the projection."""
+
+    position: int  # the projection's checkpoint in that snapshot
+    fresh: dict[Key, Period]  # ended in the window, never closed
+    closed: list[ClosedPeriodCheck]  # closed, and moved since last checked or points still owed
+    numbers: dict[Key, dict[str, tuple[float, float]]]  # item → folded (num, den) of each of them
+
+
+async def closing_work(pool: asyncpg.Pool, rules: RuleSet, window: ClosingWindow, schema: str = SCHEMA) -> ClosingWork:
+    """In one repeatable-read snapshot: the checkpoint, the periods that ended and were never closed,
+    the closed ones whose numbers moved past the closer's last check (``closure.changed_seq`` past
+    ``scoring_closer_checks.checked_seq``) or whose points were not all awarded, and their numbers."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = int(await conn.fetchval(f"SELECT position FROM {schema}._checkpoint WHERE id = 1") or 0)
+        roster = await conn.fetch(
+            f"SELECT community, worker_id, registered_on FROM {schema}.roster WHERE role = 'grid_worker'"
+        )
+        wanted = ended_periods([(r[0], r[1], r[2]) for r in roster], rules, window)
+        existing = await _closures(conn, schema, wanted)
+        rechecks = await conn.fetch(
+            f"""SELECT c.community, c.worker_id, c.period_key, c.revision, c.items, c.points, c.rulebook,
+                       c.rulebook_version, c.awarded_points, c.changed_seq > coalesce(k.checked_seq, 0) AS moved
+                FROM {schema}.closure c
+                LEFT JOIN public.scoring_closer_checks k
+                       ON k.community = c.community AND k.worker_id = c.worker_id AND k.period_key = c.period_key
+                WHERE c.changed_seq > coalesce(k.checked_seq, 0) OR abs(c.points - c.awarded_points) > 1e-6"""
+        )
+        fresh = {k: p for k, p in wanted.items() if k not in existing}
+        look = set(fresh) | {(r[0], r[1], r[2]) for r in rechecks}
+        numbers = await _numbers(conn, schema, look)
+    closed = [
+        ClosedPeriodCheck(
+            key=(r[0], r[1], r[2]),
+            period=parse_period(r[2]),
+            state=QuotaPeriod(
+                revision=r[3],
+                items=closed_items(json.loads(r[4]) if isinstance(r[4], str) else r[4]),
+                points=float(r[5]),
+                rulebook=r[6],
+                rulebook_version=r[7],
+                awarded_points=float(r[8]),
+            ),
+            moved=bool(r["moved"]),
+        )
+        for r in rechecks
+    ]
+    return ClosingWork(position, fresh, closed, numbers)
+
+
+async def _closures(conn: Conn, schema: str, keys: dict[Key, Period]) -> set[Key]:
+    """Which of ``keys`` are closed already."""
+    if not keys:
+        return set()
+    ks = list(keys)
+    rows = await conn.fetch(
+        f"""SELECT c.community, c.worker_id, c.period_key FROM {schema}.closure c
+            JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(c, w, k)
+              ON c.community = u.c AND c.worker_id = u.w AND c.period_key = u.k""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+        [k[2] for k in ks],
+    )
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+async def _numbers(conn: Conn, schema: str, keys: set[Key]) -> dict[Key, dict[str, tuple[float, float]]]:
+    """Folded numerator and denominator of every item of the given worker-periods."""
+    out: dict[Key, dict[str, tuple[float, float]]] = defaultdict(dict)
+    if not keys:
+        return out
+    ks = list(keys)
+    rows = await conn.fetch(
+        f"""SELECT q.community, q.worker_id, q.period_key, q.item, q.num, q.den FROM {schema}.quota_item q
+            JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(c, w, k)
+              ON q.community = u.c AND q.worker_id = u.w AND q.period_key = u.k""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+        [k[2] for k in ks],
+    )
+    for r in rows:
+        out[(r[0], r[1], r[2])][r[3]] = (r[4], r[5])
+    return out

@@ -1,14 +1,37 @@
-"""Settings of the scoring service (env prefix ``GRIDWORK_``)."""
+"""Settings of the scoring service (env prefix ``GRIDWORK_``), and the rulebook files they point to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import Field
 
 from shared.settings import Settings
 
-from .domain import RuleSet, load_rulebooks
+from .domain import Rulebook, RulebookError, RuleSet, parse_rulebook
+
+#: The rulebooks that come with the service (5plus1, 4plus1).
+BUILTIN_DIR = Path(__file__).parent / "rulebooks"
+
+
+def load_rulebook(path: Path) -> Rulebook:
+    """Read and validate one rulebook file; :class:`RulebookError` says where it is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RulebookError(f"{path}: {err}") from err
+    return parse_rulebook(text, str(path))
+
+
+def load_rulebooks(dirs: Iterable[Path] = ()) -> dict[str, Rulebook]:
+    """The built-in rulebooks plus those in ``dirs``; a later file with the same id replaces an earlier one."""
+    books: dict[str, Rulebook] = {}
+    for folder in (BUILTIN_DIR, *dirs):
+        for path in sorted(Path(folder).glob("*.toml")):
+            book = load_rulebook(path)
+            books[book.id] = book
+    return books
 
 
 class ScoringSettings(Settings):

@@ -53,7 +53,7 @@ from shared.events.visits import (
     WorkerRegisteredData,
 )
 
-from .calendar import days, is_workday
+from .domain.calendar import days, is_workday
 
 Batch = tuple[list[Event], int]
 LEDGER_FIELDS = ["name", "phone", "id_number", "address", "members"]
@@ -86,8 +86,8 @@ def street(
     rng = random.Random(seed)
     roster: list[_Worker] = []
     setup: list[Batch] = []
-    for c in range(communities):
-        community = f"{street_id}-c{c:02d}"
+    for n in range(communities):
+        community = f"{street_id}-c{n:02d}"
         setup.append(
             (
                 [
@@ -97,15 +97,15 @@ def street(
                         actor="ops",
                         occurred_at=_at(start, 8) - timedelta(days=30),
                         data=CommunityRegisteredData(
-                            community_id=community, name=f"Community {c:02d}", street=street_id
+                            community_id=community, name=f"Community {n:02d}", street=street_id
                         ),
                     )
                 ],
                 0,
             )
         )
-        for w in range(workers):
-            worker_id = f"w{w:02d}"
+        for k in range(workers):
+            worker_id = f"w{k:02d}"
             setup.append(
                 (
                     [
@@ -114,13 +114,13 @@ def street(
                             aggregate_id=worker_id,
                             actor="ops",
                             occurred_at=_at(start, 8) - timedelta(days=30),
-                            data=WorkerRegisteredData(worker_id=worker_id, name=f"网格员{w:02d}", grid_id=f"g{w:02d}"),
+                            data=WorkerRegisteredData(worker_id=worker_id, name=f"网格员{k:02d}", grid_id=f"g{k:02d}"),
                         )
                     ],
                     0,
                 )
             )
-            households = [f"h{w:02d}-{i:03d}" for i in range(households_per_worker)]
+            households = [f"h{k:02d}-{i:03d}" for i in range(households_per_worker)]
             for h in households:
                 present = [f for f in LEDGER_FIELDS if rng.random() < 0.93]
                 setup.append(
@@ -132,7 +132,7 @@ def street(
                                 actor=worker_id,
                                 occurred_at=_at(start, 8) - timedelta(days=20),
                                 data=HouseholdRegisteredData(
-                                    household_id=h, building_id=f"b{w:02d}", grid_id=f"g{w:02d}", fields_present=present
+                                    household_id=h, building_id=f"b{k:02d}", grid_id=f"g{k:02d}", fields_present=present
                                 ),
                             )
                         ],

@@ -1,30 +1,28 @@
-"""Wiring of the visits service: its spec (routes, projections, background tasks, events)."""
+"""The visits service as it runs: its spec (routes, projections, reactions, events) and its app."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from shared.events.visits import EVENTS
-from shared.service import Runtime, ServiceSpec, create_app
+from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
 from .api import ROUTERS
 from .api.fast import IngestFastPath
-from .handlers import build_deps
-from .projections import ActivityProjection, DirectoryProjection
+from .bootstrap import VisitsDeps, bootstrap
+from .projections import DirectoryProjection, WorkActivityProjection
+from .reactions import REACTIONS
 from .settings import VisitsSettings, visits_settings
 
-
-async def wire_handlers(runtime: Runtime) -> None:
-    """Build the handlers' dependencies once, on the live connections."""
-    settings = visits_settings(runtime.settings)
-    assert settings is not None
-    runtime.state["visits"] = build_deps(runtime.store, runtime.pool, settings)
+#: The service's own tables (not projection-owned): applied at start-up after shared/'s.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     name="visits",
     title="Visits",
     description=(
@@ -33,15 +31,17 @@ SPEC = ServiceSpec(
     ),
     routers=list(ROUTERS),
     ingress=[IngestFastPath],
-    projections=[DirectoryProjection(), ActivityProjection()],
-    on_start=[wire_handlers],
+    projections=[DirectoryProjection(), WorkActivityProjection()],
+    background=list(REACTIONS),
+    wire=bootstrap,
+    migrations=[MIGRATIONS],
     publishes=list(EVENTS),
     consumes=[],
     settings_type=VisitsSettings,
 )
 
 
-def spec_for(settings: VisitsSettings) -> ServiceSpec:
+def spec_for(settings: VisitsSettings) -> ServiceSpec[VisitsDeps]:
     """The spec for this process's role: API and projections together (default), or either alone.
 
     Running the read models in their own process lets the API be scaled out (more processes,

@@ -404,7 +404,7 @@ async def run_bench(
             now = datetime.now(SHANGHAI)
             batch_jobs = []
             for b in range(batches):
-                records = [
+                records: list[dict[str, Any]] = [
                     {
                         "client_id": f"s{b}-{i}",
                         "kind": "visit",

@@ -48,16 +48,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 async def _import(settings: object, content: bytes, filename: str, community: str, actor: str) -> Any:
     from shared.service import open_runtime
 
-    from .handlers import build_deps
-    from .ledger import import_ledger, parse_upload
+    from .app import MIGRATIONS
+    from .bootstrap import wire
+    from .handlers import import_ledger
+    from .ledger import parse_upload
     from .projections import DirectoryProjection
 
-    runtime = await open_runtime("visits-import", settings, [DirectoryProjection()])  # type: ignore[arg-type]
+    runtime = await open_runtime("visits-import", settings, [DirectoryProjection()], [MIGRATIONS])  # type: ignore[arg-type]
     try:
-        deps = build_deps(runtime.store, runtime.pool, settings)  # type: ignore[arg-type]
-        parsed = parse_upload(content, filename, deps.settings.import_max_rows)
+        deps = wire(runtime.store, runtime.pool, settings)  # type: ignore[arg-type]
+        sheet = parse_upload(content, filename, deps.settings.import_max_rows)
         principal = Principal(sub=actor, role="secretary", community=community)
-        return await import_ledger(community, parsed, principal, deps=deps)
+        return await import_ledger(community, sheet, principal, deps=deps)
     finally:
         await runtime.close()
 

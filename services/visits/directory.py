@@ -10,35 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from shared.eventstore import Aggregate, EventStore
+from shared.eventstore import EventStore
 
-from .domain import Definition, HouseholdState, evolve_definition, evolve_household
-
-DIRECTORY = "proj_visits_directory"
-
-HOUSEHOLD = Aggregate("visits", "household", HouseholdState, evolve_household, HouseholdState)
-
-
-def definition(kind: str) -> Aggregate[Definition]:
-    """How to load a directory entry (community, grid, building, worker, person) from its stream."""
-    return Aggregate("visits", kind, Definition, evolve_definition, None)
-
-
-@dataclass(frozen=True, slots=True)
-class HouseholdRef:
-    """What validation needs to know about a household (no personal data)."""
-
-    household_id: str
-    building_id: str
-    grid_id: str | None
-    tags: frozenset[str]
-    erased: bool
-    version: int = 0
+from .aggregates import HOUSEHOLD, definition
+from .domain.households import HouseholdRef
+from .projections import DIRECTORY
 
 
 class Directory:

@@ -1,4 +1,4 @@
-"""The resident basic-information ledger (居民基础信息底册): import, completion, export.
+"""The resident basic-information ledger (居民基础信息底册) as communities keep it: a spreadsheet, read.
 
 Communities keep the ledger as a spreadsheet today.  ``gridwork import`` and the upload endpoint
 read it from CSV (UTF-8, or GB18030 as Excel saves it in China) or XLSX.  Columns, in any order,
@@ -25,14 +25,14 @@ Each row is validated on its own; every rejected row is reported with its line (
 line 1) and the reason.  A household is identified by its natural key (household_id, or
 building-unit-room), so importing the same file again registers nothing twice: rows whose
 household exists and holds the same data are ``unchanged``, rows whose data changed become a
-``HouseholdProfileUpdated``/``HouseholdTagged``.
+``HouseholdProfileUpdated``/``HouseholdTagged`` (:mod:`.handlers.ledger` stores a sheet;
+:mod:`.queries.ledger` measures completion and exports it).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,24 +40,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.auth import Principal
-from shared.events import TOKEN_PATTERN, Event
-from shared.events.visits import HouseholdRegistered, HouseholdRegisteredData
-from shared.eventstore import AppendResult, ConcurrencyError
+from shared.events import TOKEN_PATTERN
 
-from .directory import DIRECTORY, HOUSEHOLD
-from .domain import (
-    ERASED,
-    PERSONAL_FIELDS,
-    REQUIRED_LEDGER_FIELDS,
-    HouseholdState,
-    check_tags,
-    decide_profile_update,
-    decide_tagging,
-)
-from .handlers import Deps
-from .pii import seal, unseal
-from .schemas import Completion, CompletionGroup, ImportReport, RowRejection, valid_id_number, valid_phone
+from .domain.households import PERSONAL_FIELDS, check_tags
+from .schemas import RowRejection, valid_id_number, valid_phone
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "household_id": ("household_id", "household", "户编号", "户号"),
@@ -112,7 +98,9 @@ class LedgerRow:
 
 
 @dataclass
-class Parsed:
+class LedgerSheet:
+    """A sheet read: its valid rows, the rows refused with their line and reason, and how many rows it had."""
+
     rows: list[LedgerRow] = field(default_factory=list)
     rejected: list[RowRejection] = field(default_factory=list)
     total: int = 0
@@ -150,9 +138,9 @@ def read_table(content: bytes, filename: str) -> Iterator[tuple[int, list[str]]]
         yield reader.line_num, [c.strip() for c in cells]
 
 
-def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> Parsed:
+def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> LedgerSheet:
     """Validate every row; the good ones become :class:`LedgerRow`, the others a rejection with its line."""
-    out = Parsed()
+    out = LedgerSheet()
     table = read_table(content, filename)
     header: list[str | None] | None = None
     seen: dict[str, int] = {}
@@ -259,260 +247,11 @@ def _row(line: int, raw: dict[str, str]) -> LedgerRow:
     return LedgerRow(line, hid, building, unit, room, grid, members, tags, personal)
 
 
-def _present(row: LedgerRow) -> list[str]:
-    have = set(row.personal) | ({"members"} if row.members is not None else set())
-    return [f for f in REQUIRED_LEDGER_FIELDS if f in have]
-
-
-async def import_ledger(community: str, parsed: Parsed, principal: Principal, *, deps: Deps) -> ImportReport:
-    """Register new households, update changed ones, leave the same ones alone — each row once."""
-    rejected = list(parsed.rejected)
-    buildings = await deps.directory.buildings(community, {r.building_id for r in parsed.rows})
-    rows: list[LedgerRow] = []
-    for row in parsed.rows:
-        building = buildings.get(row.building_id)
-        if building is None:
-            rejected.append(
-                RowRejection(line=row.line, field="building", reason=f"building {row.building_id} is not registered")
-            )
-            continue
-        row.grid_id = row.grid_id or building.get("grid_id")
-        if principal.role == "grid_worker" and row.grid_id != principal.grid:
-            rejected.append(
-                RowRejection(
-                    line=row.line, field="grid", reason=f"household is in grid {row.grid_id}, not {principal.grid}"
-                )
-            )
-            continue
-        rows.append(row)
-
-    ids = [r.household_id for r in rows]
-    async with deps.pool.acquire() as conn:
-        known = {
-            r["household_id"]: r
-            for r in await conn.fetch(
-                f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, "
-                f"erased, version FROM {DIRECTORY}.households WHERE community = $1 AND household_id = ANY($2)",
-                community,
-                ids,
-            )
-        }
-    keys = await deps.keys.keys(community, ids, create=True)
-    fresh = [r for r in rows if r.household_id not in known]
-    existing = [r for r in rows if r.household_id in known]
-    registered = updated = unchanged = 0
-
-    batches: list[tuple[list[Event], int]] = []
-    for row in fresh:
-        key = keys[row.household_id].key
-        if key is None:  # erased before the projection knew the household
-            existing.append(row)
-            continue
-        data = HouseholdRegisteredData(
-            household_id=row.household_id,
-            building_id=row.building_id,
-            unit=row.unit,
-            room=row.room,
-            grid_id=row.grid_id,
-            members=row.members,
-            tags=row.tags,
-            fields_present=_present(row),
-            sealed=seal(key, community, row.household_id, row.personal),
-        )
-        batches.append(
-            (
-                [
-                    HouseholdRegistered.new(
-                        community=community, aggregate_id=row.household_id, actor=principal.sub, data=data
-                    )
-                ],
-                0,
-            )
-        )
-    results = await deps.store.append_many(batches) if batches else []
-    new_rows = [r for r in fresh if keys[r.household_id].key is not None]
-    for row, res in zip(new_rows, results, strict=True):
-        if isinstance(res, AppendResult):
-            registered += 0 if res.duplicate else 1
-        elif isinstance(res, ConcurrencyError):
-            existing.append(row)  # registered meanwhile (or the projection lags): compare below
-        else:
-            rejected.append(RowRejection(line=row.line, reason=f"not stored: {res}; import the file again"))
-
-    for row in existing:
-        outcome = await _update_existing(
-            community, row, known.get(row.household_id), keys[row.household_id].key, principal, deps=deps
-        )
-        if outcome == "updated":
-            updated += 1
-        elif outcome == "unchanged":
-            unchanged += 1
-        else:
-            rejected.append(RowRejection(line=row.line, reason=outcome))
-    rejected.sort(key=lambda r: r.line)
-    return ImportReport(
-        rows=parsed.total, registered=registered, updated=updated, unchanged=unchanged, rejected=rejected
-    )
-
-
-async def _update_existing(
-    community: str, row: LedgerRow, known: Any, key: bytes | None, principal: Principal, *, deps: Deps
-) -> str:
-    """Bring an existing household in line with its row: "updated", "unchanged", or why it could not."""
-    for attempt in range(3):
-        # The projection's row first; after a conflict (it lagged), the household's own stream.
-        state, version = await _current(community, row.household_id, known if attempt == 0 else None, deps=deps)
-        if state.erased:
-            return "unchanged"  # an erased household never gets its personal data back from an old sheet
-        current = unseal(key, community, row.household_id, state.sealed)
-        changed = {f: v for f, v in row.personal.items() if current.get(f) != v}
-        events = decide_profile_update(
-            state,
-            community=community,
-            actor=principal.sub,
-            sealed=seal(key, community, row.household_id, changed) if key and changed else {},
-            cleared=[],
-            members=row.members,
-        )
-        events += decide_tagging(state, community=community, actor=principal.sub, add=row.tags, remove=[])
-        if not events:
-            return "unchanged"
-        try:
-            res = await deps.store.append(events, version)
-        except ConcurrencyError:
-            continue
-        deps.directory.changed(community, row.household_id, res.version)
-        return "updated"
-    return "the household kept changing during the import; import the file again"
-
-
-async def _current(community: str, household_id: str, row: Any, *, deps: Deps) -> tuple[HouseholdState, int]:
-    """The household from the projection row, or from its stream when the projection lags."""
-    if row is not None:
-        sealed = row["sealed"]
-        state = HouseholdState(
-            registered=True,
-            household_id=household_id,
-            building_id=row["building_id"],
-            unit=row["unit"],
-            room=row["room"],
-            grid_id=row["grid_id"],
-            members=row["members"],
-            tags=list(row["tags"]),
-            fields_present=list(row["fields_present"]),
-            sealed=json.loads(sealed) if isinstance(sealed, str) else sealed,
-            erased=row["erased"],
-        )
-        return state, row["version"]
-    loaded = await deps.store.load(HOUSEHOLD, community, household_id)
-    return loaded.state, loaded.version
-
-
-async def completion(community: str, grid_id: str | None, *, deps: Deps) -> Completion:
-    """Ledger completion per grid and for the community: households holding every required field."""
-    present = ", ".join(
-        f"count(*) FILTER (WHERE NOT '{f}' = ANY(fields_present)) AS missing_{f}" for f in REQUIRED_LEDGER_FIELDS
-    )
-    async with deps.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT grid_id, count(*) AS households, "
-            f"count(*) FILTER (WHERE fields_present @> $2::text[]) AS complete, {present} "
-            f"FROM {DIRECTORY}.households WHERE community = $1 AND ($3::text IS NULL OR grid_id = $3) "
-            "GROUP BY grid_id ORDER BY grid_id NULLS LAST",
-            community,
-            list(REQUIRED_LEDGER_FIELDS),
-            grid_id,
-        )
-    grids = []
-    for r in rows:
-        n = r["households"]
-        grids.append(
-            CompletionGroup(
-                grid_id=r["grid_id"],
-                households=n,
-                complete=r["complete"],
-                rate=round(r["complete"] / n, 4) if n else 0,
-                missing={f: r[f"missing_{f}"] for f in REQUIRED_LEDGER_FIELDS},
-            )
-        )
-    total = sum(g.households for g in grids)
-    complete = sum(g.complete for g in grids)
-    rate = round(complete / total, 4) if total else 0.0
-    bar = deps.settings.ledger_completion_bar
-    return Completion(
-        community=community,
-        required_fields=list(REQUIRED_LEDGER_FIELDS),
-        bar=bar,
-        households=total,
-        complete=complete,
-        rate=rate,
-        meets_bar=total > 0 and complete / total > bar,
-        missing={f: sum(g.missing[f] for g in grids) for f in REQUIRED_LEDGER_FIELDS},
-        grids=grids,
-    )
-
-
-EXPORT_COLUMNS = (
-    "household_id",
-    "building",
-    "unit",
-    "room",
-    "grid",
-    "name",
-    "phone",
-    "id_number",
-    "address",
-    "members",
-    "tags",
-    "complete",
-)
-
-
-async def export_ledger(community: str, principal: Principal, *, deps: Deps) -> str:
-    """The ledger as CSV (the import's own columns); erased households read "erased".  Audited."""
-    async with deps.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, erased "
-            f"FROM {DIRECTORY}.households WHERE community = $1 ORDER BY household_id",
-            community,
-        )
-    keys = await deps.keys.keys(community, [r["household_id"] for r in rows], create=False)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    reads: list[tuple[str, list[str]]] = []
-    for r in rows:
-        hid = r["household_id"]
-        sealed = json.loads(r["sealed"]) if isinstance(r["sealed"], str) else r["sealed"]
-        if r["erased"]:
-            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
-        else:
-            personal = unseal(keys[hid].key, community, hid, sealed)
-            if keys[hid].key is not None:
-                reads.append((hid, sorted(personal)))
-        missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
-        writer.writerow(
-            [
-                hid,
-                r["building_id"],
-                r["unit"] or "",
-                r["room"] or "",
-                r["grid_id"] or "",
-                *(personal.get(f, "") for f in PERSONAL_FIELDS),
-                "" if r["members"] is None else r["members"],
-                ";".join(r["tags"]),
-                "yes" if not missing else "no",
-            ]
-        )
-    await deps.audit.record(principal, community, reads, "ledger_export")
-    return out.getvalue()
-
-
-def parse_upload(content: bytes, filename: str, max_rows: int) -> Parsed:
+def parse_upload(content: bytes, filename: str, max_rows: int) -> LedgerSheet:
     """Parse an uploaded ledger; a file that is not a table becomes one rejection on line 1."""
     try:
         return parse_ledger(content, filename, max_rows)
     except (ValueError, KeyError, OSError, ValidationError) as err:
-        return Parsed(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {err}")])
+        return LedgerSheet(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {err}")])
     except Exception as err:  # openpyxl raises zipfile errors for a file that is not XLSX
-        return Parsed(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {type(err).__name__}")])
+        return LedgerSheet(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {type(err).__name__}")])

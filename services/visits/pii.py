@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.auth import Principal
 
-from .domain import ERASED
+from .domain.households import ERASED
 
 
 def _aad(community: str, household_id: str, field: str) -> bytes:

@@ -17,10 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Conn
-from shared.events import SHANGHAI
+from shared.events import shanghai_day
 from shared.eventstore import StoredEvent
 
-from .domain import PERSONAL_FIELDS
+from .domain.households import PERSONAL_FIELDS
+
+#: Schemas of the two read models (``proj_<name>``), for the queries that read them.
+DIRECTORY = "proj_visits_directory"
+ACTIVITY = "proj_visits_activity"
 
 
 class DirectoryProjection:
@@ -248,15 +252,11 @@ class DirectoryProjection:
         )
 
 
-def _day(when: str) -> Any:
-    return datetime.fromisoformat(when).astimezone(SHANGHAI).date()
-
-
 def _at(when: str) -> datetime:
     return datetime.fromisoformat(when)
 
 
-class ActivityProjection:
+class WorkActivityProjection:
     """What grid workers did, folded for the field app and the ledger (counts survive erasure)."""
 
     name = "visits_activity"
@@ -324,13 +324,13 @@ class ActivityProjection:
                     row[0] += 1
                     row[1] += special
                     row[2] = max(row[2], at)
-                day = days[(c, d["worker_id"], _day(when))]
+                day = days[(c, d["worker_id"], shanghai_day(when))]
                 day["visits"] += 1
                 day["special_visits"] += special
                 day["visit_minutes"] += d.get("minutes", 0)
                 day["problems"] += len(d.get("problems", ()))
             elif t == "ShiftEnded":
-                days[(c, d["worker_id"], _day(d["started_at"]))]["shift_minutes"] += d["minutes"]
+                days[(c, d["worker_id"], shanghai_day(d["started_at"]))]["shift_minutes"] += d["minutes"]
             elif t == "FaceToFaceSessionHeld":
                 sessions.append(
                     (
@@ -345,7 +345,7 @@ class ActivityProjection:
                         len(d["problems"]),
                     )
                 )
-                days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
+                days[(c, d["worker_id"], shanghai_day(when))]["problems"] += len(d["problems"])
             elif t == "BuildingCouncilHeld":
                 councils.append(
                     (
@@ -360,15 +360,15 @@ class ActivityProjection:
                         len(d["problems"]),
                     )
                 )
-                days[(c, d["worker_id"], _day(when))]["problems"] += len(d["problems"])
+                days[(c, d["worker_id"], shanghai_day(when))]["problems"] += len(d["problems"])
             elif t == "ResidentBefriended":
-                days[(c, d["worker_id"], _day(when))]["befriended"] += 1
+                days[(c, d["worker_id"], shanghai_day(when))]["befriended"] += 1
             elif t == "TrainingAttended":
-                days[(c, d["worker_id"], _day(when))]["trainings"] += 1
+                days[(c, d["worker_id"], shanghai_day(when))]["trainings"] += 1
             elif t == "TalentDiscovered":
-                days[(c, d["worker_id"], _day(when))]["talents"] += 1
+                days[(c, d["worker_id"], shanghai_day(when))]["talents"] += 1
             elif t == "ResidentSurveyed" and d.get("worker_id"):
-                days[(c, d["worker_id"], _day(when))]["surveys"] += 1
+                days[(c, d["worker_id"], shanghai_day(when))]["surveys"] += 1
             elif t == "VolunteerServiceLogged":
                 acc = points[(c, d["household_id"])]
                 acc[0] += d["points"]

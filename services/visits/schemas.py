@@ -1,7 +1,8 @@
-"""Commands and answers of the visits API (pydantic, with OpenAPI examples).
+"""The HTTP layer's bodies and answers of the visits API (pydantic, with OpenAPI examples).
 
-The same command models validate a single request and each record of an offline sync batch.
-Ids a client generates (visit_id, session_id…) make a retry or a re-sent batch land once.
+The same body models validate a single request and each record of an offline sync batch; the api
+edge (``api/commands.py``) turns them into the domain's commands.  Ids a client generates
+(visit_id, session_id…) make a retry or a re-sent batch land once.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Self
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -27,6 +27,14 @@ TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 def now() -> datetime:
     """The current time in Asia/Shanghai, the default zone of every gridwork timestamp."""
     return datetime.now(SHANGHAI)
+
+
+def shanghai_day(moment: datetime | str) -> date:
+    """The calendar day in Shanghai of a moment (a datetime, or an ISO 8601 text as events store it):
+    the day a 5+1 quota counts it on, whatever zone the phone sent."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(SHANGHAI).date()
 
 
 def uuid7(at: datetime | None = None, key: str | None = None) -> UUID:

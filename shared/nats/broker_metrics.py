@@ -80,7 +80,7 @@ class BoundedNatsPrometheusMiddleware(NatsPrometheusMiddleware):
 
     def __init__(self, *, registry: CollectorRegistry, app_name: str) -> None:
         super().__init__(registry=registry, app_name=app_name)
-        self._settings_provider_factory = lambda _msg: _PROVIDER  # type: ignore[assignment]
+        self._settings_provider_factory = lambda _msg: _PROVIDER
 
 
 class BrokerMetrics:

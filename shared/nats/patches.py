@@ -142,7 +142,8 @@ def install() -> None:
     if active():
         Client._parse_header_lines = staticmethod(LazyHeaders)  # type: ignore[method-assign,assignment]
     else:
-        Client._parse_header_lines = _stock_parse_header_lines
+        # putting back nats-py's own staticmethod object, which mypy reads as assigning to a method
+        Client._parse_header_lines = _stock_parse_header_lines  # type: ignore[method-assign]
 
 
 def reset() -> None:

@@ -129,11 +129,11 @@ def nats_url_for(user: str, password: str, servers: Iterable[str]) -> str:
 # ---------------------------------------------------------------------------------------- TLS
 
 
-def tls_context(ca_file: Path | str) -> ssl.SSLContext:
+def tls_trust(ca_file: Path | str) -> ssl.SSLContext:
     """A client context that trusts only ``ca_file`` (the cluster's CA) and checks hostnames."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
+    trust = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    trust.minimum_version = ssl.TLSVersion.TLSv1_2
+    return trust
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "services")
 #: Leaf modules of the command's package that import only ``shared``: a service's own ``cli`` and
@@ -136,3 +138,85 @@ def test_the_command_kit_imports_only_shared() -> None:
 def test_the_rules_see_imports_inside_functions() -> None:
     # A guard on the checker itself: services/cli/main.py builds its parser inside a function.
     assert "services.cli.demo" in graph()["services.cli.main"]
+
+
+# ------------------------------------------------------------------------------------------- rooms
+
+SERVICES = ("visits", "issues", "scoring", "notify")
+#: Every service has these rooms, each a module or a package of that name (docs/DEVELOPING.md).
+ROOMS = (
+    "domain",  # pure: state, commands, decide, evolve; no clock, no I/O
+    "handlers",  # load → decide → append
+    "queries",  # reads of its projections
+    "projections",  # read models
+    "reactions",  # process managers, timers, outbox workers
+    "api",  # routes only
+    "bootstrap",  # the composition root: the typed dependency object
+    "app",  # the ServiceSpec and build_app
+    "settings",
+    "cli",
+    "bench",
+)
+#: What a pure domain may not import: I/O, frameworks, the clock's owners.
+IMPURE = (
+    "asyncpg",
+    "nats",
+    "httpx",
+    "aiohttp",
+    "fastapi",
+    "starlette",
+    "shared.eventstore",
+    "shared.db",
+    "shared.service",
+)
+#: Calls that read the clock (a domain gets the time with the command).
+CLOCK = ("now", "utcnow", "today", "time.time", "time.monotonic", "time.perf_counter")
+
+
+def _room(service: str, room: str) -> Path:
+    base = ROOT / "services" / service
+    return base / f"{room}.py" if (base / f"{room}.py").exists() else base / room / "__init__.py"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_the_same_rooms(service: str) -> None:
+    assert [room for room in ROOMS if not _room(service, room).exists()] == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_domain_is_pure_no_io_and_no_clock(service: str) -> None:
+    edges = graph()
+    prefix = f"services.{service}.domain"
+    modules = [m for m in edges if m == prefix or m.startswith(prefix + ".")]
+    assert modules, f"services/{service} has no domain"
+    wrong: dict[str, list[str]] = {}
+    for module in modules:
+        path = modules_paths()[module]
+        tree = ast.parse(path.read_text())
+        imported = set()
+        for node in _imports(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            imported |= {n for n in names if any(n == i or n.startswith(i + ".") for i in IMPURE)}
+        clock = {
+            ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call) and _reads_clock(ast.unparse(n.func))
+        }
+        if imported or clock:
+            wrong[module] = sorted(imported | clock)
+    assert wrong == {}
+
+
+def _reads_clock(func: str) -> bool:
+    return func in CLOCK or func.rsplit(".", 1)[-1] in ("now", "utcnow", "today")
+
+
+def modules_paths() -> dict[str, Path]:
+    return modules()
+
+
+def test_no_two_classes_share_a_name() -> None:
+    seen: dict[str, list[str]] = {}
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(module)
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from services.cli.embedded import free_port
+from services.cli.workload import BAIRUIJING_HOUSEHOLDS
 from shared.events import now
 from shared.settings import Settings
 
@@ -74,6 +76,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from services.cli.local import load_settings
     from services.cli.stack import LocalStack
 
+    if args.households not in BAIRUIJING_HOUSEHOLDS:
+        first, last = BAIRUIJING_HOUSEHOLDS[0], BAIRUIJING_HOUSEHOLDS[-1]
+        print(f"--households: Bairuijing holds {first} to {last:,} households", file=sys.stderr)
+        return 2
+    if args.days is not None and args.days < 1:
+        print("--days: must be at least 1", file=sys.stderr)
+        return 2
     console = Console()
     data_dir = Path(args.data_dir or ".gridwork/demo")
     if data_dir.exists():

@@ -1,31 +1,24 @@
-"""Bairuijing as the demo plays it: the community's shape, its workers and ledger, and the plan
-(what each worker did on each day) that the board is checked against."""
+"""Bairuijing as the demo plays it: the community the workload generator makes of it
+(:func:`services.cli.workload.bairuijing`), its workers as the four cases address them, and the
+plan — what each worker did on each day, folded from the events the demo played — that the board
+is checked against."""
 
 from __future__ import annotations
 
-import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import chinese_calendar
 
-from services.cli.workload import GIVEN, SURNAMES, id_number
+from services.cli.workload import BAIRUIJING, Community
+from shared.events import SHANGHAI, Event
 
-COMMUNITY = "bairuijing"
-STREET = "zhongnanlu"
-PHASES, BUILDINGS_PER_PHASE, UNITS, FLOORS = 4, 20, 4, 18
-WORKERS = 25
+COMMUNITY = BAIRUIJING
 WEBHOOK_SECRETS = {"police-duty": "demo-police-duty-secret-0001", "urban": "demo-urban-management-secret-01"}
 WECOM_KEYS = {"property": "demo-wuye-robot-key", "street": "demo-street-robot-key", "secretary": "demo-shuji-key"}
 SMS_TOKEN = "demo-sms-token"
-#: Small problems a diligent worker reports over a month: one in each of the five categories first.
-SMALL_PROBLEMS = [
-    ("public_facilities", "lighting", "stairwell light out on the 6th floor"),
-    ("environmental_sanitation", "garbage", "overflowing bins behind the building"),
-    ("safety_hazards", "fire_safety", "bicycles blocking the fire exit"),
-    ("conflicts_disputes", "neighbour_dispute", "quarrel over a leaking air conditioner"),
-    ("livelihood_services", "social_assistance", "elderly resident needs help applying for a subsidy"),
-]
 
 
 # ------------------------------------------------------------------------------------- the plan
@@ -42,6 +35,22 @@ class Worker:
     profile: str = "full"  # full: every quota; partial: misses some; weak: misses most
 
 
+def workers_of(c: Community) -> list[Worker]:
+    """The community's grid workers: grid, buildings, households, special-assistance households, profile."""
+    return [
+        Worker(
+            worker_id=w,
+            name=c.worker_name[w],
+            grid_id=c.grid_of_worker[w],
+            buildings=c.buildings_of(w),
+            households=list(c.households_of_worker[w]),
+            special=[h for h in c.households_of_worker[w] if h in c.special],
+            profile=c.profile_of.get(w, "full"),
+        )
+        for w in c.workers
+    ]
+
+
 @dataclass
 class DayWork:
     """What one worker did on one day (what the board must show)."""
@@ -50,23 +59,49 @@ class DayWork:
     minutes: int = 0
     special_visits: int = 0
     problems: int = 0
+    visits: int = 0  # household contacts (person-times)
 
 
 @dataclass
-class Plan:
-    """The demo's month: who did what, kept to check the board against."""
+class MonthPlan:
+    """The demo's month: who did what, folded from the events the demo played (:meth:`fold`), to
+    check the board against."""
 
     days: list[date]
     workers: list[Worker]
-    tags: dict[str, list[str]]
     work: dict[tuple[str, date], DayWork] = field(default_factory=dict)
-    sessions_counting: dict[str, int] = field(default_factory=dict)
-    visits: int = 0
-    trainings: int = 0
+    visits: int = 0  # household contacts (person-times)
     surveys: int = 0
 
     def day(self, worker: str, day: date) -> DayWork:
         return self.work.setdefault((worker, day), DayWork())
+
+    def fold(self, events: Iterable[Event]) -> None:
+        """Add what the played events say each worker did, on the day the work happened, as the
+        scoring service counts the daily items: hours on the day the shift started, distinct
+        households contacted, special-assistance visits, and problems reported (a problem noted on a
+        visit, a session or a council is filed as the worker's issue)."""
+        for e in events:
+            d: Any = e.data
+            on = e.occurred_at.astimezone(SHANGHAI).date()
+            if e.type == "ShiftEnded":
+                self.day(
+                    d.worker_id, datetime.fromisoformat(d.started_at).astimezone(SHANGHAI).date()
+                ).minutes += d.minutes
+            elif e.type == "VisitLogged":
+                work = self.day(d.worker_id, on)
+                if d.outcome != "not_home":
+                    work.households.add(d.household_id)
+                    work.special_visits += 1 if d.special_assistance else 0
+                work.problems += len(d.problems)
+                work.visits += 1
+                self.visits += 1
+            elif e.type in ("FaceToFaceSessionHeld", "BuildingCouncilHeld"):
+                self.day(d.worker_id, on).problems += len(d.problems)
+            elif e.type == "IssueReported" and d.source == "grid_worker":
+                self.day(d.reported_by, on).problems += 1
+            elif e.type == "ResidentSurveyed":
+                self.surveys += 1
 
 
 def working_days(days: list[date]) -> list[date]:
@@ -81,44 +116,3 @@ def demo_window(days: int | None, today: date) -> list[date]:
     last_prev = first_this - timedelta(days=1)
     first_prev = last_prev.replace(day=1)
     return [first_prev + timedelta(days=n) for n in range((last_prev - first_prev).days + 1)]
-
-
-def build_community(households: int, seed: int) -> tuple[list[Worker], list[dict[str, str]], dict[str, list[str]]]:
-    """Workers with their grids, and the resident ledger as rows of the CSV a community keeps."""
-    rng = random.Random(seed)
-    buildings = [f"p{p}b{n:02d}" for p in range(1, PHASES + 1) for n in range(1, BUILDINGS_PER_PHASE + 1)]
-    workers = []
-    per = len(buildings) / WORKERS
-    for i in range(WORKERS):
-        mine = buildings[round(i * per) : round((i + 1) * per)]
-        profile = "full" if i < 15 else ("partial" if i < 21 else "weak")
-        workers.append(Worker(f"w{i + 1:02d}", SURNAMES[i] + GIVEN[i], f"g{i + 1:02d}", mine, profile=profile))
-    owner = {b: w for w in workers for b in w.buildings}
-    rows, tags_of = [], {}
-    for n in range(households):
-        b = buildings[n % len(buildings)]
-        slot = n // len(buildings)
-        unit, room = slot % UNITS + 1, f"{slot // UNITS % FLOORS + 1}{slot // (UNITS * FLOORS) % 4 + 1:02d}"
-        hid = f"{b}-{unit}-{room}"
-        x = rng.random()
-        tags = ["elderly_alone"] if x < 0.08 else ["special_assistance"] if x < 0.14 else ["young"] if x < 0.69 else []
-        complete = rng.random() < 0.93  # the ledger is a little over 90% complete
-        rows.append(
-            {
-                "building": b,
-                "unit": str(unit),
-                "room": room,
-                "name": SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))],
-                "phone": f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}",
-                "id_number": id_number(rng) if complete else "",
-                "address": f"百瑞景{b[1]}期{int(b[3:])}栋{unit}单元{room}",
-                "members": str(rng.randint(1, 5)),
-                "tags": ";".join(tags),
-            }
-        )
-        tags_of[hid] = tags
-        w = owner[b]
-        w.households.append(hid)
-        if tags and tags[0] in ("elderly_alone", "special_assistance"):
-            w.special.append(hid)
-    return workers, rows, tags_of

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import chinese_calendar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.notify.receiver import LocalReceiver, Received
 
 from .cases import FourCases
-from .community import COMMUNITY, SMS_TOKEN, WEBHOOK_SECRETS, WECOM_KEYS, working_days
+from .community import COMMUNITY, SMS_TOKEN, WEBHOOK_SECRETS, WECOM_KEYS
 from .month import Month
 from .seeding import Seeding
 
@@ -20,23 +19,13 @@ class Demo(Seeding, Month, FourCases):
     """Seeds Bairuijing and plays the month against running services."""
 
     async def run(self) -> dict[str, Any]:
-        days = self.plan.days
-        work = working_days(days)
-        special = {
-            "council": work[min(len(work) - 1, 8)] if work else days[0],
-            "training": work[min(len(work) - 1, 6)] if work else days[0],
-            "befriend": set(work[2::5]),
-        }
         started = time.perf_counter()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=self.console) as progress:
-            await self.seed_community(progress)
-            task = progress.add_task(f"playing {days[0]:%Y-%m-%d} … {days[-1]:%Y-%m-%d}", total=len(days))
-            index = 0
-            for day in days:
-                await self.play_day(day, index, special)
-                index += 1 if chinese_calendar.is_workday(day) else 0
-                progress.advance(task)
+            workload = self.workload()
+            _, directory = next(workload)
+            await self.seed_community(directory, progress)
+            await self.play_month(workload, progress)
             cases = progress.add_task("the four cases, the hotline and the police", total=1)
             self.cases = await self.four_cases()
             progress.advance(cases)

@@ -1,98 +1,31 @@
-"""Seeding Bairuijing through the public APIs: the directory, the ledger, the people."""
+"""Seeding Bairuijing through the public APIs: the directory and the ledger the workload generator
+makes of it (as ``gridwork simulate --via api`` seeds a community), then the notify directory."""
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.progress import Progress
 
-from services.cli.workload import ledger_csv
+from shared.events import Event
 
 from .base import DemoBase
-from .community import COMMUNITY, STREET, UNITS, WEBHOOK_SECRETS, WECOM_KEYS
+from .community import COMMUNITY, WEBHOOK_SECRETS, WECOM_KEYS
 
 
 class Seeding(DemoBase):
-    """Seeds the community: buildings, workers, grids, the ledger, people and the directory."""
+    """Seeds the community: buildings, workers, grids, people, the ledger, and the notify directory."""
 
-    async def seed_community(self, progress: Progress) -> None:
-        task = progress.add_task("seeding Bairuijing", total=6)
-        ops, sec = self.token("ops"), self.token("secretary")
-        await self.call(
-            "PUT",
-            "visits",
-            f"/v1/communities/{COMMUNITY}",
-            headers=ops,
-            json={"name": "百瑞景社区", "street": STREET, "district": "武昌区", "city": "武汉市", "residents": 25799},
-        )
+    async def seed_community(self, directory: list[Event], progress: Progress) -> None:
+        """``directory``: the generator's setup events for Bairuijing."""
+        task = progress.add_task("seeding Bairuijing", total=3)
+        await self.seed(directory)  # the community, buildings, workers, grids, people, then the ledger
+        self.refuse_rejections("seeding Bairuijing")
         progress.advance(task)
-
-        async def building(b: str) -> None:
-            await self.call(
-                "PUT",
-                "visits",
-                f"/v1/communities/{COMMUNITY}/buildings/{b}",
-                headers=sec,
-                json={"compound": "百瑞景", "phase": b[1], "number": str(int(b[3:])), "units": UNITS},
-            )
-
-        await asyncio.gather(*(building(b) for w in self.plan.workers for b in w.buildings))
-        progress.advance(task)
-        for w in self.plan.workers:
-            await self.call(
-                "PUT",
-                "visits",
-                f"/v1/communities/{COMMUNITY}/workers/{w.worker_id}",
-                headers=sec,
-                json={"name": w.name, "role": "grid_worker", "grid_id": w.grid_id, "street": STREET},
-            )
-            await self.call(
-                "PUT",
-                "visits",
-                f"/v1/communities/{COMMUNITY}/grids/{w.grid_id}",
-                headers=sec,
-                json={"name": f"第{int(w.grid_id[1:])}网格", "worker_id": w.worker_id, "buildings": w.buildings},
-            )
-        for wid, name, role in (("shuji", "百瑞景社区书记", "secretary"), ("fushuji", "副书记", "deputy_secretary")):
-            await self.call(
-                "PUT",
-                "visits",
-                f"/v1/communities/{COMMUNITY}/workers/{wid}",
-                headers=sec,
-                json={"name": name, "role": role, "street": STREET},
-            )
-        progress.advance(task)
-        persons = [
-            (f"pm{i:02d}", "sinking_party_member" if i % 2 else "direct_party_member", None) for i in range(1, 21)
-        ]
-        persons += [
-            ("uncle-zhang", "building_leader", "p4b04"),
-            ("rb01", "resident_backbone", "p2b06"),
-            ("rb02", "resident_backbone", "p4b04"),
-            ("vol01", "volunteer", "p3b02"),
-        ]
-        for pid, role, b in persons:
-            await self.call(
-                "PUT",
-                "visits",
-                f"/v1/communities/{COMMUNITY}/persons/{pid}",
-                headers=sec,
-                json={"role": role, "building_id": b, "display_name": pid},
-            )
-        progress.advance(task)
-        report = await self.call(
-            "POST",
-            "visits",
-            f"/v1/communities/{COMMUNITY}/ledger/import",
-            headers=sec,
-            files={"file": ("bairuijing-ledger.csv", ledger_csv(self.rows), "text/csv")},
-        )
-        self.import_report = report
+        sec = self.token("secretary")
         total = len(self.rows)
 
         async def households_known() -> bool:
             info = await self.call("GET", "visits", f"/v1/communities/{COMMUNITY}", headers=sec)
-            return info["households"] >= total
+            return bool(info["households"] >= total)
 
         await self.wait(households_known, "the ledger in the directory")
         progress.advance(task)

@@ -1,20 +1,16 @@
-"""What every visits route shares: the handlers' dependencies, scope checks, documented errors."""
+"""What every visits route shares: scope checks (on top of ``shared.auth.require``), documented errors."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import jwt
-from fastapi import Depends, HTTPException, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Response
 from pydantic import BaseModel
 
-from shared.auth import Principal, decode_token
+from shared.auth import Principal
 from shared.errors import Forbidden
 
-from ..handlers import Deps
+from ..bootstrap import VisitsDeps
 
 
 class ErrorDetail(BaseModel):
@@ -56,67 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_bearer = HTTPBearer(auto_error=False)
-#: Verified tokens → (expiry, principal).  PyJWT spends ~0.3 ms checking a token; a phone sends the
-#: same one all day.  Expiry is still checked on every hit; the cache is bounded.
-_verified: dict[str, tuple[float, Principal]] = {}
-
-
-def _principal(settings: Any, token: str) -> Principal:
-    hit = _verified.get(token)
-    if hit is not None and hit[0] > time.time():
-        return hit[1]
-    who = decode_token(settings, token)
-    exp = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
-    if len(_verified) > 10_000:
-        _verified.clear()
-    _verified[token] = (float(exp), who)
-    return who
-
-
-def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """``shared.auth.require`` as an *async* dependency, same 401/403 answers.
-
-    The shared one is a plain ``def``, which FastAPI runs in its thread pool: two thread hops per
-    request, a fifth of the cost of logging a visit.  Checking a token does no I/O, so here it runs
-    on the event loop.  (Proposed as a change to shared/auth.py.)
-    """
-    allowed = set(roles)
-
-    async def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
-        if creds is None or creds.scheme.lower() != "bearer":
-            raise HTTPException(
-                401,
-                detail={"code": "unauthorized", "message": "bearer token required"},
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            who = _principal(request.app.state.settings, creds.credentials)
-        except jwt.PyJWTError as err:
-            raise HTTPException(
-                401,
-                detail={"code": "unauthorized", "message": f"invalid token: {err}"},
-                headers={"WWW-Authenticate": "Bearer"},
-            ) from err
-        if who.role not in allowed:
-            raise HTTPException(
-                403,
-                detail={
-                    "code": "forbidden",
-                    "message": (f"role {who.role} may not do this; needs one of {', '.join(sorted(allowed))}"),
-                },
-            )
-        return who
-
-    return principal
-
-
-def deps_of(request: Request) -> Deps:
-    """The handlers' dependencies, built by the service's on_start hook."""
-    return request.app.state.runtime.state["visits"]
-
-
-async def in_scope(principal: Principal, community: str, deps: Deps) -> None:
+async def in_scope(principal: Principal, community: str, deps: VisitsDeps) -> None:
     """403 unless the token covers ``community`` (a street admin: a community of their street)."""
     street = None
     if principal.role == "street_admin":
@@ -130,6 +66,20 @@ def own_worker(principal: Principal, worker_id: str) -> None:
     """A grid worker reads only their own records."""
     if principal.role == "grid_worker" and principal.worker_id != worker_id:
         raise Forbidden("a grid worker reads only their own records", field="worker_id")
+
+
+def own_grid(principal: Principal, grid: str | None) -> str | None:
+    """The grid a read covers: a grid worker's own (none at all without one in the token), else ``grid``."""
+    if principal.role == "grid_worker":
+        return principal.grid or "-"
+    return grid
+
+
+def own_records(principal: Principal, worker_id: str | None) -> str | None:
+    """The worker a listing covers: a grid worker's own records, else ``worker_id`` (None: everyone's)."""
+    if principal.role == "grid_worker":
+        return principal.worker_id
+    return worker_id
 
 
 def created(response: Response, duplicate: bool) -> None:

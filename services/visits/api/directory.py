@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from shared.auth import Principal
-from shared.errors import NotFound
+from shared.auth import Principal, require
 
-from .. import handlers
-from ..directory import DIRECTORY
+from .. import bootstrap, handlers, queries
+from ..queries.households import LISTINGS
 from ..schemas import (
     BuildingIn,
     Changed,
@@ -27,7 +26,18 @@ from ..schemas import (
     WorkerIn,
     parse_version,
 )
-from .common import ERRORS, allow, created, deps_of, in_scope
+from .commands import (
+    building_definition,
+    community_definition,
+    erasure,
+    grid_definition,
+    household_registration,
+    person_definition,
+    profile_update,
+    tagging,
+    worker_definition,
+)
+from .common import ERRORS, created, in_scope, own_grid
 
 router = APIRouter(prefix="/v1/communities", tags=["directory"], responses=ERRORS)
 
@@ -41,34 +51,23 @@ async def register_community(
     response: Response,
     body: CommunityIn,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("ops", "street_admin")),
+    principal: Principal = Depends(require("ops", "street_admin")),
 ) -> Defined:
     """Register a community (社区) under its street (CommunityRegistered).  Same body again: 200, no change."""
-    out = await handlers.register_community(community, body, principal, deps=deps_of(request))
+    cmd = community_definition(community, body)
+    out = await handlers.register_community(cmd, principal, deps=bootstrap.deps(request))
     created(response, out.duplicate)
     return out
 
 
 @router.get("/{community}")
 async def get_community(
-    request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow(*READERS))
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
 ) -> dict[str, Any]:
     """The community, with how many grids, buildings, workers and households it has."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    async with deps.pool.acquire() as conn:
-        row = await conn.fetchrow(f"SELECT * FROM {DIRECTORY}.communities WHERE community = $1", community)
-        if row is None:
-            raise NotFound(f"community {community} is not registered", field="community")
-        counts = await conn.fetchrow(
-            f"SELECT (SELECT count(*) FROM {DIRECTORY}.grids WHERE community = $1) AS grids, "
-            f"(SELECT count(*) FROM {DIRECTORY}.buildings WHERE community = $1) AS buildings, "
-            f"(SELECT count(*) FROM {DIRECTORY}.workers WHERE community = $1) AS workers, "
-            f"(SELECT count(*) FROM {DIRECTORY}.households WHERE community = $1) AS households",
-            community,
-        )
-    assert counts is not None  # a SELECT without FROM always returns its row
-    return {**dict(row), **dict(counts)}
+    return await queries.community_summary(community, deps=deps)
 
 
 @router.put("/{community}/buildings/{building_id}", response_model=Defined, status_code=201)
@@ -78,12 +77,12 @@ async def register_building(
     body: BuildingIn,
     building_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("secretary", "ops")),
+    principal: Principal = Depends(require("secretary", "ops")),
 ) -> Defined:
     """Register a building (楼栋) — BuildingRegistered."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await handlers.register_building(community, building_id, body, principal, deps=deps)
+    out = await handlers.define_entry(building_definition(community, building_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
 
@@ -96,13 +95,13 @@ async def define_grid(
     grid_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(allow("secretary", "ops")),
+    principal: Principal = Depends(require("secretary", "ops")),
 ) -> Defined:
     """Define or redraw a grid (网格): its buildings and worker — GridDefined.  Stale If-Match → 409."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    body = body.model_copy(update={"expected_version": parse_version(if_match, body.expected_version)})
-    out = await handlers.define_grid(community, grid_id, body, principal, deps=deps)
+    cmd = grid_definition(community, grid_id, body, parse_version(if_match, body.expected_version))
+    out = await handlers.define_entry(cmd, principal, deps=deps)
     created(response, out.duplicate)
     return out
 
@@ -114,12 +113,12 @@ async def register_worker(
     body: WorkerIn,
     worker_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("secretary", "ops")),
+    principal: Principal = Depends(require("secretary", "ops")),
 ) -> Defined:
     """Register a community worker (网格员…) with their grid — WorkerRegistered."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await handlers.register_worker(community, worker_id, body, principal, deps=deps)
+    out = await handlers.define_entry(worker_definition(community, worker_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
 
@@ -131,42 +130,30 @@ async def register_person(
     body: PersonIn,
     person_id: Id,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("secretary", "ops")),
+    principal: Principal = Depends(require("secretary", "ops")),
 ) -> Defined:
     """Register a party member, building leader (楼栋长), resident backbone or volunteer — PersonRegistered."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await handlers.register_person(community, person_id, body, principal, deps=deps)
+    out = await handlers.define_entry(person_definition(community, person_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
 
 
-_LISTS = {
-    "grids": "SELECT grid_id, name, worker_id, buildings, version FROM {s}.grids WHERE community = $1 ORDER BY 1",
-    "buildings": "SELECT building_id, compound, phase, number, units, grid_id, version FROM {s}.buildings "
-    "WHERE community = $1 ORDER BY 1",
-    "workers": "SELECT worker_id, name, role, grid_id, version FROM {s}.workers WHERE community = $1 ORDER BY 1",
-    "persons": "SELECT person_id, role, building_id, household_id, display_name, version FROM {s}.persons "
-    "WHERE community = $1 ORDER BY 1",
-}
-
-
 def _lister(what: str) -> Any:
     async def list_entries(
-        request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow(*READERS))
+        request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
     ) -> list[dict[str, Any]]:
-        deps = deps_of(request)
+        deps = bootstrap.deps(request)
         await in_scope(principal, community, deps)
-        async with deps.pool.acquire() as conn:
-            rows = await conn.fetch(_LISTS[what].format(s=DIRECTORY), community)
-        return [dict(r) for r in rows]
+        return await queries.directory_entries(community, what, deps=deps)
 
     list_entries.__doc__ = f"The community's {what}."
     list_entries.__name__ = f"list_{what}"
     return list_entries
 
 
-for _what in _LISTS:
+for _what in LISTINGS:
     router.add_api_route(f"/{{community}}/{_what}", _lister(_what), methods=["GET"], name=f"list_{_what}")
 
 
@@ -179,12 +166,12 @@ async def register_household(
     response: Response,
     body: HouseholdIn,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("secretary", "grid_worker")),
+    principal: Principal = Depends(require("secretary", "grid_worker")),
 ) -> Changed:
     """Enter a household in the ledger (HouseholdRegistered); personal fields are sealed, never stored in clear."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await handlers.register_household(community, body, principal, deps=deps)
+    out = await handlers.register_household(household_registration(community, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
 
@@ -197,26 +184,14 @@ async def list_households(
     building: str | None = Query(default=None),
     limit: int = Query(default=200, ge=1, le=5000),
     after: str | None = Query(default=None),
-    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
     """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    if principal.role == "grid_worker":
-        grid = principal.grid or "-"
-    async with deps.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, erased, version "
-            f"FROM {DIRECTORY}.households WHERE community = $1 AND ($2::text IS NULL OR grid_id = $2) "
-            "AND ($3::text IS NULL OR building_id = $3) AND ($4::text IS NULL OR household_id > $4) "
-            "ORDER BY household_id LIMIT $5",
-            community,
-            grid,
-            building,
-            after,
-            limit,
-        )
-    return [dict(r) for r in rows]
+    return await queries.list_households(
+        community, grid=own_grid(principal, grid), building=building, after=after, limit=limit, deps=deps
+    )
 
 
 @router.get("/{community}/households/{household_id}", response_model=HouseholdOut, tags=["households"])
@@ -228,13 +203,13 @@ async def get_household(
     reveal: bool = Query(
         default=False, description=("Secretary / street admin: include decrypted personal fields (audited)")
     ),
-    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> HouseholdOut:
     """One household: ledger completeness, visit counts, version (ETag); personal fields for the owning grid
     worker, or with ``reveal=true`` for a secretary (every such read is audited)."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await handlers.household_view(community, household_id, principal, reveal=reveal, deps=deps)
+    out = await queries.household_view(community, household_id, principal, reveal=reveal, deps=deps)
     response.headers["ETag"] = f'"{out.version}"'
     return out
 
@@ -246,13 +221,13 @@ async def update_household(
     household_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(allow("secretary", "grid_worker")),
+    principal: Principal = Depends(require("secretary", "grid_worker")),
 ) -> Changed:
     """Complete or correct the ledger entry (HouseholdProfileUpdated).  Stale expected_version / If-Match → 409."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    expected = parse_version(if_match, body.expected_version)
-    return await handlers.update_household(community, household_id, body, expected, principal, deps=deps)
+    cmd = profile_update(community, household_id, body, parse_version(if_match, body.expected_version))
+    return await handlers.update_household(cmd, principal, deps=deps)
 
 
 @router.post("/{community}/households/{household_id}/tags", response_model=Changed, tags=["households"])
@@ -262,13 +237,13 @@ async def tag_household(
     household_id: Id,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(allow("secretary", "grid_worker")),
+    principal: Principal = Depends(require("secretary", "grid_worker")),
 ) -> Changed:
     """Add or remove tags (special_assistance 特殊帮扶对象, elderly_alone…) — HouseholdTagged."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    expected = parse_version(if_match, body.expected_version)
-    return await handlers.tag_household(community, household_id, body, expected, principal, deps=deps)
+    cmd = tagging(community, household_id, body, parse_version(if_match, body.expected_version))
+    return await handlers.tag_household(cmd, principal, deps=deps)
 
 
 @router.post("/{community}/households/{household_id}/erasure", response_model=Changed, tags=["households", "pipl"])
@@ -277,13 +252,14 @@ async def erase_household(
     household_id: Id,
     community: str = COMMUNITY,
     body: ErasureIn | None = None,
-    principal: Principal = Depends(allow("secretary")),
+    principal: Principal = Depends(require("secretary")),
 ) -> Changed:
     """PIPL erasure: the household key is destroyed (ResidentDataErased).  Personal fields read "erased"
     everywhere afterwards; visit counts and quotas stay."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    return await handlers.erase_household(community, household_id, body or ErasureIn(), principal, deps=deps)
+    cmd = erasure(community, household_id, body or ErasureIn())
+    return await handlers.erase_household(cmd, principal, deps=deps)
 
 
 @router.get("/{community}/audit-log", tags=["pipl"])
@@ -293,9 +269,9 @@ async def audit_log(
     household: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
     before: int | None = Query(default=None),
-    principal: Principal = Depends(allow("secretary")),
+    principal: Principal = Depends(require("secretary")),
 ) -> list[dict[str, Any]]:
     """Who read which residents' personal fields, when and why (newest first)."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     return await deps.audit.entries(community, household_id=household, limit=limit, before_id=before)

@@ -4,7 +4,7 @@ For a single visit FastAPI spends more CPU than the visit itself: routing throug
 resolving the dependencies (path, header, bearer token, body), validating the body, then
 validating and serializing the answer again — about 0.4 ms of the 0.9 ms a visit cost on the
 development machine.  This ASGI middleware answers the well-formed case of these two routes with
-the same functions the FastAPI routes call (:func:`.work.log`, :func:`.work.sync_for`): the body
+the same functions the FastAPI routes call (:func:`.work.log`, :func:`.sync.sync_for`): the body
 validated once by the same pydantic model, the answer serialized once.
 
 Whatever it does not recognise it hands on, untouched and with the body replayed, to the FastAPI
@@ -34,26 +34,30 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Principal
-from shared.service import http_metrics
+from shared.auth import Principal, authenticate, role_allowed
+from shared.http_adapter import http_metrics
 
-from ..handlers import Deps
+from ..bootstrap import VisitsDeps
 from ..schemas import SyncBatch, VisitIn
-from .common import _principal
-from .work import LOGGERS, SYNCERS, log, sync_for
+from .sync import sync_for
+from .work import LOGGERS, SYNCERS, log
 
 _ROUTE = re.compile(r"^/v1/communities/([A-Za-z0-9_-]{1,64})/(visits|sync)$")
 _JSON = b"application/json"
 
-Handle = Callable[[str, Any, Principal, str | None, Deps], Awaitable[tuple[int, BaseModel]]]
+Handle = Callable[[str, Any, Principal, str | None, VisitsDeps], Awaitable[tuple[int, BaseModel]]]
 
 
-async def _visit(community: str, body: Any, principal: Principal, key: str | None, deps: Deps) -> tuple[int, BaseModel]:
+async def _visit(
+    community: str, body: Any, principal: Principal, key: str | None, deps: VisitsDeps
+) -> tuple[int, BaseModel]:
     out = await log("visit", community, body, principal, key, deps)
     return (200 if out.duplicate else 201), out
 
 
-async def _sync(community: str, body: Any, principal: Principal, _key: str | None, deps: Deps) -> tuple[int, BaseModel]:
+async def _sync(
+    community: str, body: Any, principal: Principal, _key: str | None, deps: VisitsDeps
+) -> tuple[int, BaseModel]:
     return 200, await sync_for(community, body, principal, deps)
 
 
@@ -85,9 +89,9 @@ class IngestFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             return await self.app(scope, receive, send)
         match = _ROUTE.match(scope["path"])
-        state = getattr(scope.get("app"), "state", None)
+        state: Any = getattr(scope.get("app"), "state", None)
         runtime = getattr(state, "runtime", None)
-        if match is None or runtime is None or "visits" not in runtime.state:
+        if match is None or runtime is None:
             return await self.app(scope, receive, send)
         community, route = match.groups()
         model, roles, handle = _ROUTES[route]
@@ -105,17 +109,17 @@ class IngestFastPath:
 
         messages, body = await _read(receive)
         try:
-            command = model.model_validate_json(body)
+            payload = model.model_validate_json(body)
         except (ValueError, ValidationError):  # not JSON, or invalid: the route names the fields
             return await self.app(scope, _replay(messages, receive), send)
 
         try:
             status, answer = await handle(
                 community,
-                command,
+                payload,
                 principal,
                 idempotency_key.decode("latin-1") if idempotency_key is not None else None,
-                runtime.state["visits"],
+                runtime.deps,
             )
         except Exception as err:
             handler = _handler_for(scope["app"].exception_handlers, err)
@@ -149,10 +153,10 @@ def _caller(settings: Any, authorization: bytes | None, roles: frozenset[str]) -
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        principal = _principal(settings, token)
+        principal = authenticate(settings, token)
     except jwt.PyJWTError:
         return None
-    return principal if principal.role in roles else None
+    return principal if role_allowed(principal, roles) else None
 
 
 async def _read(receive: Receive) -> tuple[list[Message], bytes]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from shared.auth import Principal
+from shared.auth import Principal, require
 from shared.errors import Invalid
 
-from .. import ledger
+from .. import bootstrap, handlers, queries
+from ..ledger import parse_upload
 from ..schemas import Completion, ImportReport
-from .common import ERRORS, allow, deps_of, in_scope
+from .common import ERRORS, in_scope, own_grid
 
 router = APIRouter(prefix="/v1/communities", tags=["ledger"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
@@ -22,17 +23,17 @@ async def import_ledger(
     request: Request,
     community: str = COMMUNITY,
     file: UploadFile = File(description="CSV (UTF-8 or GB18030) or XLSX ledger"),
-    principal: Principal = Depends(allow("secretary")),
+    principal: Principal = Depends(require("secretary")),
 ) -> ImportReport:
     """Import a ledger sheet: per-row validation, a report of every rejected row with its line and reason;
     importing the same file again registers nothing twice.  Columns: see ``gridwork import --help``."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     content = await file.read(MAX_UPLOAD + 1)
     if len(content) > MAX_UPLOAD:
         raise Invalid(f"the file is larger than {MAX_UPLOAD // (1024 * 1024)} MB", field="file")
-    parsed = ledger.parse_upload(content, file.filename or "ledger.csv", deps.settings.import_max_rows)
-    return await ledger.import_ledger(community, parsed, principal, deps=deps)
+    sheet = parse_upload(content, file.filename or "ledger.csv", deps.settings.import_max_rows)
+    return await handlers.import_ledger(community, sheet, principal, deps=deps)
 
 
 @router.get("/{community}/ledger/completion", response_model=Completion)
@@ -40,14 +41,12 @@ async def completion(
     request: Request,
     community: str = COMMUNITY,
     grid: str | None = Query(default=None, description="Only this grid"),
-    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> Completion:
     """Which share of households hold every required ledger field, per grid and for the community (bar > 90%)."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    if principal.role == "grid_worker":
-        grid = principal.grid or "-"
-    return await ledger.completion(community, grid, deps=deps)
+    return await queries.completion(community, own_grid(principal, grid), deps=deps)
 
 
 @router.get(
@@ -56,12 +55,12 @@ async def completion(
     responses={200: {"content": {"text/csv": {}}, "description": "The ledger as CSV"}},
 )
 async def export(
-    request: Request, community: str = COMMUNITY, principal: Principal = Depends(allow("secretary"))
+    request: Request, community: str = COMMUNITY, principal: Principal = Depends(require("secretary"))
 ) -> Response:
     """The ledger as CSV with decrypted personal fields ("erased" after erasure); every household read is audited."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    body = await ledger.export_ledger(community, principal, deps=deps)
+    body = await queries.export_ledger(community, principal, deps=deps)
     return Response(
         body,
         media_type="text/csv; charset=utf-8",

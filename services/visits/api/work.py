@@ -7,11 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from shared.auth import Principal
-from shared.errors import Forbidden
+from shared.auth import Principal, require
 
-from .. import handlers, sync
-from ..handlers import Deps
+from .. import bootstrap, handlers, queries
+from ..bootstrap import VisitsDeps
 from ..schemas import (
     BefriendIn,
     CouncilIn,
@@ -28,9 +27,12 @@ from ..schemas import (
     TrainingIn,
     VisitIn,
     VolunteerServiceIn,
+    Work,
     parse_version,
 )
-from .common import ERRORS, allow, created, deps_of, in_scope, own_worker
+from .commands import account_command, end_shift_command, log_command, start_shift_command
+from .common import ERRORS, created, in_scope, own_records, own_worker
+from .sync import sync_for
 
 router = APIRouter(prefix="/v1/communities", tags=["work"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
@@ -44,11 +46,12 @@ IDEMPOTENCY = Header(
 
 
 async def log(
-    kind: str, community: str, body: Any, principal: Principal, idempotency_key: str | None, deps: Deps
+    kind: str, community: str, body: Work, principal: Principal, idempotency_key: str | None, deps: VisitsDeps
 ) -> Recorded:
     """One piece of work for an authenticated caller (this route and the ingest fast path)."""
     await in_scope(principal, community, deps)
-    return await handlers.log_work(kind, community, body, principal, idempotency_key, deps=deps)
+    cmd = log_command(kind, community, body, idempotency_key, deps.settings)
+    return await handlers.log_work(cmd, principal, deps=deps)
 
 
 async def _log(
@@ -56,11 +59,11 @@ async def _log(
     request: Request,
     response: Response,
     community: str,
-    body: Any,
+    body: Work,
     principal: Principal,
     idempotency_key: str | None,
 ) -> Recorded:
-    out = await log(kind, community, body, principal, idempotency_key, deps_of(request))
+    out = await log(kind, community, body, principal, idempotency_key, bootstrap.deps(request))
     created(response, out.duplicate)
     return out
 
@@ -72,7 +75,7 @@ async def log_visit(
     body: VisitIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A household contact (VisitLogged): regular / online / priority knock.  Problems found are filed by the
     issues service as IssueReported with this visit as the cause.  Unknown household → 404; outside the
@@ -85,21 +88,13 @@ async def sync_records(
     request: Request,
     body: SyncBatch,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow(*SYNCERS)),
+    principal: Principal = Depends(require(*SYNCERS)),
 ) -> SyncAnswer:
     """Offline sync: up to 500 records from a phone, each answered accepted / duplicate / rejected (with field
     and reason).  Re-sending a batch stores nothing twice; occurred_at is the phone's.  Kinds: visit,
     shift_started, shift_ended (data.shift_id), face_to_face_session, building_council, resident_befriended,
     training_attended, talent_discovered, resident_surveyed, volunteer_service."""
-    return await sync_for(community, body, principal, deps_of(request))
-
-
-async def sync_for(community: str, body: SyncBatch, principal: Principal, deps: Deps) -> SyncAnswer:
-    """A phone's batch for an authenticated grid worker (this route and the ingest fast path)."""
-    await in_scope(principal, community, deps)
-    if not principal.worker_id:
-        raise Forbidden("the token carries no worker_id", field="worker_id")
-    return await sync.sync_batch(community, body, principal, deps=deps)
+    return await sync_for(community, body, principal, bootstrap.deps(request))
 
 
 @router.post("/{community}/shifts", response_model=Recorded, status_code=201)
@@ -110,13 +105,14 @@ async def start_shift(
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """Start a shift in the grid (ShiftStarted).  A worker with an open shift gets 409."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     expected = parse_version(if_match, body.expected_version)
-    out = await handlers.start_shift(community, body, expected, principal, idempotency_key, deps=deps)
+    cmd = start_shift_command(community, body, expected, idempotency_key, deps.settings)
+    out = await handlers.start_shift(cmd, principal, deps=deps)
     created(response, out.duplicate)
     return out
 
@@ -129,27 +125,28 @@ async def end_shift(
     body: ShiftEndIn | None = None,
     community: str = COMMUNITY,
     if_match: str | None = Header(default=None, alias="If-Match"),
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """End the shift (ShiftEnded with its minutes).  Over 16 h → 422; stale version → 409."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     body = body or ShiftEndIn()
     expected = parse_version(if_match, body.expected_version)
-    out = await handlers.end_shift(community, shift_id, body, expected, principal, deps=deps)
+    cmd = end_shift_command(community, shift_id, body, expected, deps.settings)
+    out = await handlers.end_shift(cmd, principal, deps=deps)
     created(response, out.duplicate)
     return out
 
 
 @router.get("/{community}/workers/{worker_id}/shift")
 async def shift_status(
-    request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(allow(*LOGGERS))
+    request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
 ) -> dict[str, Any]:
     """The worker's open shift and the shift log's version (send it as expected_version)."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
-    return await handlers.shift_status(community, worker_id, deps=deps)
+    return await queries.shift_status(community, worker_id, deps=deps)
 
 
 @router.post("/{community}/face-to-face-sessions", response_model=Recorded, status_code=201)
@@ -159,7 +156,7 @@ async def hold_session(
     body: SessionIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A weekly residents face-to-face session (FaceToFaceSessionHeld).  Recorded even without party members;
     ``counts_for_quota`` says whether ≥ 1 sinking or directly-managed party member took part."""
@@ -172,14 +169,12 @@ async def list_sessions(
     community: str = COMMUNITY,
     worker: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
-    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
     """Sessions, newest first, with ``counts_for_quota``."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    if principal.role == "grid_worker":
-        worker = principal.worker_id
-    return await handlers.list_sessions(community, worker, deps=deps, limit=limit)
+    return await queries.list_sessions(community, own_records(principal, worker), deps=deps, limit=limit)
 
 
 @router.post("/{community}/building-councils", response_model=Recorded, status_code=201)
@@ -189,7 +184,7 @@ async def hold_council(
     body: CouncilIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A monthly building council meeting (BuildingCouncilHeld) in a building of the worker's grid."""
     return await _log("building_council", request, response, community, body, principal, idempotency_key)
@@ -202,7 +197,7 @@ async def befriend(
     body: BefriendIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A resident friend befriended (ResidentBefriended; quarterly quota: 5)."""
     return await _log("resident_befriended", request, response, community, body, principal, idempotency_key)
@@ -215,7 +210,7 @@ async def attend_training(
     body: TrainingIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A professional training attended (TrainingAttended; quarterly quota: 1)."""
     return await _log("training_attended", request, response, community, body, principal, idempotency_key)
@@ -228,7 +223,7 @@ async def discover_talent(
     body: TalentIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A community talent discovered (TalentDiscovered; yearly quota: 5)."""
     return await _log("talent_discovered", request, response, community, body, principal, idempotency_key)
@@ -241,10 +236,26 @@ async def survey(
     body: SurveyIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """A resident survey (ResidentSurveyed): visited? knows the grid worker? satisfaction 1–5."""
     return await _log("resident_surveyed", request, response, community, body, principal, idempotency_key)
+
+
+async def _account(
+    request: Request,
+    response: Response,
+    community: str,
+    body: VolunteerServiceIn | RedemptionIn,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> Recorded:
+    deps = bootstrap.deps(request)
+    await in_scope(principal, community, deps)
+    cmd = account_command(community, body, idempotency_key, deps.settings)
+    out = await handlers.change_account(cmd, principal, deps=deps)
+    created(response, out.duplicate)
+    return out
 
 
 @router.post("/{community}/volunteer-services", response_model=Recorded, status_code=201)
@@ -254,14 +265,10 @@ async def volunteer_service(
     body: VolunteerServiceIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """Volunteer service earning points (VolunteerServiceLogged); the answer carries the new balance."""
-    deps = deps_of(request)
-    await in_scope(principal, community, deps)
-    out = await handlers.volunteer("volunteer_service", community, body, principal, idempotency_key, deps=deps)
-    created(response, out.duplicate)
-    return out
+    return await _account(request, response, community, body, principal, idempotency_key)
 
 
 @router.post("/{community}/volunteer-redemptions", response_model=Recorded, status_code=201)
@@ -271,27 +278,20 @@ async def redeem(
     body: RedemptionIn,
     community: str = COMMUNITY,
     idempotency_key: str | None = IDEMPOTENCY,
-    principal: Principal = Depends(allow(*LOGGERS)),
+    principal: Principal = Depends(require(*LOGGERS)),
 ) -> Recorded:
     """Redeem volunteer points (VolunteerPointsRedeemed).  More than the balance → 409 insufficient_points."""
-    deps = deps_of(request)
-    await in_scope(principal, community, deps)
-    out = await handlers.volunteer("volunteer_redemption", community, body, principal, idempotency_key, deps=deps)
-    created(response, out.duplicate)
-    return out
+    return await _account(request, response, community, body, principal, idempotency_key)
 
 
 @router.get("/{community}/households/{household_id}/volunteer-points")
 async def volunteer_points(
-    request: Request, household_id: Id, community: str = COMMUNITY, principal: Principal = Depends(allow(*LOGGERS))
+    request: Request, household_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))
 ) -> dict[str, Any]:
     """A household's volunteer points: earned, redeemed, balance."""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    if principal.role == "grid_worker":
-        ref = await deps.directory.household(community, household_id)
-        handlers.in_grid(ref, household_id, principal.grid)
-    return await handlers.volunteer_balance(community, household_id, deps=deps)
+    return await queries.volunteer_balance(community, household_id, principal, deps=deps)
 
 
 @router.get("/{community}/workers/{worker_id}/days/{day}")
@@ -300,10 +300,10 @@ async def worker_day(
     worker_id: Id,
     day: date,
     community: str = COMMUNITY,
-    principal: Principal = Depends(allow("grid_worker", "secretary", "street_admin")),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> dict[str, Any]:
     """One worker's day: visits, special-assistance visits, hours in the grid, problems found…"""
-    deps = deps_of(request)
+    deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
-    return await handlers.worker_day(community, worker_id, day, deps=deps)
+    return await queries.worker_day(community, worker_id, day, deps=deps)

@@ -1,0 +1,420 @@
+"""The issues API: report a problem, move an issue through its life, query the board.
+
+Every route is a thin translator: parse, check scope, call a handler, shape the answer.  Writes
+carry the caller's ``version`` of the issue; a stale one is answered with 409 and the current
+state, an illegal step with 409 and the state it is in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+
+from shared.auth import Principal, require
+from shared.errors import Forbidden
+from shared.events import Category, Level, Place, Severity, Target, now
+from shared.events.issues import AssigneeKind
+from shared.timerules import check_occurred_at
+
+from .. import bootstrap, queries
+from ..bootstrap import IssuesDeps
+from ..domain import (
+    AcceptIssue,
+    AssignIssue,
+    CloseIssue,
+    CommandMeta,
+    EscalateIssue,
+    MergeIssue,
+    ReopenIssue,
+    ReportIssue,
+    ResolveIssue,
+    VerifyIssue,
+)
+from ..handlers import execute, existing_history, new_issue_id
+from .common import Community, IssueId, issue_view, outcome_view
+
+READERS = ("grid_worker", "secretary", "street_admin", "agency", "ops")
+WRITERS = ("grid_worker", "secretary", "ops")
+
+router = APIRouter(prefix="/v1", tags=["issues"])
+
+
+async def check_scope(deps: IssuesDeps, principal: Principal, community: str) -> None:
+    """403 unless the caller's token covers the community (a street admin: a community of its street)."""
+    street = None
+    if principal.role == "street_admin":
+        async with deps.pool.acquire() as conn:
+            street = await queries.community_street(conn, community)
+        if street is None and principal.community != community:
+            raise Forbidden(f"community {community} is not registered under street {principal.street}")
+    principal.require_community(community, street)
+
+
+def _meta(principal: Principal, community: str, at: datetime | None = None) -> CommandMeta:
+    return CommandMeta(community=community, actor=principal.worker_id or principal.sub, at=at or now())
+
+
+# ---------------------------------------------------------------- bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReportBody(_Body):
+    issue_id: IssueId | None = Field(default=None, description="Client-chosen id; a re-send is stored once")
+    category: Category
+    subcategory: str | None = Field(default=None, max_length=64)
+    severity: Severity = "medium"
+    place: Place = Field(default_factory=Place)
+    description: str = Field(min_length=1, max_length=4000)
+    photos: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    source: Literal["grid_worker", "resident"] = "grid_worker"
+    reported_by: str | None = Field(default=None, max_length=64)
+    level: Level = "building"
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the problem was found (default: now); at most 5 minutes ahead of the server's clock "
+        "and 30 days back (GRIDWORK_CLOCK_SKEW_SECONDS, GRIDWORK_MAX_BACKDATE_DAYS), else 422",
+    )
+
+
+class VersionBody(_Body):
+    version: int = Field(ge=0, description="The version of the issue the caller last saw")
+
+
+class AssignBody(VersionBody):
+    assignee_kind: AssigneeKind
+    assignee_id: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class EscalateBody(VersionBody):
+    reason: str = Field(min_length=1, max_length=1000, description="Why it must go up (manual escalation)")
+    to_level: Level | None = None
+    target: Target | None = None
+
+
+class ResolveBody(VersionBody):
+    resolution: str = Field(min_length=1, max_length=4000)
+
+
+class VerifyBody(VersionBody):
+    verified_by: Literal["worker", "resident_callback"] = "worker"
+    satisfied: bool
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class ReopenBody(VersionBody):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class MergeBody(VersionBody):
+    duplicate_of: IssueId
+
+
+# ---------------------------------------------------------------- writes
+
+
+@router.post("/communities/{community}/issues", status_code=201)
+async def report_issue(
+    request: Request,
+    response: Response,
+    community: Community,
+    body: ReportBody,
+    principal: Principal = Depends(require(*WRITERS)),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
+) -> dict[str, Any]:
+    """Report a problem (a grid worker's find or a resident's complaint); suggests likely duplicates."""
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    deps.catalogue.check(body.category, body.subcategory)
+    if body.occurred_at is not None:  # the visits API's window: a phone's clock drift ahead, 30 days back
+        s = deps.settings
+        check_occurred_at(body.occurred_at, now(), skew_seconds=s.clock_skew_seconds, max_days=s.max_backdate_days)
+    issue_id = body.issue_id or new_issue_id(community, idempotency_key)
+    command = ReportIssue(
+        issue_id=issue_id,
+        category=body.category,
+        subcategory=body.subcategory,
+        severity=body.severity,
+        place=body.place,
+        description=body.description,
+        photos=tuple(str(p) for p in body.photos),
+        source=body.source,
+        reported_by=body.reported_by or principal.worker_id or principal.sub,
+        level=body.level,
+    )
+    outcome = await execute(
+        deps=deps,
+        community=community,
+        issue_id=issue_id,
+        command=command,
+        meta=_meta(principal, community, body.occurred_at),
+        expected_revision=0,
+    )
+    if outcome.duplicate:
+        response.status_code = 200
+    async with deps.pool.acquire() as conn:
+        duplicates = await queries.possible_duplicates(
+            conn,
+            outcome.state,
+            days=deps.settings.issues_duplicate_days,
+            radius_m=deps.settings.issues_duplicate_radius_m,
+        )
+    return {**outcome_view(outcome), "possible_duplicates": [issue_view(d) for d in duplicates]}
+
+
+async def _command(
+    request: Request, principal: Principal, community: str, issue_id: str, command: object, version: int
+) -> dict[str, Any]:
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    outcome = await execute(
+        deps=deps,
+        community=community,
+        issue_id=issue_id,
+        command=command,
+        meta=_meta(principal, community),
+        expected_revision=version,
+    )
+    return outcome_view(outcome)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/accept")
+async def accept_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: VersionBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """The community takes the case on (受理)."""
+    return await _command(request, principal, community, issue_id, AcceptIssue(), body.version)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/assign")
+async def assign_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: AssignBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Give the case to a worker, the building leader (楼栋长), a volunteer team or an agency (派遣)."""
+    return await _command(
+        request,
+        principal,
+        community,
+        issue_id,
+        AssignIssue(body.assignee_kind, body.assignee_id, body.note),
+        body.version,
+    )
+
+
+@router.post("/communities/{community}/issues/{issue_id}/escalate")
+async def escalate_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: EscalateBody,
+    principal: Principal = Depends(require(*WRITERS, "street_admin")),
+) -> dict[str, Any]:
+    """Send the case up the ladder and/or to an outside agency, with a reason."""
+    return await _command(
+        request,
+        principal,
+        community,
+        issue_id,
+        EscalateIssue(note=body.reason, to_level=body.to_level, target=body.target),
+        body.version,
+    )
+
+
+@router.post("/communities/{community}/issues/{issue_id}/resolve")
+async def resolve_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: ResolveBody,
+    principal: Principal = Depends(require(*WRITERS, "agency")),
+) -> dict[str, Any]:
+    """Whoever handled the case reports it solved (处理反馈)."""
+    return await _command(request, principal, community, issue_id, ResolveIssue(body.resolution), body.version)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/verify")
+async def verify_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: VerifyBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Check the solution on site or by calling the resident back (核查); not satisfied reopens it."""
+    command = VerifyIssue(body.verified_by, body.satisfied, body.satisfaction, body.note)
+    return await _command(request, principal, community, issue_id, command, body.version)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/reopen")
+async def reopen_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: ReopenBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """The problem came back."""
+    return await _command(request, principal, community, issue_id, ReopenIssue(body.reason), body.version)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/close")
+async def close_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: VersionBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Close a verified case (结案)."""
+    return await _command(request, principal, community, issue_id, CloseIssue(), body.version)
+
+
+@router.post("/communities/{community}/issues/{issue_id}/merge")
+async def merge_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: MergeBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Merge a duplicate into the open issue it repeats (same category)."""
+    into = await existing_history(community, body.duplicate_of, deps=bootstrap.deps(request), field="duplicate_of")
+    return await _command(request, principal, community, issue_id, MergeIssue(into.state), body.version)
+
+
+# ---------------------------------------------------------------- reads
+
+
+@router.get("/communities/{community}/issues")
+async def list_issues(
+    request: Request,
+    community: Community,
+    state: Annotated[list[str], Query(description="status filter, repeatable")] = [],  # noqa: B006
+    category: Annotated[list[Category], Query()] = [],  # noqa: B006
+    subcategory: str | None = None,
+    level: Annotated[list[Level], Query()] = [],  # noqa: B006
+    source: str | None = None,
+    open: bool = False,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    principal: Principal = Depends(require(*READERS)),
+) -> dict[str, Any]:
+    """Issues of a community, newest first, filtered by state, category, level, source."""
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    async with deps.pool.acquire() as conn:
+        issues, total = await queries.list_issues(
+            conn,
+            community,
+            statuses=state,
+            categories=category,
+            subcategory=subcategory,
+            levels=level,
+            source=source,
+            open_only=open,
+            limit=limit,
+            offset=offset,
+        )
+        deadlines = await queries.pending_deadlines(conn, [(i.community, i.issue_id) for i in issues])
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "issues": [issue_view(i, deadlines.get((i.community, i.issue_id))) for i in issues],
+    }
+
+
+@router.get("/communities/{community}/issues/{issue_id}")
+async def get_issue(
+    request: Request, community: Community, issue_id: IssueId, principal: Principal = Depends(require(*READERS))
+) -> dict[str, Any]:
+    """One issue, read from its own history (always current), with that history."""
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    history = await existing_history(community, issue_id, deps=deps)
+    async with deps.pool.acquire() as conn:
+        deadline = await queries.pending_deadline(conn, community, issue_id)
+    return {
+        "issue": issue_view(history.state, deadline),
+        "history": [
+            {
+                "type": e.type,
+                "version": e.aggregate_version,
+                "occurred_at": e.occurred_at.isoformat(),
+                "actor": e.actor,
+                "data": e.data.model_dump(mode="json"),
+            }
+            for e in history.events
+        ],
+    }
+
+
+@router.get("/communities/{community}/issues/{issue_id}/duplicates")
+async def issue_duplicates(
+    request: Request, community: Community, issue_id: IssueId, principal: Principal = Depends(require(*READERS))
+) -> dict[str, Any]:
+    """Open issues nearby in the same category that this one may duplicate."""
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    state = (await existing_history(community, issue_id, deps=deps)).state
+    s = deps.settings
+    async with deps.pool.acquire() as conn:
+        found = await queries.possible_duplicates(
+            conn, state, days=s.issues_duplicate_days, radius_m=s.issues_duplicate_radius_m
+        )
+    return {"issue_id": issue_id, "possible_duplicates": [issue_view(d) for d in found]}
+
+
+@router.get("/communities/{community}/problems/open")
+async def open_problems(
+    request: Request, community: Community, principal: Principal = Depends(require(*READERS))
+) -> dict[str, Any]:
+    """Open problems by category and level (the monthly five categories, where they stand)."""
+    deps = bootstrap.deps(request)
+    await check_scope(deps, principal, community)
+    async with deps.pool.acquire() as conn:
+        rows = await queries.open_problems(conn, community)
+    by_category: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_category.setdefault(r["category"], {})[r["level"]] = r["open"]
+    return {
+        "community": community,
+        "total": sum(r["open"] for r in rows),
+        "overdue": sum(r["overdue"] for r in rows),
+        "by_category": by_category,
+        "rows": rows,
+    }
+
+
+@router.get("/categories")
+async def categories(request: Request, principal: Principal = Depends(require())) -> dict[str, Any]:
+    """The five categories and their subcategories."""
+    del principal
+    return {
+        "categories": [
+            {
+                "code": c.code,
+                "name": c.name,
+                "name_zh": c.name_zh,
+                "subcategories": [
+                    {"code": s.code, "name": s.name, "description": s.description} for s in c.subcategories
+                ],
+            }
+            for c in bootstrap.deps(request).catalogue.categories
+        ]
+    }

@@ -1,0 +1,262 @@
+"""The issue's state: what its history says about it now, folded by the pure ``evolve``.
+
+``evolve`` handles one event type per function (a ``singledispatch``) and ignores the types the
+aggregate does not fold.  Every event bumps the revision — the version a caller's write must name
+— except ``HotlineFeedbackSent``, a delivery receipt that changes nothing a caller decides on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import singledispatch
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import Event, Place
+from shared.events.issues import (
+    HotlineFeedbackSent,
+    HotlineOrderReceived,
+    IssueAccepted,
+    IssueAssigned,
+    IssueClosed,
+    IssueEscalated,
+    IssueMerged,
+    IssueOverdue,
+    IssueReopened,
+    IssueReported,
+    IssueResolved,
+    IssueVerified,
+)
+
+Status = Literal["new", "reported", "accepted", "assigned", "resolved", "verified", "reopened", "closed", "merged"]
+#: States in which an issue waits for someone to act, and so can be escalated or fall overdue.
+OPEN_STATES = frozenset({"reported", "accepted", "assigned", "reopened"})
+
+
+class Assignment(BaseModel):
+    """Who the case was given to (派遣), when, with what note."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    id: str
+    note: str | None = None
+    at: datetime
+
+
+class EscalationStep(BaseModel):
+    """One step of the case up the ladder or to an outside agency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_level: str
+    to_level: str
+    target: str | None = None
+    reason: str
+    note: str | None = None
+    at: datetime
+
+
+class IssueState(BaseModel):
+    """What the issue's history says about it now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    issue_id: str = ""
+    community: str = ""
+    status: Status = "new"
+    #: Counts the issue's own changes; delivery receipts (HotlineFeedbackSent) do not bump it.
+    revision: int = 0
+    category: str | None = None
+    subcategory: str | None = None
+    severity: str = "medium"
+    place: Place = Field(default_factory=Place)
+    address: str | None = None
+    description: str = ""
+    photos: list[str] = Field(default_factory=list)
+    source: str | None = None
+    reported_by: str | None = None
+    reported_at: datetime | None = None
+    updated_at: datetime | None = None
+    caused_by_visit: str | None = None
+    level: str = "building"
+    target: str | None = None
+    assignees: list[Assignment] = Field(default_factory=list)
+    escalations: list[EscalationStep] = Field(default_factory=list)
+    resolutions: int = 0
+    resolution: str | None = None
+    verified_by: str | None = None
+    satisfied: bool | None = None
+    satisfaction: int | None = None
+    reopened: int = 0
+    last_note: str | None = None
+    duplicate_of: str | None = None
+    hotline_order_no: str | None = None
+    response_deadline: datetime | None = None
+    resolution_deadline: datetime | None = None
+    overdue: bool = False
+    rules_applied: list[str] = Field(default_factory=list)
+    timers_fired: list[str] = Field(default_factory=list)
+    unacknowledged: list[str] = Field(default_factory=list)
+    feedback_sent: list[str] = Field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether someone still has to act (it can be escalated, it can fall overdue)."""
+        return self.status in OPEN_STATES
+
+
+def initial_state() -> IssueState:
+    """The state of an issue with no history (status ``new``)."""
+    return IssueState()
+
+
+@singledispatch
+def _evolve(event: Event, state: IssueState) -> IssueState:
+    return state  # an event this aggregate does not fold
+
+
+@_evolve.register
+def _(event: HotlineOrderReceived, state: IssueState) -> IssueState:
+    d = event.data
+    return state.model_copy(
+        update={
+            "hotline_order_no": d.order_no,
+            "response_deadline": d.response_deadline,
+            "resolution_deadline": d.resolution_deadline,
+        }
+    )
+
+
+@_evolve.register
+def _(event: IssueReported, state: IssueState) -> IssueState:
+    d = event.data
+    return state.model_copy(
+        update={
+            "issue_id": d.issue_id,
+            "community": event.community,
+            "status": "reported",
+            "category": d.category,
+            "subcategory": d.subcategory,
+            "severity": d.severity,
+            "place": d.place,
+            "address": d.address,
+            "description": d.description,
+            "photos": list(d.photos),
+            "source": d.source,
+            "reported_by": d.reported_by,
+            "reported_at": event.occurred_at,
+            "level": d.level,
+            "caused_by_visit": d.caused_by_visit,
+            "hotline_order_no": d.hotline_order_no or state.hotline_order_no,
+        }
+    )
+
+
+@_evolve.register
+def _(event: IssueAccepted, state: IssueState) -> IssueState:
+    return state.model_copy(update={"status": "accepted"})
+
+
+@_evolve.register
+def _(event: IssueAssigned, state: IssueState) -> IssueState:
+    d = event.data
+    step = Assignment(kind=d.assignee_kind, id=d.assignee_id, note=d.note, at=event.occurred_at)
+    return state.model_copy(update={"status": "assigned", "assignees": [*state.assignees, step]})
+
+
+@_evolve.register
+def _(event: IssueEscalated, state: IssueState) -> IssueState:
+    d = event.data
+    step = EscalationStep(
+        from_level=d.from_level,
+        to_level=d.to_level,
+        target=d.target,
+        reason=d.reason,
+        note=d.note,
+        at=event.occurred_at,
+    )
+    update: dict[str, Any] = {
+        "level": d.to_level,
+        "target": d.target or state.target,
+        "escalations": [*state.escalations, step],
+    }
+    if d.rule:
+        update["rules_applied"] = [*state.rules_applied, d.rule]
+    if d.notification_id:
+        update["unacknowledged"] = [*state.unacknowledged, d.notification_id]
+    if d.to_level != d.from_level:
+        update["overdue"] = False  # a fresh level, a fresh clock
+    return state.model_copy(update=update)
+
+
+@_evolve.register
+def _(event: IssueResolved, state: IssueState) -> IssueState:
+    return state.model_copy(
+        update={
+            "status": "resolved",
+            "resolutions": state.resolutions + 1,
+            "resolution": event.data.resolution,
+            "overdue": False,
+        }
+    )
+
+
+@_evolve.register
+def _(event: IssueVerified, state: IssueState) -> IssueState:
+    d = event.data
+    return state.model_copy(
+        update={
+            "status": "verified" if d.satisfied else state.status,
+            "verified_by": d.verified_by,
+            "satisfied": d.satisfied,
+            "satisfaction": d.satisfaction,
+            "last_note": d.note or state.last_note,
+        }
+    )
+
+
+@_evolve.register
+def _(event: IssueReopened, state: IssueState) -> IssueState:
+    return state.model_copy(
+        update={"status": "reopened", "reopened": state.reopened + 1, "last_note": event.data.reason}
+    )
+
+
+@_evolve.register
+def _(event: IssueClosed, state: IssueState) -> IssueState:
+    return state.model_copy(update={"status": "closed"})
+
+
+@_evolve.register
+def _(event: IssueMerged, state: IssueState) -> IssueState:
+    return state.model_copy(update={"status": "merged", "duplicate_of": event.data.duplicate_of})
+
+
+@_evolve.register
+def _(event: IssueOverdue, state: IssueState) -> IssueState:
+    key = event.data.timer or f"{event.data.level}:{event.data.deadline.isoformat()}"
+    return state.model_copy(update={"overdue": True, "timers_fired": [*state.timers_fired, key]})
+
+
+@_evolve.register
+def _(event: HotlineFeedbackSent, state: IssueState) -> IssueState:
+    key = str(event.causation_id) if event.causation_id else event.data.status
+    return state.model_copy(update={"feedback_sent": [*state.feedback_sent, key]})
+
+
+def evolve(state: IssueState, event: Event) -> IssueState:
+    """Fold one event into the state (pure)."""
+    new = _evolve(event, state)
+    if isinstance(event, HotlineFeedbackSent):
+        return new
+    return new.model_copy(update={"revision": state.revision + 1, "updated_at": event.occurred_at})
+
+
+def fold(events: list[Event], state: IssueState | None = None) -> IssueState:
+    """Fold a history."""
+    state = state or initial_state()
+    for event in events:
+        state = evolve(state, event)
+    return state

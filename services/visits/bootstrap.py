@@ -1,0 +1,63 @@
+"""The visits service's one composition root: what its handlers, queries and routes depend on.
+
+:func:`bootstrap` builds :class:`VisitsDeps` once per process on the live connections (the
+service's lifespan calls it through ``ServiceSpec.wire``); routes reach it with :func:`deps`,
+background code with ``runtime.deps``, and ``gridwork import`` with :func:`wire`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+
+from shared.eventstore import EventStore
+from shared.service import Runtime, runtime_of
+
+from .directory import Directory
+from .pii import AuditLog, KeyStore
+from .settings import VisitsSettings, visits_settings
+
+
+@dataclass(frozen=True, slots=True)
+class VisitsDeps:
+    """Everything the visits service's handlers, queries and routes need, built once per process."""
+
+    settings: VisitsSettings
+    store: EventStore
+    pool: asyncpg.Pool
+    #: Households' grids and tags, buildings, workers, persons — cached per process.
+    directory: Directory
+    #: Household keys that seal personal data (PIPL).
+    keys: KeyStore
+    #: Who read residents' personal data.
+    audit: AuditLog
+
+
+def wire(store: EventStore, pool: asyncpg.Pool, settings: VisitsSettings) -> VisitsDeps:
+    """The dependencies on these connections."""
+    return VisitsDeps(
+        settings=settings,
+        store=store,
+        pool=pool,
+        directory=Directory(pool, store, settings.directory_cache_seconds),
+        keys=KeyStore(pool),
+        audit=AuditLog(pool),
+    )
+
+
+async def bootstrap(runtime: Runtime[Any]) -> VisitsDeps:
+    """The service's dependencies, on the runtime's connections (``ServiceSpec.wire``)."""
+    settings = visits_settings(runtime.settings)
+    assert settings is not None  # a runtime always has settings
+    return wire(runtime.store, runtime.pool, settings)
+
+
+def deps(request: Request) -> VisitsDeps:
+    """The running service's dependencies, for a route.
+
+    Routes call it directly rather than through ``Depends``: FastAPI runs a plain ``def``
+    dependency in its thread pool, two thread hops per request for an attribute read."""
+    return runtime_of(request).deps

@@ -1,0 +1,81 @@
+"""Directory entries — who and where: communities (社区), buildings (楼栋), grids (网格), community
+workers (网格员…) and active residents (party members, building leaders, volunteers).
+
+Each entry is its own aggregate: the last definition wins, and re-sending the same definition
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.events import Event
+from shared.events.visits import (
+    BuildingRegistered,
+    BuildingRegisteredData,
+    CommunityRegistered,
+    CommunityRegisteredData,
+    GridDefined,
+    GridDefinedData,
+    PersonRegistered,
+    PersonRegisteredData,
+    WorkerRegistered,
+    WorkerRegisteredData,
+)
+
+#: What an entry can be defined as.
+EntryData = (
+    CommunityRegisteredData | BuildingRegisteredData | GridDefinedData | WorkerRegisteredData | PersonRegisteredData
+)
+
+#: The event that records each kind of definition.
+_RECORDED_BY: dict[type[BaseModel], type[Event]] = {
+    CommunityRegisteredData: CommunityRegistered,
+    BuildingRegisteredData: BuildingRegistered,
+    GridDefinedData: GridDefined,
+    WorkerRegisteredData: WorkerRegistered,
+    PersonRegisteredData: PersonRegistered,
+}
+
+
+class Definition(BaseModel):
+    """A directory entry (community, grid, building, worker, person): its latest definition."""
+
+    data: dict[str, Any] | None = None
+
+
+def evolve_definition(state: Definition, event: Event) -> Definition:
+    """The last definition wins."""
+    return Definition(data=event.data.model_dump(mode="json"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefineEntry:
+    """Define or redefine the directory entry ``entry_id`` as ``data`` says."""
+
+    community: str
+    entry_id: str
+    data: EntryData
+    expected_version: int | None = None
+    at: datetime
+
+    @property
+    def kind(self) -> str:
+        """The entry's aggregate kind (community, building, grid, worker, person)."""
+        return _RECORDED_BY[type(self.data)].aggregate_kind
+
+
+def decide_definition(state: Definition, cmd: DefineEntry, *, actor: str) -> list[Event]:
+    """Define or redefine an entry; the same definition again changes nothing."""
+    if state.data == cmd.data.model_dump(mode="json"):
+        return []
+    recorded_by = _RECORDED_BY[type(cmd.data)]
+    return [
+        recorded_by.new(
+            community=cmd.community, aggregate_id=cmd.entry_id, actor=actor, data=cmd.data, occurred_at=cmd.at
+        )
+    ]

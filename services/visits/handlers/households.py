@@ -1,0 +1,123 @@
+"""Households in the ledger: registered with their personal fields sealed, completed or corrected,
+tagged, and erased under PIPL."""
+
+from __future__ import annotations
+
+from shared.auth import Principal
+from shared.errors import Forbidden, NotFound
+from shared.eventstore import Loaded
+
+from ..aggregates import HOUSEHOLD
+from ..bootstrap import VisitsDeps
+from ..domain.households import (
+    DataErased,
+    EraseResidentData,
+    HouseholdState,
+    RegisterHousehold,
+    TagHousehold,
+    UpdateHouseholdProfile,
+    check_tags,
+    decide_erasure,
+    decide_profile_update,
+    decide_registration,
+    decide_tagging,
+    in_grid,
+)
+from ..pii import seal, unseal
+from ..schemas import Changed
+from .common import check_version
+
+
+async def register_household(cmd: RegisterHousehold, principal: Principal, *, deps: VisitsDeps) -> Changed:
+    """Enter a household in the ledger; its personal fields are sealed with a new household key."""
+    community, household_id = cmd.community, cmd.household_id
+    building = await deps.directory.building(community, cmd.building_id)
+    if building is None:
+        raise NotFound(f"building {cmd.building_id} is not registered", field="building_id")
+    grid = cmd.grid_id or building.get("grid_id")
+    if principal.role == "grid_worker" and (grid is None or grid != principal.grid):
+        raise Forbidden(f"household's grid {grid} is not the worker's grid", field="building_id")
+    tags = check_tags(cmd.tags)
+    loaded = await deps.store.load(HOUSEHOLD, community, household_id)
+    sealed: dict[str, str] = {}
+    stored: dict[str, str] | None = None
+    if loaded.state.registered:
+        key = await deps.keys.key(community, household_id)
+        stored = unseal(key.key, community, household_id, loaded.state.sealed)
+    elif cmd.personal:
+        key = await deps.keys.key(community, household_id, create=True)
+        assert key.key is not None
+        sealed = seal(key.key, community, household_id, cmd.personal)
+    events = decide_registration(
+        loaded.state, cmd, actor=principal.sub, grid_id=grid, tags=tags, sealed=sealed, stored_personal=stored
+    )
+    if not events:
+        return Changed(id=household_id, version=loaded.version, duplicate=True)
+    res = await deps.store.append(events, 0)
+    deps.directory.changed(community, household_id, res.version)
+    return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
+
+
+async def _household_for_change(
+    community: str, household_id: str, principal: Principal, *, deps: VisitsDeps
+) -> Loaded[HouseholdState]:
+    loaded = await deps.store.load(HOUSEHOLD, community, household_id)
+    if not loaded.state.registered:
+        raise NotFound(f"household {household_id} is not registered", field="household_id")
+    if principal.role == "grid_worker":
+        ref = await deps.directory.household(community, household_id)
+        in_grid(ref, household_id, principal.grid)
+    return loaded
+
+
+async def update_household(cmd: UpdateHouseholdProfile, principal: Principal, *, deps: VisitsDeps) -> Changed:
+    """Complete or correct a ledger entry (a stale expected version → 409)."""
+    community, household_id = cmd.community, cmd.household_id
+    loaded = await _household_for_change(community, household_id, principal, deps=deps)
+    state = loaded.state
+    personal = cmd.personal
+    sealed: dict[str, str] = {}
+    if personal and not state.erased:
+        key = await deps.keys.key(community, household_id, create=True)
+        if key.key is None:  # the key was destroyed and the erasure event is still to be recorded
+            raise DataErased("this household's personal data was erased", field="personal")
+        current = unseal(key.key, community, household_id, state.sealed)
+        # Only fields that really change are re-sealed, so a retried update changes nothing.
+        changed = {f: v for f, v in personal.items() if current.get(f) != v}
+        sealed = seal(key.key, community, household_id, changed)
+    elif personal:
+        sealed = dict.fromkeys(personal, "")  # decide refuses personal data for an erased household
+    events = decide_profile_update(state, cmd, actor=principal.sub, sealed=sealed)
+    if not events:
+        return Changed(id=household_id, version=loaded.version, duplicate=True)
+    check_version(cmd.expected_version, loaded.version, f"household {household_id}")
+    res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
+    deps.directory.changed(community, household_id, res.version)
+    return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
+
+
+async def tag_household(cmd: TagHousehold, principal: Principal, *, deps: VisitsDeps) -> Changed:
+    """Tag or untag a household (special assistance, elderly living alone, young…)."""
+    community, household_id = cmd.community, cmd.household_id
+    loaded = await _household_for_change(community, household_id, principal, deps=deps)
+    events = decide_tagging(loaded.state, cmd, actor=principal.sub)
+    if not events:
+        return Changed(id=household_id, version=loaded.version, duplicate=True)
+    check_version(cmd.expected_version, loaded.version, f"household {household_id}")
+    res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
+    deps.directory.changed(community, household_id, res.version)
+    return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
+
+
+async def erase_household(cmd: EraseResidentData, principal: Principal, *, deps: VisitsDeps) -> Changed:
+    """PIPL erasure: destroy the household key, then record ResidentDataErased."""
+    community, household_id = cmd.community, cmd.household_id
+    loaded = await _household_for_change(community, household_id, principal, deps=deps)
+    # The key goes first: if the append fails, the data is already unreadable and a retry records it.
+    await deps.keys.destroy(community, household_id)
+    events = decide_erasure(loaded.state, cmd, actor=principal.sub)
+    if not events:
+        return Changed(id=household_id, version=loaded.version, duplicate=True)
+    res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
+    deps.directory.changed(community, household_id, res.version)
+    return Changed(id=household_id, version=res.version, duplicate=res.duplicate)

@@ -1,0 +1,27 @@
+"""Reads of the visits service's read models (and of a household's or account's own stream where
+the read model may lag), for the routes: the SQL lives here.
+
+* :mod:`.households` — the community, its directory lists, its households, one household;
+* :mod:`.work` — a worker's shift and day, face-to-face sessions, volunteer points;
+* :mod:`.ledger` — ledger completion, the CSV export, the rows an import compares with.
+"""
+
+from __future__ import annotations
+
+from .households import community_summary, directory_entries, household_view, list_households
+from .ledger import completion, export_ledger, ledger_entries
+from .work import list_sessions, shift_status, volunteer_balance, worker_day
+
+__all__ = [
+    "community_summary",
+    "completion",
+    "directory_entries",
+    "export_ledger",
+    "household_view",
+    "ledger_entries",
+    "list_households",
+    "list_sessions",
+    "shift_status",
+    "volunteer_balance",
+    "worker_day",
+]

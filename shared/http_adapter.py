@@ -1,0 +1,174 @@
+"""Everything gridwork does to and around its HTTP libraries, in one place.
+
+* The HTTP metrics: prometheus-fastapi-instrumentator's names, labels and buckets
+  (``http_requests_total``, ``http_request_duration_seconds``…), each labelled child kept
+  (:func:`http_metrics`), installed by :func:`instrument`.
+* :class:`RouteCachingInstrumentatorMiddleware` overrides the instrumentator middleware's private
+  ``_get_handler``; it was written for the releases in :data:`INSTRUMENTATOR_SUPPORTED` (pyproject
+  bounds the dependency the same way) and stands down — the library's own middleware runs — on any
+  other release.
+* :func:`add_ingress` puts ASGI middleware in front of the whole app by wrapping Starlette's
+  ``build_middleware_stack`` (a public method that FastAPI and Starlette call once, at the first
+  request); a hot route's fast path (visits ingest) lives there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, cast
+
+import structlog
+from fastapi import FastAPI, Request
+from prometheus_client import Counter, Histogram, Summary
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
+
+log = structlog.get_logger("gridwork.http")
+
+#: prometheus-fastapi-instrumentator major releases whose ``_get_handler`` the cache overrides.
+INSTRUMENTATOR_SUPPORTED = (7, 8)
+
+
+def instrumentator_patchable() -> bool:
+    """Whether the installed prometheus-fastapi-instrumentator is a release the cache was written for."""
+    try:
+        major = int(version("prometheus-fastapi-instrumentator").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return False
+    if major not in INSTRUMENTATOR_SUPPORTED:
+        log.warning("instrumentator_cache_disabled", major=major, written_for=INSTRUMENTATOR_SUPPORTED)
+        return False
+    return True
+
+
+def add_ingress(app: FastAPI, ingress: Sequence[Callable[[ASGIApp], ASGIApp]]) -> None:
+    """Run ``ingress`` middleware (outermost first) in front of the app's whole middleware stack —
+    before Starlette's error handling and the HTTP metrics."""
+    inner = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        stack = inner()
+        for middleware in reversed(ingress):
+            stack = middleware(stack)
+        return stack
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+class RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
+    """prometheus-fastapi-instrumentator's middleware, resolving each method and path's route once.
+
+    The library matches every request against the whole route table, flattened anew each time:
+    0.2 ms of CPU per request on this machine, more than the rest of an ingest request's HTTP
+    handling.  The route template depends only on the method and path, so it is remembered
+    (bounded: paths carry ids).  Metrics, names and labels are the library's own.
+    """
+
+    def __init__(self, app: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._handlers: dict[tuple[str, str, str], tuple[str, bool]] = {}
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        scope = request.scope
+        key = (scope["method"], scope.get("root_path", ""), scope["path"])
+        handler = self._handlers.get(key)
+        if handler is None:
+            handler = super()._get_handler(request)
+            if len(self._handlers) >= 10_000:
+                self._handlers.clear()
+            self._handlers[key] = handler
+        return handler
+
+
+_HIGHR_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60)
+
+
+class _HttpMetrics:
+    """The instrumentator's default HTTP metrics — same names, labels and buckets — each labelled child kept.
+
+    ``metrics.default()`` looks every child up by its labels on every request (five lookups, each
+    validating labels under a lock); the handler is a route template and the status a class
+    (2xx…), so the children are few and kept here.  One set per process, shared by every app.
+    """
+
+    def __init__(self) -> None:
+        self.total = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by method, status class and route",
+            ("method", "status", "handler"),
+        )
+        self.in_size = Summary(
+            "http_request_size_bytes",
+            "Request bodies by route, from the Content-Length header (0 without one)",
+            ("handler",),
+        )
+        self.out_size = Summary(
+            "http_response_size_bytes",
+            "Response bodies by route, from the Content-Length header (0 without one)",
+            ("handler",),
+        )
+        self.highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "Request latency over all routes, in fine buckets for percentiles",
+            buckets=_HIGHR_BUCKETS,
+        )
+        self.lowr = Histogram(
+            "http_request_duration_seconds",
+            "Request latency by method and route, in three coarse buckets",
+            ("method", "handler"),
+            buckets=(0.1, 0.5, 1),
+        )
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+    def __call__(self, info: metrics.Info) -> None:
+        self.observe(
+            info.method,
+            info.modified_status,
+            info.modified_handler,
+            int(info.request.headers.get("Content-Length", 0)),
+            int(info.response.headers.get("Content-Length", 0)) if info.response else 0,
+            info.modified_duration,
+        )
+
+    def observe(self, method: str, status: str, handler: str, in_size: int, out_size: int, seconds: float) -> None:
+        """One answered request: ``status`` is its class (``2xx``), ``handler`` its route template."""
+        key = (method, status, handler)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.total.labels(method, status, handler),
+                self.in_size.labels(handler),
+                self.out_size.labels(handler),
+                self.lowr.labels(method, handler),
+            )
+            self._children[key] = children
+        total, in_size_, out_size_, lowr = children
+        total.inc()
+        in_size_.observe(in_size)
+        out_size_.observe(out_size)
+        self.highr.observe(seconds)
+        lowr.observe(seconds)
+
+
+_http_metrics: _HttpMetrics | None = None
+
+
+def http_metrics() -> _HttpMetrics:
+    """The process's HTTP metrics (prometheus-fastapi-instrumentator's names, labels and buckets)."""
+    global _http_metrics
+    if _http_metrics is None:
+        _http_metrics = _HttpMetrics()
+    return _http_metrics
+
+
+def instrument(app: FastAPI) -> None:
+    """HTTP metrics by prometheus-fastapi-instrumentator (``http_requests_total``, latencies)."""
+    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).add(http_metrics()).instrument(app)
+    if not instrumentator_patchable():
+        return  # the library's own middleware, uncached: slower, the same metrics
+    for i, mw in enumerate(app.user_middleware):
+        if cast(Any, mw.cls) is PrometheusInstrumentatorMiddleware:  # Starlette types cls as a factory
+            app.user_middleware[i] = Middleware(cast(Any, RouteCachingInstrumentatorMiddleware), *mw.args, **mw.kwargs)

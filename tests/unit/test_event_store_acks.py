@@ -1,0 +1,29 @@
+"""How the event store reads JetStream's acknowledgements, byte for byte as nats-server writes them."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_acks_are_read_as_jetstream_writes_them() -> None:
+    # nats-server's own spellings (a replicated stream answers a re-sent Nats-Msg-Id with the
+    # spaced `"duplicate": true`; reading it as a fresh write made re-sent records look accepted).
+    from types import SimpleNamespace
+
+    from shared.eventstore import PublishRejected, _parse_ack
+
+    def ack(data: bytes) -> tuple[int, bool]:
+        got = _parse_ack(SimpleNamespace(headers=None, data=data))
+        return got.seq, got.duplicate
+
+    assert ack(b'{"stream":"GW_EVENTS","seq":41}') == (41, False)
+    assert ack(b'{"stream":"GW_EVENTS","seq":956,"duplicate": true}') == (956, True)
+    assert ack(b'{"stream":"GW_EVENTS","seq":956,"duplicate":true}') == (956, True)
+    assert ack(b'{"stream":"GW_EVENTS","domain":"hub","seq":7}') == (7, False)
+    assert ack(b'{"stream":"GW_EVENTS","seq":999,"batch":"01a2","count":2}') == (999, False)
+    with pytest.raises(PublishRejected) as err:
+        ack(
+            b'{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 5"},'
+            b'"stream":"GW_EVENTS","seq":0}'
+        )
+    assert err.value.err_code == 10071
