@@ -1,8 +1,8 @@
 """``gridwork bench scoring``: how fast the scoring projection folds a street's events, and how fast boards answer.
 
 Measured in one run, on one stack (``bench_stack``: the configured servers or a throwaway embedded
-nats-server + PostgreSQL), after generating a street's work (:mod:`.synth`, or ``gridwork simulate``'s
-generator with ``--workload simulate`` / ``--street-year``):
+nats-server + PostgreSQL), after generating a street's work with the one workload generator,
+``gridwork simulate``'s (:mod:`services.cli.workload`; ``--street-year`` for a whole year):
 
 1. the baseline — the raw consume rate of the same events with the replay's reader, no database;
 2. the fold's in-memory part (decode + aggregate);
@@ -20,37 +20,20 @@ from typing import Any
 
 
 async def _generate(
-    store: Any,
-    communities: int,
-    workers: int,
-    days: int,
-    start: date,
-    workload: str = "synth",
-    folded: frozenset[str] = frozenset(),
+    store: Any, communities: int, days: int, start: date, households: int, folded: frozenset[str]
 ) -> tuple[int, float]:
-    """Append the workload; returns (events the projection folds, seconds)."""
-    from . import synth
+    """Append ``gridwork simulate``'s workload; returns (events the projection folds, seconds)."""
+    from services.cli.workload import by_aggregate, generate
 
     n = 0
     started = time.perf_counter()
-    if workload == "simulate":
-        from services.cli.workload import by_aggregate, generate
-
-        for _day, events in generate(communities, days, seed=1, start=start):
-            groups = by_aggregate(events)
-            for i in range(0, len(groups), 5000):
-                for res in await store.append_many(groups[i : i + 5000]):
-                    if isinstance(res, Exception):
-                        raise res
-            n += sum(1 for e in events if e.type in folded)
-        return n, time.perf_counter() - started
-    for day in synth.street(communities=communities, workers=workers, start=start, n_days=days):
-        for i in range(0, len(day), 5000):
-            chunk = day[i : i + 5000]
-            for res in await store.append_many(chunk):
+    for _day, events in generate(communities, days, seed=1, start=start, households=households):
+        groups = by_aggregate(events)
+        for i in range(0, len(groups), 5000):
+            for res in await store.append_many(groups[i : i + 5000]):
                 if isinstance(res, Exception):
                     raise res
-            n += synth.count(chunk)
+        n += sum(1 for e in events if e.type in folded)
     return n, time.perf_counter() - started
 
 
@@ -110,12 +93,11 @@ async def _live_fold(
 
 async def bench_scoring(
     communities: int = 20,
-    workers: int = 25,
     days: int = 31,
     start: date = date(2025, 10, 1),
     queries: int = 300,
     batch: int = 10000,
-    workload: str = "synth",
+    households: int = 8000,
     replay_batch: int | None = None,
     live: bool = True,
     street_year: bool = False,
@@ -128,6 +110,7 @@ async def bench_scoring(
     import httpx
 
     from services.cli.benchkit import bench_stack, console, report
+    from services.cli.workload import WORKERS
     from shared.auth import mint_token
     from shared.db import create_pool, migrate
     from shared.eventstore import EventStore, connect
@@ -153,12 +136,11 @@ async def bench_scoring(
         rules = settings.rules()
         projection = ScoringProjection(rules)
 
-        n, gen_s = await _generate(
-            store, communities, workers, days, start, workload, frozenset(projection.event_types)
-        )
+        n, gen_s = await _generate(store, communities, days, start, households, frozenset(projection.event_types))
         last = await store.last_sequence()
         console.print(
-            f"generated {n:,} events ({communities} communities × {workers} workers × {days} days) "
+            f"generated {n:,} events ({communities} communities × {WORKERS} workers × {days} days, "
+            f"{households:,} households each) "
             f"in {gen_s:.1f} s ({n / gen_s:,.0f}/s incl. append)"
         )
 
@@ -235,7 +217,7 @@ async def bench_scoring(
         )
         month = parse_period(f"{start.year}-{start.month:02d}")
         as_of = month.end
-        community, street = ("c000", "s00") if workload == "simulate" else ("zhongnan-c00", "zhongnan")
+        community, street = "c000", "s00"  # the generator's first community and its street
 
         async def naive_board() -> Any:
             # Baseline: sum the item rows of the month on the fly (no standings table).
@@ -261,13 +243,13 @@ async def bench_scoring(
         lat: list[dict[str, Any]] = []
         lat.append(
             {
-                "what": f"naive: community board from item rows ({workers} workers)",
+                "what": f"naive: community board from item rows ({WORKERS} workers)",
                 **await _latency(naive_board, queries),
             }
         )
         lat.append(
             {
-                "what": f"community board query ({workers} workers)",
+                "what": f"community board query ({WORKERS} workers)",
                 **await _latency(lambda: q.community_board(pool, rules, community, month, as_of), queries),
                 "target p99": "< 10 ms",
             }

@@ -18,13 +18,9 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
         help="scoring: live fold and replay events/s beside the raw consume rate; board query p50/p99",
     )
     b.add_argument("--communities", type=int, default=20, help="communities in the street (default 20)")
-    b.add_argument("--workers", type=int, default=25, help="grid workers per community (default 25)")
     b.add_argument("--days", type=int, default=31, help="days of work to generate (default 31: a street-month)")
     b.add_argument(
-        "--workload",
-        choices=("synth", "simulate"),
-        default="synth",
-        help="synth: this bench's street generator; simulate: `gridwork simulate`'s (25 workers, 8,000 households)",
+        "--households", type=int, default=8000, help="households per community (default 8,000, as `gridwork simulate`)"
     )
     b.add_argument(
         "--start", type=date.fromisoformat, default=None, help="first day (2025-10-01; 2025-01-01 with --street-year)"
@@ -121,16 +117,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_scoring
 
     if args.street_year:
-        args.workload, args.communities, args.days, args.no_live = "simulate", 20, 365, True
+        args.communities, args.days, args.no_live = 20, 365, True
     start = args.start or (date(2025, 1, 1) if args.street_year else date(2025, 10, 1))
     run = bench_scoring(
         args.communities,
-        args.workers,
         args.days,
         start,
         args.queries,
         args.batch,
-        workload=args.workload,
+        households=args.households,
         replay_batch=args.replay_batch,
         live=not args.no_live,
         street_year=args.street_year,
