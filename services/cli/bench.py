@@ -275,8 +275,13 @@ def newer_clients_python(explicit: str | None) -> str | None:
     python = CLIENTS_VENV / "bin" / "python"
     if python.exists():
         return str(python)
-    found = shutil.which("python3.13") or next(
-        iter(sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.1[3-9]*/bin/python")))), None
+    candidates = [
+        *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.1[3-9]*/bin/python"))),
+        *filter(None, (shutil.which(f"python3.{minor}") for minor in range(13, 20))),
+    ]
+    # a pyenv shim is on PATH even where that version is not installed: ask each one to run
+    found = next(
+        (c for c in candidates if subprocess.run([c, "-c", "pass"], capture_output=True).returncode == 0), None
     )
     if found is None:
         return None
