@@ -50,6 +50,9 @@ async def _demo_main(stack: Any, port: int, args: argparse.Namespace, console: C
         days = demo_window(args.days, now().date())
         demo, out = await play(stack.settings, endpoints, receiver, days, args.households, args.seed, console)
         print_results(console, demo, out, endpoints)
+        if args.svg:
+            console.save_svg(args.svg, title="gridwork demo")  # what it printed, as a picture
+            console.print(f"saved what the demo printed as {args.svg}")
         if args.headless:
             return
         console.print("The stack keeps running (the local receivers too); Ctrl-C stops it.")
@@ -83,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.days is not None and args.days < 1:
         print("--days: must be at least 1", file=sys.stderr)
         return 2
-    console = Console()
+    console = Console(record=bool(args.svg))
     data_dir = Path(args.data_dir or ".gridwork/demo")
     if data_dir.exists():
         shutil.rmtree(data_dir)  # the demo starts from an empty community every time
@@ -104,4 +107,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--headless", action="store_true", help="stop after printing the board")
     demo.add_argument("--data-dir", help="default ./.gridwork/demo (wiped at start)")
+    demo.add_argument("--svg", help="also save what the demo printed as an SVG picture (docs/demo.svg is one)")
     demo.set_defaults(handler=cmd_demo)
