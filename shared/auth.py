@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Literal
+from typing import Literal, get_args
 
 import jwt
 from fastapi import Depends, HTTPException, Request
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .settings import Settings
 
 Role = Literal["grid_worker", "secretary", "street_admin", "agency", "hotline", "ops"]
-ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class Principal(BaseModel):
@@ -87,11 +87,6 @@ def mint_token(
         if value is not None:
             claims[key] = value
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
-
-
-def decode_token(settings: Settings, token: str) -> Principal:
-    """Verify ``token`` (signature, issuer, expiry) and read its caller; raises ``jwt.PyJWTError``."""
-    return _decode(settings, token)[0]
 
 
 def _decode(settings: Settings, token: str) -> tuple[Principal, float]:

@@ -39,7 +39,7 @@ PROJECTION_BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
-# Broker-level metrics are FastStream's (shared/brokermetrics.py: faststream_received_* and
+# Broker-level metrics are FastStream's (shared/nats/broker_metrics.py: faststream_received_* and
 # faststream_published_* with app_name = the service); this one is ours: a single event of a
 # batch failing and being retried in place.
 MESSAGES_NAKED = Counter(

@@ -14,7 +14,7 @@ its reason, and the projection moves on.
 
 Rebuild: :func:`replay` folds the whole stream into a fresh schema while the live projection
 keeps serving, then swaps the schemas in one transaction.  It reads with a
-:class:`~shared.nats.replay_reader.FastPuller`, fetches the next batch while one folds and, for a
+:class:`~shared.nats.replay_reader.ReplayReader`, fetches the next batch while one folds and, for a
 :class:`Staged` projection, aggregates the next batch while the previous one is written.
 """
 
@@ -52,8 +52,8 @@ from .metrics import (
 )
 from .nats.broker_metrics import DEFAULT as DEFAULT_BROKER_METRICS
 from .nats.broker_metrics import BrokerMetrics
-from .nats.pull_consumer import Pulled, Puller
-from .nats.replay_reader import FastPuller
+from .nats.pull_consumer import PullConsumer, Pulled
+from .nats.replay_reader import ReplayReader
 from .settings import Settings
 
 log = structlog.get_logger("gridwork.projection")
@@ -226,7 +226,7 @@ class ProjectionRunner:
         self.durable = f"{settings.namespace}_{projection.name}"
         self.stream = settings.stream_name()
         self.role = "stopped"
-        self._puller: Puller | None = None
+        self._puller: PullConsumer | None = None
         self._stopping = asyncio.Event()
         self._leader_key = zlib.crc32(f"{self.schema}:leader".encode())
         self.commits = 0
@@ -270,7 +270,7 @@ class ProjectionRunner:
         if self._puller is not None:
             await self._puller.stop()
         await self._create_consumer(await self._checkpoint(conn))
-        self._puller = Puller(self.nc, self.stream, self.durable)
+        self._puller = PullConsumer(self.nc, self.stream, self.durable)
         await self._puller.start()
 
     def stop(self) -> None:
@@ -503,8 +503,8 @@ class ProjectionRunner:
         }
 
 
-async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> FastPuller:
-    """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`FastPuller`).
+async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *, start_seq: int = 1) -> ReplayReader:
+    """An ephemeral, ack-less pull consumer over the projection's events (for replays; a :class:`ReplayReader`).
 
     The consumer has no subject filter: the reader drops other event types itself.  A consumer
     filtered on the projection's types (several wildcard filters) over a stream with a subject per
@@ -520,7 +520,7 @@ async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *,
         mem_storage=True,
     )
     info = await js.add_consumer(settings.stream_name(), config)
-    puller = FastPuller(nc, settings.stream_name(), info.name, types=projection.event_types)
+    puller = ReplayReader(nc, settings.stream_name(), info.name, types=projection.event_types)
     await puller.start()
     return puller
 
@@ -528,7 +528,7 @@ async def stream_reader(nc: NATS, settings: Settings, projection: Projection, *,
 class _Carry:
     """Reads a puller up to a stream sequence, keeping what it fetched beyond it for the next read."""
 
-    def __init__(self, puller: FastPuller) -> None:
+    def __init__(self, puller: ReplayReader) -> None:
         self.puller = puller
         self.left: list[Pulled] = []
 

@@ -21,7 +21,7 @@ for var in $(env | sed -n 's/^\(GRIDWORK_[A-Z0-9_]*\|PGPASSWORD\)_FILE=.*/\1/p')
 done
 
 if [ -n "${GRIDWORK_NATS_USER:-}" ] && [ -n "${GRIDWORK_NATS_PASSWORD:-}" ] && [ -n "${GRIDWORK_NATS_URL:-}" ]; then
-    # passwords are hex (gridwork cluster / deploy/nats/make-secrets.sh), safe in a URL
+    # passwords are hex (gridwork cluster / deploy/make-secrets.sh), safe in a URL
     GRIDWORK_NATS_URL=$(printf '%s' "$GRIDWORK_NATS_URL" \
         | sed "s#://#://${GRIDWORK_NATS_USER}:${GRIDWORK_NATS_PASSWORD}@#g")
     export GRIDWORK_NATS_URL

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -38,12 +38,12 @@ def nats_server_binary() -> str:
     return found
 
 
-def _wait_until(check: object, what: str, timeout: float = 30) -> None:
+def _wait_until(check: Callable[[], object], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            if check():  # type: ignore[operator]
+            if check():
                 return
         except Exception as err:  # not up yet
             last = err

@@ -23,6 +23,12 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
         "--households", type=int, default=8000, help="households per community (default 8,000, as `gridwork simulate`)"
     )
     b.add_argument(
+        "--workload",
+        choices=("simulate",),
+        default="simulate",
+        help="kept for existing scripts: there is one workload generator, `gridwork simulate`'s",
+    )
+    b.add_argument(
         "--start", type=date.fromisoformat, default=None, help="first day (2025-10-01; 2025-01-01 with --street-year)"
     )
     b.add_argument("--queries", type=int, default=300, help="board queries per variant (default 300)")

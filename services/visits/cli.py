@@ -11,6 +11,8 @@ from typing import Any
 
 from shared.auth import Principal
 
+from .settings import VisitsSettings
+
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a ledger sheet (CSV or XLSX) into a community; exit 2 when rows were rejected."""
@@ -45,7 +47,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 2 if report.rejected else 0
 
 
-async def _import(settings: object, content: bytes, filename: str, community: str, actor: str) -> Any:
+async def _import(settings: VisitsSettings, content: bytes, filename: str, community: str, actor: str) -> Any:
     from shared.service import open_runtime
 
     from .app import MIGRATIONS
@@ -54,9 +56,9 @@ async def _import(settings: object, content: bytes, filename: str, community: st
     from .ledger import parse_upload
     from .projections import DirectoryProjection
 
-    runtime = await open_runtime("visits-import", settings, [DirectoryProjection()], [MIGRATIONS])  # type: ignore[arg-type]
+    runtime = await open_runtime("visits-import", settings, [DirectoryProjection()], [MIGRATIONS])
     try:
-        deps = wire(runtime.store, runtime.pool, settings)  # type: ignore[arg-type]
+        deps = wire(runtime.store, runtime.pool, settings)
         sheet = parse_upload(content, filename, deps.settings.import_max_rows)
         principal = Principal(sub=actor, role="secretary", community=community)
         return await import_ledger(community, sheet, principal, deps=deps)

@@ -668,16 +668,6 @@ class Completion(BaseModel):
     grids: list[CompletionGroup]
 
 
-class AuditEntry(BaseModel):
-    id: int
-    at: datetime
-    household_id: str
-    actor: str
-    role: str
-    fields: list[str]
-    purpose: str
-
-
 def parse_version(if_match: str | None, expected_version: int | None) -> int | None:
     """The caller's expected version: the body's ``expected_version`` or an ``If-Match: "3"`` header."""
     if expected_version is not None:

@@ -18,14 +18,21 @@ Two things differ from dropping the middleware onto a FastStream subscriber, bot
   time series per household — personal data in the metrics and an unbounded series count.
   :class:`BoundedNatsProvider` labels consumption by the consumer (the projection, as FastStream
   labels by handler) and publication by ``<context>`` (visits, issues, scoring, notify).
+
+This leans on FastStream internals (the middleware's settings-provider factory, its scopes, the
+publish command's type): written for the releases in :data:`FASTSTREAM_SUPPORTED`, which
+pyproject bounds the same way.  On any other release the broker metrics stand down — a warning at
+start-up, and every consume and publish runs without them — rather than break the message path.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
+import structlog
 from faststream import ContextRepo
 from faststream.message import StreamMessage
 from faststream.nats.prometheus import NatsPrometheusMiddleware
@@ -83,18 +90,39 @@ class BoundedNatsPrometheusMiddleware(NatsPrometheusMiddleware):
         self._settings_provider_factory = lambda _msg: _PROVIDER
 
 
+#: FastStream (major, minor) releases whose internals :class:`BrokerMetrics` was written against.
+FASTSTREAM_SUPPORTED = ((0, 7),)
+
+
+def faststream_supported() -> bool:
+    """Whether the installed FastStream is a release the broker metrics were written for."""
+    try:
+        major, minor = (int(x) for x in version("faststream").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) in FASTSTREAM_SUPPORTED
+
+
 class BrokerMetrics:
     """One service's broker metrics (``app_name``), shared by its event store and projection runners."""
 
     def __init__(self, app_name: str, registry: CollectorRegistry = REGISTRY) -> None:
         self.app_name = app_name
+        self._commands: dict[tuple[str, int], _Published] = {}
+        self._scope: Any = None
+        if not faststream_supported():
+            structlog.get_logger("gridwork.nats").warning(
+                "broker_metrics_disabled", written_for=[f"{a}.{b}" for a, b in FASTSTREAM_SUPPORTED]
+            )
+            return
         self._middleware = BoundedNatsPrometheusMiddleware(registry=registry, app_name=app_name)
         # The scope keeps no per-message state with our provider: one serves every call.
         self._scope = self._middleware(None, context=ContextRepo())
-        self._commands: dict[tuple[str, int], _Published] = {}
 
     async def consume(self, consumer: str, sizes: Sequence[int], work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (folding one batch of messages of ``sizes`` bytes) inside ``consume_scope``."""
+        if self._scope is None:
+            return await work()
         batch = ConsumedBatch(consumer, len(sizes), sum(sizes))
         message: StreamMessage[Any] = StreamMessage(raw_message=batch, body=b"")
 
@@ -105,6 +133,8 @@ class BrokerMetrics:
 
     async def publish(self, context: str, count: int, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (publishing ``count`` events of ``context``) inside ``publish_scope``."""
+        if self._scope is None:
+            return await work()
         command = self._commands.get((context, count))
         if command is None:  # the command is only read by the scope: one per (context, count) serves
             command = _Published(context, count)

@@ -40,7 +40,7 @@ def parse_ack_subject(reply: str) -> tuple[int, int, int, int, int]:
     return int(t[7]), int(t[6]), int(t[9]), int(t[10]), int(t[8])
 
 
-class Puller:
+class PullConsumer:
     """Fetch batches from a durable or ephemeral pull consumer."""
 
     def __init__(self, nc: NATS, stream: str, consumer: str) -> None:

@@ -3,11 +3,11 @@
 nats-py matches every control line against two regular expressions, parses the headers, builds a
 ``Msg``, queues it for the subscription's task, which then calls the callback.  On this machine
 that is ~15 µs of the ~25 µs it takes a replay to consume one event.  While a
-:class:`FastPuller` runs, the connection's protocol parser is a :class:`_Parser`: it splits a
+:class:`ReplayReader` runs, the connection's protocol parser is a :class:`_Parser`: it splits a
 delivery's control line itself and, for the puller's inbox, hands subject, ack subject and payload
 straight to the puller (no ``Msg``, no queue, no task switch).  Everything else (other
 subscriptions, status messages without a reply, PING/PONG/INFO/-ERR) goes exactly where nats-py
-sends it, in arrival order.  The original parser comes back when the last fast puller stops.
+sends it, in arrival order.  The original parser comes back when the last replay reader stops.
 
 Headers are kept raw and parsed only if read (:class:`shared.nats.patches.LazyHeaders`).  Given
 ``types``, the puller keeps only events of those types (the subject's last token) and drops the
@@ -26,7 +26,7 @@ from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Pa
 from ..eventstore import StoredEvent
 from . import patches
 from .patches import LazyHeaders
-from .pull_consumer import Pulled, Puller, parse_ack_subject
+from .pull_consumer import PullConsumer, Pulled, parse_ack_subject
 
 _CRLF = b"\r\n"
 _HDR_LINE = len(b"NATS/1.0\r\n")  # the header block's version line, before the header lines
@@ -163,8 +163,8 @@ def _unregister(nc: NATS, sid: int) -> None:
             nc._ps = original
 
 
-class FastPuller(Puller):
-    """A :class:`Puller` whose deliveries bypass nats-py's Msg/queue/task path (see the module doc)."""
+class ReplayReader(PullConsumer):
+    """A :class:`PullConsumer` whose deliveries bypass nats-py's Msg/queue/task path (see the module doc)."""
 
     def __init__(self, nc: NATS, stream: str, consumer: str, *, types: Iterable[str] | None = None) -> None:
         super().__init__(nc, stream, consumer)
@@ -179,7 +179,7 @@ class FastPuller(Puller):
         return await super()._request(batch, no_wait=no_wait, expires=expires)
 
     async def fetch(self, batch: int, wait: float = 1.0) -> list[Pulled]:
-        """As :meth:`Puller.fetch`; empty also when everything delivered was of other types."""
+        """As :meth:`PullConsumer.fetch`; empty also when everything delivered was of other types."""
         if self._sub is None:
             await self.start()
         got = await self._request(batch, no_wait=True, expires=wait)
@@ -210,7 +210,7 @@ class FastPuller(Puller):
         self._keep(msg.subject.encode(), msg.reply.encode(), msg.headers or None, msg.data)
 
     def _take(self, subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> None:
-        """One delivery (as :meth:`Puller._on_msg` takes it; status messages still go there)."""
+        """One delivery (as :meth:`PullConsumer._on_msg` takes it; status messages still go there)."""
         # the header block's first line ("NATS/1.0") has no colon: the lazy parser skips it
         self._keep(subject, reply, LazyHeaders(hdr) if len(hdr) > _HDR_LINE else None, data)
 
@@ -222,7 +222,7 @@ class FastPuller(Puller):
         else:
             seq, deliveries, ts, pending, cseq = parse_ack_subject(reply.decode())
         if self.last_delivery and cseq != self.last_delivery + 1:
-            self.gap = True  # a delivery went missing (see Puller._on_msg)
+            self.gap = True  # a delivery went missing (see PullConsumer._on_msg)
         self.last_delivery = cseq
         self.drained = pending == 0
         self._seen += 1

@@ -53,3 +53,18 @@ def test_an_unknown_release_runs_stock(fresh: pytest.MonkeyPatch) -> None:
     fresh.delenv(patches.STOCK_VARIABLE, raising=False)
     fresh.setattr(patches, "installed_version", lambda: "2.99.0")
     assert not patches.active()
+
+
+def test_every_patched_library_is_bounded_to_the_releases_its_patch_was_written_for() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from shared.http_adapter import INSTRUMENTATOR_SUPPORTED
+    from shared.nats.broker_metrics import FASTSTREAM_SUPPORTED, faststream_supported
+
+    deps = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    spec = {d.split(">")[0].split("[")[0]: d for d in deps["dependencies"]}
+    major, minor = max(FASTSTREAM_SUPPORTED)
+    assert f"<{major}.{minor + 1}" in spec["faststream"]
+    assert f"<{max(INSTRUMENTATOR_SUPPORTED) + 1}" in spec["prometheus-fastapi-instrumentator"]
+    assert faststream_supported()  # the installed release is one of them

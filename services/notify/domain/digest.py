@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from shared.events import SHANGHAI
 
@@ -11,13 +11,6 @@ from shared.events import SHANGHAI
 def digest_id(community: str, day: date) -> str:
     """The secretary's daily digest of one community and one local day."""
     return f"digest-{community}-{day:%Y%m%d}"[:64]
-
-
-def next_digest_moment(after: datetime, at: time) -> datetime:
-    """The first daily digest moment (local ``at``) at or after ``after``."""
-    local = after.astimezone(SHANGHAI)
-    moment = datetime.combine(local.date(), at, tzinfo=SHANGHAI)
-    return moment if moment >= local else moment + timedelta(days=1)
 
 
 def digest_due(now: datetime, at: time, last_line_at: datetime, settle_seconds: float) -> bool:

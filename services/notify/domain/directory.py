@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,10 +26,10 @@ RecipientKind = Literal[
     "hotline",  # 12345 市民服务热线
     "secretary",  # 社区书记
 ]
-RECIPIENT_KINDS: tuple[str, ...] = RecipientKind.__args__  # type: ignore[attr-defined]
+RECIPIENT_KINDS: tuple[str, ...] = get_args(RecipientKind)
 
 ChannelName = Literal["webhook", "wecom", "email", "sms"]
-CHANNELS: tuple[str, ...] = ChannelName.__args__  # type: ignore[attr-defined]
+CHANNELS: tuple[str, ...] = get_args(ChannelName)
 
 Language = Literal["zh", "en"]
 

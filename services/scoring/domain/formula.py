@@ -11,7 +11,7 @@ Two places need it: :meth:`Item.evaluate` in Python (a worker's progress, closin
 projection's ``quota_item`` table, whose generated columns compute it in PostgreSQL as the fold
 adds evidence (without reading the row back).  Both come from :func:`item_formula`, run over a
 small set of operations: :data:`NUMBERS` computes with floats; the projection renders the same
-function into SQL text with its own operations (``projections.SQL_OPERATIONS``).  One definition,
+function into SQL text with its own operations (``projections.schema.SQL_OPERATIONS``).  One definition,
 so the score a board shows and the explanation a worker reads cannot drift apart.
 """
 

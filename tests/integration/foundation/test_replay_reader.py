@@ -1,4 +1,4 @@
-"""The replay reader: a FastPuller reads the stream in order, with headers, while the same connection
+"""The replay reader: a ReplayReader reads the stream in order, with headers, while the same connection
 keeps serving everything else, and gives the connection its own parser back when it stops; it keeps
 only the projection's event types (its consumer has no subject filter)."""
 
@@ -13,7 +13,7 @@ from shared.event_counts import EventCountsProjection
 from shared.events.visits import ShiftEnded, ShiftEndedData
 from shared.eventstore import EventStore, connect
 from shared.nats import patches
-from shared.nats.replay_reader import FastPuller, _Parser
+from shared.nats.replay_reader import ReplayReader, _Parser
 from shared.projection import stream_reader
 from shared.settings import Settings
 from tests.harness import eventually
@@ -41,7 +41,7 @@ async def test_fast_puller_reads_in_order_beside_other_traffic(settings: Setting
         reader = await stream_reader(nc, settings, EventCountsProjection())
         # with the patches on, deliveries to the reader take the fast parser; on stock nats-py
         # (GRIDWORK_NATS_STOCK_CLIENT=1) the connection keeps nats-py's own parser
-        assert isinstance(reader, FastPuller) and isinstance(nc._ps, _Parser) == patches.active()
+        assert isinstance(reader, ReplayReader) and isinstance(nc._ps, _Parser) == patches.active()
 
         async def talk() -> None:
             for i in range(200):
