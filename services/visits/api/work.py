@@ -110,9 +110,11 @@ async def start_shift(
     """Start a shift in the grid (ShiftStarted).  A worker with an open shift gets 409."""
     deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
+    # who is acting is answered first (403/404), then the body's time and id (422)
+    worker = await handlers.acting_worker(principal, community, body.worker_id, deps=deps)
     expected = parse_version(if_match, body.expected_version)
     cmd = start_shift_command(community, body, expected, idempotency_key, deps.settings)
-    out = await handlers.start_shift(cmd, principal, deps=deps)
+    out = await handlers.start_shift(cmd, principal, deps=deps, worker=worker)
     created(response, out.duplicate)
     return out
 
@@ -131,9 +133,10 @@ async def end_shift(
     deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
     body = body or ShiftEndIn()
+    worker = await handlers.acting_worker(principal, community, body.worker_id, deps=deps)
     expected = parse_version(if_match, body.expected_version)
     cmd = end_shift_command(community, shift_id, body, expected, deps.settings)
-    out = await handlers.end_shift(cmd, principal, deps=deps)
+    out = await handlers.end_shift(cmd, principal, deps=deps, worker=worker)
     created(response, out.duplicate)
     return out
 

@@ -15,6 +15,7 @@ batch share every rule, and what makes a re-send land once.
 
 from __future__ import annotations
 
+from .common import acting_worker
 from .directory import define_entry, register_community
 from .households import erase_household, register_household, tag_household, update_household
 from .ledger import import_ledger
@@ -22,6 +23,7 @@ from .sync import store_offline_work
 from .work import change_account, end_shift, log_work, start_shift
 
 __all__ = [
+    "acting_worker",
     "change_account",
     "define_entry",
     "end_shift",

@@ -14,7 +14,7 @@ from ..bootstrap import VisitsDeps
 from ..domain.households import in_grid
 from ..domain.shifts import EndShift, StartShift, decide_shift_end, decide_shift_start
 from ..domain.volunteer import AccountCommand, decide_volunteer, evolve_volunteer
-from ..domain.work import WorkCommand, decide_work
+from ..domain.work import ActingWorker, WorkCommand, decide_work
 from ..schemas import Recorded
 from .common import acting_worker, check_version, id_taken, lookups_for, same_fact
 
@@ -43,9 +43,14 @@ async def log_work(cmd: WorkCommand, principal: Principal, *, deps: VisitsDeps) 
 # ---------------------------------------------------------------- shifts
 
 
-async def start_shift(cmd: StartShift, principal: Principal, *, deps: VisitsDeps) -> Recorded:
-    """Start a shift in the grid; a worker cannot have two open shifts."""
-    worker = await acting_worker(principal, cmd.community, cmd.worker_id, deps=deps)
+async def start_shift(
+    cmd: StartShift, principal: Principal, *, deps: VisitsDeps, worker: ActingWorker | None = None
+) -> Recorded:
+    """Start a shift in the grid; a worker cannot have two open shifts.
+
+    ``worker``: the acting worker when the route resolved it already (before the command's own checks).
+    """
+    worker = worker or await acting_worker(principal, cmd.community, cmd.worker_id, deps=deps)
     loaded = await deps.store.load(SHIFT_LOG, cmd.community, worker.worker_id)
     events = decide_shift_start(loaded.state, cmd, worker)
     if not events:
@@ -57,9 +62,14 @@ async def start_shift(cmd: StartShift, principal: Principal, *, deps: VisitsDeps
     )
 
 
-async def end_shift(cmd: EndShift, principal: Principal, *, deps: VisitsDeps) -> Recorded:
-    """End the open shift; the minutes in the grid go into ShiftEnded (over the longest shift is refused)."""
-    worker = await acting_worker(principal, cmd.community, cmd.worker_id, deps=deps)
+async def end_shift(
+    cmd: EndShift, principal: Principal, *, deps: VisitsDeps, worker: ActingWorker | None = None
+) -> Recorded:
+    """End the open shift; the minutes in the grid go into ShiftEnded (over the longest shift is refused).
+
+    ``worker``: the acting worker when the route resolved it already (before the command's own checks).
+    """
+    worker = worker or await acting_worker(principal, cmd.community, cmd.worker_id, deps=deps)
     loaded = await deps.store.load(SHIFT_LOG, cmd.community, worker.worker_id)
     events = decide_shift_end(loaded.state, cmd, worker)
     if not events:

@@ -33,6 +33,21 @@ async def test_a_shift_in_the_grid_starts_once_and_ends_with_its_minutes(bairuij
     assert 5.4 <= await eventually(hours, timeout=WAIT, what="hours in the grid") <= 5.6
 
 
+async def test_a_shift_for_someone_else_is_refused_before_its_time_is_looked_at(bairuijing: Field) -> None:
+    # Who may act is answered first: a worker naming a colleague gets 403 even with a bad time.
+    f = bairuijing
+    body = {"shift_id": "s-other", "worker_id": "w-02", "occurred_at": ago(hours=-48)}
+    r = await f.client.post(f.url("/shifts"), json=body, headers=f.w07)
+    assert r.status_code == 403 and r.json()["error"]["field"] == "worker_id", r.text
+    end = {"worker_id": "w-02", "occurred_at": ago(hours=-48)}
+    r = await f.client.post(f.url("/shifts/s-0414/end"), json=end, headers=f.w07)
+    assert r.status_code == 403 and r.json()["error"]["field"] == "worker_id", r.text
+    # The same body for oneself is refused for its time.
+    mine = {"shift_id": "s-mine", "occurred_at": ago(hours=-48)}
+    r = await f.client.post(f.url("/shifts"), json=mine, headers=f.w07)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "occurred_at", r.text
+
+
 async def test_a_shift_over_16_hours_is_refused_and_a_stale_version_conflicts(bairuijing: Field) -> None:
     f = bairuijing
     await f.post("/shifts", {"shift_id": "s-long", "occurred_at": ago(hours=20)})
