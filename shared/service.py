@@ -86,9 +86,10 @@ Background = Callable[[Runtime[Any]], Awaitable[None]]
 
 @dataclass(frozen=True)
 class OutboxStatus:
-    """What one outbox holds: ``pending`` is owed now (due, or being sent), ``scheduled`` waits for
-    a later time (a retry's backoff, a deferred message), ``held`` cannot go anywhere yet (no
-    destination configured), ``dead`` was given up on."""
+    """What one outbox holds: ``pending`` is owed now — being sent, due, or due within
+    :data:`DUE_SOON_SECONDS` (a short retry backoff) — ``scheduled`` waits for a later time (a long
+    backoff, a deferred digest), ``held`` cannot go anywhere yet (no destination configured),
+    ``dead`` was given up on."""
 
     outbox: str
     pending: int
@@ -96,6 +97,9 @@ class OutboxStatus:
     held: int = 0
     dead: int = 0
 
+
+#: A row due within this many seconds counts as owed now (``pending``), not ``scheduled``.
+DUE_SOON_SECONDS = 60
 
 #: Reads one outbox's status; a service lists its probes in :attr:`ServiceSpec.outboxes`.
 OutboxProbe = Callable[[Runtime[Any]], Awaitable[OutboxStatus]]

@@ -21,7 +21,7 @@ import stamina
 import structlog
 
 from shared.events import now
-from shared.service import OutboxStatus, Runtime
+from shared.service import DUE_SOON_SECONDS, OutboxStatus, Runtime
 
 from ..bootstrap import IssuesDeps
 from ..domain import CommandMeta, RecordHotlineFeedback
@@ -152,12 +152,14 @@ async def deliver_hotline_feedback(runtime: Runtime[IssuesDeps]) -> None:
 
 
 async def hotline_feedback_outbox(runtime: Runtime[IssuesDeps]) -> OutboxStatus:
-    """Status feedback still owed to 12345: due now, waiting out a backoff, or held (no callback URL)."""
+    """Status feedback still owed to 12345: due soon, waiting out a long backoff, or held (no callback URL)."""
     deps = runtime.deps
     async with deps.pool.acquire(timeout=2) as conn:
         row = await conn.fetchrow(
-            f"SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due, "
-            f"count(*) FILTER (WHERE next_attempt_at > now()) AS later FROM {OUTBOX}.outbox WHERE sent_at IS NULL"
+            f"SELECT count(*) FILTER (WHERE next_attempt_at <= soon.at) AS due, "
+            f"count(*) FILTER (WHERE next_attempt_at > soon.at) AS later "
+            f"FROM {OUTBOX}.outbox, (SELECT now() + make_interval(secs => $1) AS at) soon WHERE sent_at IS NULL",
+            DUE_SOON_SECONDS,
         )
     assert row is not None  # an aggregate query always returns its row
     if not deps.settings.hotline_callback_url:

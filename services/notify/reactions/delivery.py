@@ -42,7 +42,7 @@ import structlog
 
 from shared.events import now
 from shared.events.notify import NotificationSent
-from shared.service import OutboxStatus, Runtime
+from shared.service import DUE_SOON_SECONDS, OutboxStatus, Runtime
 
 from ..bootstrap import NotifyDeps
 from ..channels import Address, DeliveryError, Message, Sender, build_senders, redact
@@ -496,13 +496,15 @@ async def delivery_worker(runtime: Runtime[NotifyDeps]) -> None:
 
 
 async def delivery_outbox(runtime: Runtime[NotifyDeps]) -> OutboxStatus:
-    """The deliveries still owed: due or being sent, waiting out a backoff, and given up."""
+    """The deliveries still owed: being sent or due soon, waiting for a later time, and given up."""
     async with runtime.deps.pool.acquire(timeout=2) as conn:
         row = await conn.fetchrow(
-            "SELECT count(*) FILTER (WHERE state = 'sending' OR (state = 'pending' AND due_at <= now())) AS pending, "
-            "count(*) FILTER (WHERE state = 'pending' AND due_at > now()) AS scheduled, "
+            "SELECT count(*) FILTER (WHERE state = 'sending' OR (state = 'pending' AND due_at <= soon.at)) AS pending, "
+            "count(*) FILTER (WHERE state = 'pending' AND due_at > soon.at) AS scheduled, "
             "count(*) FILTER (WHERE state = 'dead') AS dead "
-            "FROM notify_deliveries WHERE state <> 'delivered'"
+            "FROM notify_deliveries, (SELECT now() + make_interval(secs => $1) AS at) soon "
+            "WHERE state <> 'delivered'",
+            DUE_SOON_SECONDS,
         )
     assert row is not None  # an aggregate query always returns its row
     return OutboxStatus("notify_deliveries", row["pending"], scheduled=row["scheduled"], dead=row["dead"])

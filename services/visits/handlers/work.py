@@ -3,7 +3,7 @@ the worker's shifts, and a household's volunteer points."""
 
 from __future__ import annotations
 
-import asyncio
+import stamina
 
 from shared.auth import Principal
 from shared.errors import NotFound
@@ -103,27 +103,28 @@ async def change_account(cmd: AccountCommand, principal: Principal, *, deps: Vis
         if ref is None:
             raise NotFound(f"household {household_id} is not registered", field="household_id")
         actor = principal.sub
-    for attempt in range(5):
-        loaded = await deps.store.load(VOLUNTEER, community, household_id)
-        events = decide_volunteer(loaded.state, cmd, actor)
-        if not events:
-            return Recorded(
-                id=cmd.record_id, kind=cmd.kind, version=loaded.version, duplicate=True, balance=loaded.state.balance
-            )
-        try:
+    # Two phones crediting the same household at once: the loser decides again on the fresh account.
+    async for attempt in stamina.retry_context(
+        on=ConcurrencyError, attempts=5, timeout=None, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01
+    ):
+        with attempt:
+            loaded = await deps.store.load(VOLUNTEER, community, household_id)
+            events = decide_volunteer(loaded.state, cmd, actor)
+            if not events:
+                return Recorded(
+                    id=cmd.record_id,
+                    kind=cmd.kind,
+                    version=loaded.version,
+                    duplicate=True,
+                    balance=loaded.state.balance,
+                )
             res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
-        except ConcurrencyError:
-            if attempt == 4:
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
-            continue
-        state = evolve_volunteer(loaded.state, events[0])
-        return Recorded(
-            id=cmd.record_id,
-            kind=cmd.kind,
-            event_id=str(events[0].id),
-            version=res.version,
-            duplicate=res.duplicate,
-            balance=state.balance,
-        )
-    raise AssertionError("unreachable")
+    state = evolve_volunteer(loaded.state, events[0])
+    return Recorded(
+        id=cmd.record_id,
+        kind=cmd.kind,
+        event_id=str(events[0].id),
+        version=res.version,
+        duplicate=res.duplicate,
+        balance=state.balance,
+    )

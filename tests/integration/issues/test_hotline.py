@@ -173,6 +173,9 @@ async def test_feedback_waits_while_the_hotline_is_down_and_arrives_once(
 
         down = await eventually(failing, timeout=30, what="failed delivery attempts")
         assert down["sent_at"] is None and down["last_error"]
+        # /readyz says what the service still owes the hotline (the demo waits on it)
+        owed = (await client.get("/readyz")).json()["outboxes"]
+        assert [(o["outbox"], o["pending"] + o["scheduled"]) for o in owed] == [("hotline_feedback", 1)]
         await receiver.start()
 
         async def delivered() -> bool:
@@ -184,6 +187,12 @@ async def test_feedback_waits_while_the_hotline_is_down_and_arrives_once(
         )
         assert sent.data.attempts >= 5 and sent.data.status == "accepted"
         assert receiver.statuses("GD20250414002") == ["accepted"]  # once, though it was tried many times
+
+        async def nothing_owed() -> bool:
+            owed = (await client.get("/readyz")).json()["outboxes"]
+            return owed == [{"outbox": "hotline_feedback", "pending": 0, "scheduled": 0, "held": 0, "dead": 0}]
+
+        await eventually(nothing_owed, timeout=30, what="the outbox empty in /readyz")
 
 
 async def _sent(service: Service, issue: str) -> list:
