@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from .db import Conn
-from .events import EVENT_TYPES, shanghai_day
+from .events import EVENT_TYPES, shanghai_day, shanghai_day_key
 from .eventstore import StoredEvent
 
 _MARK = b'"occurred_at":"'
@@ -28,10 +28,7 @@ def occurred_day(data: bytes) -> date:
     if at >= 0:
         start = at + len(_MARK)
         end = data.find(b'"', start)
-        text = data[start:end].decode()
-        if text.endswith("+08:00"):
-            return date.fromisoformat(text[:10])
-        return shanghai_day(text)
+        return date.fromisoformat(shanghai_day_key(data[start:end].decode()))
     return shanghai_day(json.loads(data)["occurred_at"])
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import Conn
-from shared.events import CATEGORIES, LEVELS
+from shared.events import CATEGORIES, LEVELS, shanghai_day
 
 from .domain import Rulebook, RuleSet, score_period
 from .domain.calendar import (
@@ -27,7 +27,6 @@ from .domain.calendar import (
     Period,
     calendar_known,
     is_workday,
-    local_day,
     parse_period,
     period_of,
     periods_between,
@@ -78,7 +77,7 @@ async def worker_progress(
 ) -> dict[str, Any]:
     """Every period containing ``at``: each item's target, actual, met and points so far."""
     book = rules.for_community(community)
-    today = local_day(at)
+    today = shanghai_day(at)
     periods = [period_of(k, today) for k in book.kinds()]
     keys = [p.key for p in periods]
     rows = await conn.fetch(

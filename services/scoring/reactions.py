@@ -12,11 +12,11 @@ import asyncio
 
 import structlog
 
+from shared.events import shanghai_day
 from shared.service import Runtime
 
 from . import queries
 from .bootstrap import ScoringDeps
-from .domain.calendar import local_day
 from .handlers import close_due_periods
 from .metrics import CLOSE_RUN_SECONDS, COMPLETION
 from .projections import ScoringProjection
@@ -58,7 +58,7 @@ async def refresh_completion_gauges(runtime: Runtime[ScoringDeps]) -> None:
             try:
                 if runner is not None and runner.role == "active":
                     COMPLETION.publish(
-                        owner, await queries.completion_ratios(deps.pool, deps.rules, local_day(deps.clock()))
+                        owner, await queries.completion_ratios(deps.pool, deps.rules, shanghai_day(deps.clock()))
                     )
                 else:
                     COMPLETION.withdraw(owner)

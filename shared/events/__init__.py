@@ -15,7 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from . import issues, notify, scoring, visits
 from .common import CATEGORIES, LEVELS, Category, ContactMode, Level, Place, Severity, Target
-from .envelope import SHANGHAI, TOKEN_PATTERN, Event, Payload, now, shanghai_day, uuid7
+from .envelope import SHANGHAI, TOKEN_PATTERN, Event, Payload, now, shanghai_day, shanghai_day_key, uuid7
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for module in (visits, issues, scoring, notify) for cls in module.EVENTS
@@ -111,6 +111,7 @@ __all__ = [
     "json_schemas",
     "now",
     "shanghai_day",
+    "shanghai_day_key",
     "upcast",
     "uuid7",
 ]

@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Self
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -35,6 +36,19 @@ def shanghai_day(moment: datetime | str) -> date:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(SHANGHAI).date()
+
+
+def shanghai_day_key(stamp: str) -> str:
+    """The Shanghai day (``YYYY-MM-DD``) of an ISO 8601 timestamp, fast: events are stamped in
+    +08:00, so it is the string's first ten characters; another offset (a phone in UTC) is converted."""
+    if stamp.endswith("+08:00"):
+        return stamp[:10]
+    return _day_key_of_other_zone(stamp)
+
+
+@lru_cache(maxsize=8192)
+def _day_key_of_other_zone(stamp: str) -> str:
+    return shanghai_day(stamp).isoformat()
 
 
 def uuid7(at: datetime | None = None, key: str | None = None) -> UUID:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import chinese_calendar
 
 from services.cli.workload import BAIRUIJING, Community
-from shared.events import SHANGHAI, Event
+from shared.events import Event, shanghai_day
 
 COMMUNITY = BAIRUIJING
 WEBHOOK_SECRETS = {"police-duty": "demo-police-duty-secret-0001", "urban": "demo-urban-management-secret-01"}
@@ -83,11 +83,9 @@ class MonthPlan:
         visit, a session or a council is filed as the worker's issue)."""
         for e in events:
             d: Any = e.data
-            on = e.occurred_at.astimezone(SHANGHAI).date()
+            on = shanghai_day(e.occurred_at)
             if e.type == "ShiftEnded":
-                self.day(
-                    d.worker_id, datetime.fromisoformat(d.started_at).astimezone(SHANGHAI).date()
-                ).minutes += d.minutes
+                self.day(d.worker_id, shanghai_day(d.started_at)).minutes += d.minutes
             elif e.type == "VisitLogged":
                 work = self.day(d.worker_id, on)
                 if d.outcome != "not_home":

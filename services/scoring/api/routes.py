@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.events import SHANGHAI, TOKEN_PATTERN
+from shared.events import SHANGHAI, TOKEN_PATTERN, shanghai_day
 
 from .. import handlers, queries
 from ..bootstrap import ScoringDeps
 from ..bootstrap import deps as scoring_deps
 from ..domain import AwardPoints
-from ..domain.calendar import Period, local_day, parse_period, period_of
+from ..domain.calendar import Period, parse_period, period_of
 from . import exports
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
@@ -48,7 +48,7 @@ def _json(payload: dict[str, Any]) -> Response:
 
 def _period(deps: ScoringDeps, key: str | None) -> Period:
     if key is None:
-        return period_of("month", local_day(deps.clock()))
+        return period_of("month", shanghai_day(deps.clock()))
     try:
         return parse_period(key)
     except ValueError as err:
@@ -66,7 +66,7 @@ async def _check_community(deps: ScoringDeps, principal: Principal, community: s
 
 
 def _as_of(deps: ScoringDeps, as_of: date | None) -> date:
-    return as_of or local_day(deps.clock())
+    return as_of or shanghai_day(deps.clock())
 
 
 @router.get("/communities/{community}/workers/{worker_id}/progress")
@@ -170,7 +170,7 @@ async def community_figures(
     """Visits this year vs 63,000, ledger completion vs 90%, trainings vs 25, survey rates, open problems."""
     await _check_community(deps, principal, community)
     return _json(
-        await queries.community_figures(deps.pool, deps.rules, community, year or local_day(deps.clock()).year)
+        await queries.community_figures(deps.pool, deps.rules, community, year or shanghai_day(deps.clock()).year)
     )
 
 

@@ -146,27 +146,6 @@ def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def local_day(moment: datetime) -> date:
-    """The Asia/Shanghai calendar day of an aware instant."""
-    return moment.astimezone(SHANGHAI).date()
-
-
-@lru_cache(maxsize=8192)
-def _day_of_other_zone(stamp: str) -> str:
-    return datetime.fromisoformat(stamp).astimezone(SHANGHAI).date().isoformat()
-
-
-def local_day_key(stamp: str) -> str:
-    """The Asia/Shanghai day (``YYYY-MM-DD``) of an ISO timestamp string, fast.
-
-    Events are stamped in Asia/Shanghai, so the date is the string's first ten characters; any
-    other offset (a phone in UTC) is converted properly.
-    """
-    if stamp.endswith("+08:00"):
-        return stamp[:10]
-    return _day_of_other_zone(stamp)
-
-
 @dataclass(frozen=True, slots=True)
 class DayInfo:
     """Everything the fold needs to know about one day, computed once per day and cached."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from shared.events import SHANGHAI, Event
+from shared.events import Event, shanghai_day
 from shared.events.envelope import TOKEN_PATTERN
 from shared.events.scoring import (
     PointsAwarded,
@@ -67,8 +67,8 @@ class ClosingWindow:
 def closing_window(now: datetime, *, grace: timedelta, lookback_days: int) -> ClosingWindow:
     """The window of a run at ``now``: a period is closed ``grace`` after it ended, up to ``lookback_days`` back."""
     cutoff = now - grace
-    since = (now - timedelta(days=lookback_days)).astimezone(SHANGHAI).date()
-    return ClosingWindow(since, cutoff.astimezone(SHANGHAI).date(), cutoff)
+    since = shanghai_day(now - timedelta(days=lookback_days))
+    return ClosingWindow(since, shanghai_day(cutoff), cutoff)
 
 
 def ended_periods(roster: Iterable[tuple[str, str, date]], rules: RuleSet, window: ClosingWindow) -> dict[Key, Period]:

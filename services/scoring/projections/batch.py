@@ -15,9 +15,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from shared.db import Conn
+from shared.events import shanghai_day_key
 
 from ..domain import Item, Rulebook, Source
-from ..domain.calendar import DayInfo, Period, day_info, local_day_key
+from ..domain.calendar import DayInfo, Period, day_info
 from .schema import FOLD, SEP, STAGING, FoldParameters
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class FoldBatch:
         if plan is None:
             plan = self.plans[(community, etype)] = self.projection.plan(community, etype)
         handler, sources, reception_points, book = plan
-        day_key = occurred[:10] if occurred.endswith("+08:00") else local_day_key(occurred)
+        day_key = shanghai_day_key(occurred)
         if handler is not None:
             handler(self, community, day_key, etype, data, seq)
         today = None
@@ -90,7 +91,7 @@ class FoldBatch:
             if not worker:
                 continue
             if s.when:
-                info = day_info(local_day_key(data.get(s.when) or occurred))
+                info = day_info(shanghai_day_key(data.get(s.when) or occurred))
             else:
                 info = today = today or day_info(day_key)
             item = s.item

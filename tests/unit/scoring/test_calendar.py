@@ -10,12 +10,12 @@ from services.scoring.domain.calendar import (
     calendar_known,
     day_info,
     is_workday,
-    local_day_key,
     parse_period,
     period_of,
     periods_between,
     working_days,
 )
+from shared.events import shanghai_day_key
 
 
 def test_national_day_2025_and_its_adjusted_workdays() -> None:
@@ -57,9 +57,9 @@ def test_a_bad_period_key_says_what_is_expected(bad: str) -> None:
 
 
 def test_work_counts_on_the_shanghai_day_it_happened() -> None:
-    assert local_day_key("2025-10-09T23:30:00+08:00") == "2025-10-09"
-    assert local_day_key("2025-10-09T16:30:00+00:00") == "2025-10-10"  # a phone stamping UTC
-    assert local_day_key("2025-10-09T16:30:00Z") == "2025-10-10"
+    assert shanghai_day_key("2025-10-09T23:30:00+08:00") == "2025-10-09"
+    assert shanghai_day_key("2025-10-09T16:30:00+00:00") == "2025-10-10"  # a phone stamping UTC
+    assert shanghai_day_key("2025-10-09T16:30:00Z") == "2025-10-10"
 
 
 def test_years_without_an_official_schedule_fall_back_to_monday_to_friday() -> None:
