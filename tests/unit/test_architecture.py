@@ -220,3 +220,28 @@ def test_no_two_classes_share_a_name() -> None:
             if isinstance(node, ast.ClassDef):
                 seen.setdefault(node.name, []).append(module)
     assert {name: where for name, where in seen.items() if len(where) > 1} == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_domain_draws_no_random_ids_or_numbers(service: str) -> None:
+    """An event built in a domain gets its id from its inputs (``idempotency_key``), and randomness
+    comes in as an argument: deciding twice on the same command gives the same events."""
+    prefix = f"services.{service}.domain"
+    wrong: dict[str, list[str]] = {}
+    for module, path in modules().items():
+        if not (module == prefix or module.startswith(prefix + ".")):
+            continue
+        found = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = ast.unparse(node.func)
+            # a ``**common`` splat may carry the key: the decide function builds it once for all
+            keyed = any(k.arg in ("idempotency_key", None) for k in node.keywords)
+            if func.endswith(".new") and not keyed:
+                found.append(f"{func}() without idempotency_key, line {node.lineno}")
+            if func in ("uuid7", "uuid4", "os.urandom", "secrets.token_hex") or func.startswith("random."):
+                found.append(f"{func}(), line {node.lineno}")
+        if found:
+            wrong[module] = found
+    assert wrong == {}

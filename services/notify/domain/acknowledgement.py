@@ -116,6 +116,7 @@ def _acknowledge(watch: AckWatch, command: AcknowledgeNotification) -> list[Even
                 subject_ref=watch.subject_ref,
             ),
             occurred_at=command.at,
+            idempotency_key="acknowledged",  # once per watch
             causation_id=watch.causation_id,
             correlation_id=watch.correlation_id,
         )

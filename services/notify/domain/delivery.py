@@ -148,11 +148,12 @@ def fold(events: list[Event], notification: NotificationDelivery) -> Notificatio
     return notification
 
 
-def backoff_seconds(round_no: int, *, initial: float, maximum: float, rng: random.Random | None = None) -> float:
+def backoff_seconds(round_no: int, *, initial: float, maximum: float, rng: random.Random) -> float:
     """Exponential backoff with jitter for the ``round_no``-th persistent retry (1-based).
 
     The delay doubles each round up to ``maximum``; the jitter picks uniformly from the upper half
     so that recipients coming back after an outage are not hit by every sender at the same instant.
+    The randomness comes in as ``rng`` (the delivery worker's), so the rule itself stays pure.
     """
     ceiling = min(maximum, initial * (2 ** max(0, round_no - 1)))
-    return (rng or random).uniform(ceiling / 2, ceiling)
+    return rng.uniform(ceiling / 2, ceiling)

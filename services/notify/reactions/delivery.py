@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -54,6 +55,9 @@ from ..projections import WAKE_CHANNEL
 from ..sealing import address_of
 from ..signing import make_token
 from .outbox import append_steps, stored
+
+#: The retries' jitter (the reaction owns the randomness; the backoff rule in the domain is pure).
+_JITTER = random.Random()
 
 log = structlog.get_logger("gridwork.notify.delivery")
 
@@ -446,7 +450,9 @@ class DeliveryWorker:
         """The burst failed: back to pending after a persistent, jittered, growing backoff."""
         s = self.settings
         rounds = max(1, (job.attempts - job.row["budget_from"]) // s.notify_burst_attempts)
-        delay = backoff_seconds(rounds, initial=s.notify_backoff_initial_seconds, maximum=s.notify_backoff_max_seconds)
+        delay = backoff_seconds(
+            rounds, initial=s.notify_backoff_initial_seconds, maximum=s.notify_backoff_max_seconds, rng=_JITTER
+        )
         async with self.deps.pool.acquire() as conn:
             await conn.execute(
                 "UPDATE notify_deliveries SET state = 'pending', due_at = $2, lease_until = NULL, updated_at = now() "

@@ -27,6 +27,8 @@ from shared.events.visits import (
     WorkerRegisteredData,
 )
 
+from .households import content_key
+
 #: What an entry can be defined as.
 EntryData = (
     CommunityRegisteredData | BuildingRegisteredData | GridDefinedData | WorkerRegisteredData | PersonRegisteredData
@@ -76,6 +78,11 @@ def decide_definition(state: Definition, cmd: DefineEntry, *, actor: str) -> lis
     recorded_by = _RECORDED_BY[type(cmd.data)]
     return [
         recorded_by.new(
-            community=cmd.community, aggregate_id=cmd.entry_id, actor=actor, data=cmd.data, occurred_at=cmd.at
+            community=cmd.community,
+            aggregate_id=cmd.entry_id,
+            actor=actor,
+            data=cmd.data,
+            occurred_at=cmd.at,
+            idempotency_key=content_key(cmd.data),
         )
     ]

@@ -7,6 +7,7 @@ already sealed: it decides on which fields are held, never on their values.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -266,7 +267,12 @@ def decide_registration(
     )
     return [
         HouseholdRegistered.new(
-            community=cmd.community, aggregate_id=cmd.household_id, actor=actor, data=data, occurred_at=cmd.at
+            community=cmd.community,
+            aggregate_id=cmd.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=cmd.at,
+            idempotency_key="registered",  # once per household
         )
     ]
 
@@ -292,7 +298,12 @@ def decide_profile_update(
     )
     return [
         HouseholdProfileUpdated.new(
-            community=cmd.community, aggregate_id=state.household_id, actor=actor, data=data, occurred_at=cmd.at
+            community=cmd.community,
+            aggregate_id=state.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=cmd.at,
+            idempotency_key=content_key(data),
         )
     ]
 
@@ -308,7 +319,12 @@ def decide_tagging(state: HouseholdState, cmd: TagHousehold, *, actor: str) -> l
     data = HouseholdTaggedData(household_id=state.household_id, tags=add, removed=remove)
     return [
         HouseholdTagged.new(
-            community=cmd.community, aggregate_id=state.household_id, actor=actor, data=data, occurred_at=cmd.at
+            community=cmd.community,
+            aggregate_id=state.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=cmd.at,
+            idempotency_key=content_key(data),
         )
     ]
 
@@ -322,6 +338,17 @@ def decide_erasure(state: HouseholdState, cmd: EraseResidentData, *, actor: str)
     data = ResidentDataErasedData(household_id=state.household_id, reason=cmd.reason)
     return [
         ResidentDataErased.new(
-            community=cmd.community, aggregate_id=state.household_id, actor=actor, data=data, occurred_at=cmd.at
+            community=cmd.community,
+            aggregate_id=state.household_id,
+            actor=actor,
+            data=data,
+            occurred_at=cmd.at,
+            idempotency_key="erased",  # once per household
         )
     ]
+
+
+def content_key(data: BaseModel) -> str:
+    """An event's idempotency key from what it says: with the command's time it fixes the event id,
+    so deciding twice on the same command gives the same event (and the store keeps one)."""
+    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()[:32]
