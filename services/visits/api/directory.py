@@ -209,7 +209,7 @@ async def get_household(
     worker, or with ``reveal=true`` for a secretary (every such read is audited)."""
     deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    out = await queries.household_view(community, household_id, principal, reveal=reveal, deps=deps)
+    out = await handlers.household_view(community, household_id, principal, reveal=reveal, deps=deps)
     response.headers["ETag"] = f'"{out.version}"'
     return out
 

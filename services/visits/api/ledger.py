@@ -60,7 +60,7 @@ async def export(
     """The ledger as CSV with decrypted personal fields ("erased" after erasure); every household read is audited."""
     deps = bootstrap.deps(request)
     await in_scope(principal, community, deps)
-    body = await queries.export_ledger(community, principal, deps=deps)
+    body = await handlers.export_ledger(community, principal, deps=deps)
     return Response(
         body,
         media_type="text/csv; charset=utf-8",

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from .common import acting_worker
 from .directory import define_entry, register_community
-from .households import erase_household, register_household, tag_household, update_household
-from .ledger import import_ledger
+from .households import erase_household, household_view, register_household, tag_household, update_household
+from .ledger import export_ledger, import_ledger
 from .sync import store_offline_work
 from .work import change_account, end_shift, log_work, start_shift
 
@@ -28,6 +28,8 @@ __all__ = [
     "define_entry",
     "end_shift",
     "erase_household",
+    "export_ledger",
+    "household_view",
     "import_ledger",
     "log_work",
     "register_community",

@@ -3,6 +3,8 @@ tagged, and erased under PIPL."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.auth import Principal
 from shared.errors import Forbidden, NotFound
 from shared.eventstore import Loaded
@@ -10,6 +12,8 @@ from shared.eventstore import Loaded
 from ..aggregates import HOUSEHOLD
 from ..bootstrap import VisitsDeps
 from ..domain.households import (
+    ERASED,
+    PERSONAL_FIELDS,
     DataErased,
     EraseResidentData,
     HouseholdState,
@@ -22,9 +26,12 @@ from ..domain.households import (
     decide_registration,
     decide_tagging,
     in_grid,
+    ledger_missing,
+    may_read_personal,
 )
 from ..pii import seal, unseal
-from ..schemas import Changed
+from ..queries.households import household_row
+from ..schemas import Changed, HouseholdOut
 from .common import check_version
 
 
@@ -121,3 +128,59 @@ async def erase_household(cmd: EraseResidentData, principal: Principal, *, deps:
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
     deps.directory.changed(community, household_id, res.version)
     return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
+
+
+async def household_view(
+    community: str, household_id: str, principal: Principal, *, reveal: bool, deps: VisitsDeps
+) -> HouseholdOut:
+    """A household with its ledger completeness, its visit counts and, where allowed, its personal fields;
+    a revealed read of a resident's personal data is audited (a write: it lives here, not in queries)."""
+    row = await household_row(community, household_id, deps=deps)
+    if row is None:
+        loaded = await deps.store.load(HOUSEHOLD, community, household_id)
+        if not loaded.state.registered:
+            raise NotFound(f"household {household_id} is not registered", field="household_id")
+        s = loaded.state
+        item: dict[str, Any] = {
+            **s.model_dump(),
+            "version": loaded.version,
+            "visits": 0,
+            "special_visits": 0,
+            "last_visit_at": None,
+        }
+    else:
+        item = row
+    if principal.role == "grid_worker" and item["grid_id"] != principal.grid:
+        raise Forbidden(f"household {household_id} is not in grid {principal.grid}", field="household_id")
+    allowed, audited = may_read_personal(principal.role, principal.grid, item["grid_id"])
+    personal: dict[str, str] | None = None
+    owner = allowed and not audited
+    if allowed and (reveal or owner):
+        if item["erased"]:
+            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
+        else:
+            key = await deps.keys.key(community, household_id)
+            personal = unseal(key.key, community, household_id, item["sealed"])
+            if audited and key.key is not None:
+                await deps.audit.record(principal, community, [(household_id, sorted(personal))], "household_view")
+    elif reveal:
+        raise Forbidden(f"role {principal.role} may not read residents' personal data", field="reveal")
+    missing = ledger_missing(item["fields_present"], item["erased"])
+    return HouseholdOut(
+        household_id=household_id,
+        building_id=item["building_id"],
+        unit=item["unit"],
+        room=item["room"],
+        grid_id=item["grid_id"],
+        members=item["members"],
+        tags=list(item["tags"]),
+        fields_present=list(item["fields_present"]),
+        missing=missing,
+        complete=not missing,
+        erased=item["erased"],
+        version=item["version"],
+        visits=item["visits"] or 0,
+        special_visits=item["special_visits"] or 0,
+        last_visit_at=item["last_visit_at"],
+        personal=personal,
+    )

@@ -3,6 +3,10 @@ ones left alone — each row once, however often the file is imported."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from shared.auth import Principal
 from shared.events import Event, now
 from shared.eventstore import AppendResult, ConcurrencyError
@@ -10,6 +14,9 @@ from shared.eventstore import AppendResult, ConcurrencyError
 from ..aggregates import HOUSEHOLD
 from ..bootstrap import VisitsDeps
 from ..domain.households import (
+    ERASED,
+    PERSONAL_FIELDS,
+    REQUIRED_LEDGER_FIELDS,
     HouseholdState,
     RegisterHousehold,
     TagHousehold,
@@ -20,7 +27,7 @@ from ..domain.households import (
 )
 from ..ledger import LedgerRow, LedgerSheet
 from ..pii import seal, unseal
-from ..queries.ledger import ledger_entries
+from ..queries.ledger import EXPORT_COLUMNS, ledger_entries, ledger_export_rows
 from ..schemas import ImportReport, RowRejection
 
 
@@ -152,3 +159,38 @@ async def _update_existing(
         deps.directory.changed(community, row.household_id, res.version)
         return "updated"
     return "the household kept changing during the import; import the file again"
+
+
+async def export_ledger(community: str, principal: Principal, *, deps: VisitsDeps) -> str:
+    """The ledger as CSV (the import's own columns); erased households read "erased".  Audited."""
+    rows = await ledger_export_rows(community, deps=deps)
+    keys = await deps.keys.keys(community, [r["household_id"] for r in rows], create=False)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    reads: list[tuple[str, list[str]]] = []
+    for r in rows:
+        hid = r["household_id"]
+        sealed = json.loads(r["sealed"]) if isinstance(r["sealed"], str) else r["sealed"]
+        if r["erased"]:
+            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
+        else:
+            personal = unseal(keys[hid].key, community, hid, sealed)
+            if keys[hid].key is not None:
+                reads.append((hid, sorted(personal)))
+        missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
+        writer.writerow(
+            [
+                hid,
+                r["building_id"],
+                r["unit"] or "",
+                r["room"] or "",
+                r["grid_id"] or "",
+                *(personal.get(f, "") for f in PERSONAL_FIELDS),
+                "" if r["members"] is None else r["members"],
+                ";".join(r["tags"]),
+                "yes" if not missing else "no",
+            ]
+        )
+    await deps.audit.record(principal, community, reads, "ledger_export")
+    return out.getvalue()

@@ -8,17 +8,17 @@ the read model may lag), for the routes: the SQL lives here.
 
 from __future__ import annotations
 
-from .households import community_summary, directory_entries, household_view, list_households
-from .ledger import completion, export_ledger, ledger_entries
+from .households import community_summary, directory_entries, household_row, list_households
+from .ledger import completion, ledger_entries, ledger_export_rows
 from .work import list_sessions, shift_status, volunteer_balance, worker_day
 
 __all__ = [
     "community_summary",
     "completion",
     "directory_entries",
-    "export_ledger",
-    "household_view",
+    "household_row",
     "ledger_entries",
+    "ledger_export_rows",
     "list_households",
     "list_sessions",
     "shift_status",

@@ -6,15 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.auth import Principal
-from shared.errors import Forbidden, NotFound
+from shared.errors import NotFound
 
-from ..aggregates import HOUSEHOLD
 from ..bootstrap import VisitsDeps
-from ..domain.households import ERASED, PERSONAL_FIELDS, ledger_missing, may_read_personal
-from ..pii import unseal
 from ..projections import ACTIVITY, DIRECTORY
-from ..schemas import HouseholdOut
 
 
 async def community_summary(community: str, *, deps: VisitsDeps) -> dict[str, Any]:
@@ -71,10 +66,9 @@ async def list_households(
     return [dict(r) for r in rows]
 
 
-async def household_view(
-    community: str, household_id: str, principal: Principal, *, reveal: bool, deps: VisitsDeps
-) -> HouseholdOut:
-    """A household with its ledger completeness, its visit counts and, where allowed, its personal fields."""
+async def household_row(community: str, household_id: str, *, deps: VisitsDeps) -> dict[str, Any] | None:
+    """A household's directory row with its visit counts (``sealed`` parsed), or None when the
+    projection has not seen it (yet)."""
     async with deps.pool.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT h.*, a.visits, a.special_visits, a.last_visit_at FROM {DIRECTORY}.households h "
@@ -84,54 +78,10 @@ async def household_view(
             household_id,
         )
     if row is None:
-        loaded = await deps.store.load(HOUSEHOLD, community, household_id)
-        if not loaded.state.registered:
-            raise NotFound(f"household {household_id} is not registered", field="household_id")
-        s = loaded.state
-        item: dict[str, Any] = {
-            **s.model_dump(),
-            "version": loaded.version,
-            "visits": 0,
-            "special_visits": 0,
-            "last_visit_at": None,
-        }
-    else:
-        item = dict(row)
-        item["sealed"] = _json(item["sealed"])
-    if principal.role == "grid_worker" and item["grid_id"] != principal.grid:
-        raise Forbidden(f"household {household_id} is not in grid {principal.grid}", field="household_id")
-    allowed, audited = may_read_personal(principal.role, principal.grid, item["grid_id"])
-    personal: dict[str, str] | None = None
-    owner = allowed and not audited
-    if allowed and (reveal or owner):
-        if item["erased"]:
-            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
-        else:
-            key = await deps.keys.key(community, household_id)
-            personal = unseal(key.key, community, household_id, item["sealed"])
-            if audited and key.key is not None:
-                await deps.audit.record(principal, community, [(household_id, sorted(personal))], "household_view")
-    elif reveal:
-        raise Forbidden(f"role {principal.role} may not read residents' personal data", field="reveal")
-    missing = ledger_missing(item["fields_present"], item["erased"])
-    return HouseholdOut(
-        household_id=household_id,
-        building_id=item["building_id"],
-        unit=item["unit"],
-        room=item["room"],
-        grid_id=item["grid_id"],
-        members=item["members"],
-        tags=list(item["tags"]),
-        fields_present=list(item["fields_present"]),
-        missing=missing,
-        complete=not missing,
-        erased=item["erased"],
-        version=item["version"],
-        visits=item["visits"] or 0,
-        special_visits=item["special_visits"] or 0,
-        last_visit_at=item["last_visit_at"],
-        personal=personal,
-    )
+        return None
+    item = dict(row)
+    item["sealed"] = _json(item["sealed"])
+    return item
 
 
 def _json(value: Any) -> Any:

@@ -3,16 +3,12 @@ for the community, and the whole ledger as CSV (the import's own columns)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
-
-from shared.auth import Principal
+from typing import Any
 
 from ..bootstrap import VisitsDeps
-from ..domain.households import ERASED, PERSONAL_FIELDS, REQUIRED_LEDGER_FIELDS, HouseholdState
-from ..pii import unseal
+from ..domain.households import REQUIRED_LEDGER_FIELDS, HouseholdState
 from ..projections import DIRECTORY
 from ..schemas import Completion, CompletionGroup
 
@@ -77,44 +73,16 @@ EXPORT_COLUMNS = (
 )
 
 
-async def export_ledger(community: str, principal: Principal, *, deps: VisitsDeps) -> str:
-    """The ledger as CSV (the import's own columns); erased households read "erased".  Audited."""
+async def ledger_export_rows(community: str, *, deps: VisitsDeps) -> list[Any]:
+    """Every household of the community with its sealed personal data, for the ledger export."""
     async with deps.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, erased "
-            f"FROM {DIRECTORY}.households WHERE community = $1 ORDER BY household_id",
-            community,
+        return list(
+            await conn.fetch(
+                f"SELECT household_id, building_id, unit, room, grid_id, members, tags, fields_present, sealed, erased "
+                f"FROM {DIRECTORY}.households WHERE community = $1 ORDER BY household_id",
+                community,
+            )
         )
-    keys = await deps.keys.keys(community, [r["household_id"] for r in rows], create=False)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    reads: list[tuple[str, list[str]]] = []
-    for r in rows:
-        hid = r["household_id"]
-        sealed = json.loads(r["sealed"]) if isinstance(r["sealed"], str) else r["sealed"]
-        if r["erased"]:
-            personal = dict.fromkeys(PERSONAL_FIELDS, ERASED)
-        else:
-            personal = unseal(keys[hid].key, community, hid, sealed)
-            if keys[hid].key is not None:
-                reads.append((hid, sorted(personal)))
-        missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
-        writer.writerow(
-            [
-                hid,
-                r["building_id"],
-                r["unit"] or "",
-                r["room"] or "",
-                r["grid_id"] or "",
-                *(personal.get(f, "") for f in PERSONAL_FIELDS),
-                "" if r["members"] is None else r["members"],
-                ";".join(r["tags"]),
-                "yes" if not missing else "no",
-            ]
-        )
-    await deps.audit.record(principal, community, reads, "ledger_export")
-    return out.getvalue()
 
 
 async def ledger_entries(
