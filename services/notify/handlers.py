@@ -32,8 +32,8 @@ from .domain.ids import as_uuid
 from .metrics import ACKNOWLEDGEMENTS
 from .projections import WAKE_CHANNEL
 from .queries import COLUMNS, public_view
-from .reactions.outbox import append_steps
 from .sealing import bound_to
+from .steps import append_steps
 
 # ---------------------------------------------------------------------------------------- directory
 

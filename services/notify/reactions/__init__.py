@@ -3,8 +3,9 @@
 * :mod:`.delivery` — the delivery worker: works off the outbox the routing projection fills, once
   per notification, with retries and dead letters; and the outbox's status for ``/readyz``.
 * :mod:`.timers` — escalations nobody acknowledged in time, and the secretary's daily digest.
-* :mod:`.outbox` — appending a notification's (or a watch's) step events exactly once, whatever
-  crashed in between.
+
+Both append a notification's (or a watch's) step events through :mod:`services.notify.steps`,
+exactly once whatever crashed in between — as the handlers do.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ from ..metrics import ESCALATION_DELIVERY, NOTIFICATIONS
 from ..projections import WAKE_CHANNEL
 from ..sealing import address_of
 from ..signing import make_token
-from .outbox import append_steps, stored
+from ..steps import append_steps, stored
 
 #: The retries' jitter (the reaction owns the randomness; the backoff rule in the domain is pure).
 _JITTER = random.Random()

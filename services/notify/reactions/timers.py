@@ -31,7 +31,7 @@ from ..metrics import ACKNOWLEDGEMENTS, DIGESTS
 from ..projections import Outbox, note_unrouted
 from ..queries import directory
 from ..settings import FALLBACK_ACK_DEADLINE
-from .outbox import append_steps
+from ..steps import append_steps
 
 log = structlog.get_logger("gridwork.notify.timers")
 
