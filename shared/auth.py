@@ -52,6 +52,22 @@ class Principal(BaseModel):
             )
 
 
+#: The shortest signing secret a service accepts: HS256 wants a key of at least its hash's 32 bytes.
+MIN_SECRET_BYTES = 32
+
+
+def check_signing_secret(settings: Settings) -> None:
+    """Refuse to run with no token secret, or one too short to resist guessing (RuntimeError)."""
+    secret = settings.jwt_secret or ""
+    if not secret:
+        raise RuntimeError("GRIDWORK_JWT_SECRET is not set: no service answers without token checks")
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise RuntimeError(
+            f"GRIDWORK_JWT_SECRET is {len(secret.encode())} bytes; it must be at least {MIN_SECRET_BYTES} random "
+            "bytes (e.g. `openssl rand -hex 32`)"
+        )
+
+
 def mint_token(
     settings: Settings,
     *,
@@ -76,6 +92,7 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
         "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
     }
     for key, value in (
         ("community", community),
@@ -95,7 +112,8 @@ def _decode(settings: Settings, token: str) -> tuple[Principal, float]:
         settings.jwt_secret,
         algorithms=["HS256"],
         issuer=settings.jwt_issuer,
-        options={"require": ["exp", "sub", "role"]},
+        audience=settings.jwt_audience,
+        options={"require": ["exp", "sub", "role", "aud"]},
     )
     who = Principal.model_validate({k: v for k, v in claims.items() if k in Principal.model_fields})
     return who, float(claims["exp"])
@@ -113,7 +131,7 @@ def authenticate(settings: Settings, token: str) -> Principal:
 
     The one way every route — and the visits ingest fast path — reads a token; raises
     ``jwt.PyJWTError`` when it is not valid."""
-    key = (settings.jwt_secret or "", settings.jwt_issuer, token)
+    key = (settings.jwt_secret or "", settings.jwt_issuer + "|" + settings.jwt_audience, token)
     hit = _verified.get(key)
     if hit is not None and hit[0] > time.time():
         return hit[1]

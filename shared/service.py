@@ -28,6 +28,7 @@ from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
+from .auth import check_signing_secret
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
@@ -68,17 +69,28 @@ class Runtime(Generic[DepsT]):
             raise RuntimeError(f"{self.name}: the service's dependencies are not wired (ServiceSpec.wire)")
         return self.wired
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 10) -> None:
+        """Stop the runners and background tasks, then the connections — within ``grace`` seconds
+        each: a task that will not stop, or a connection still held by one, must not hold up the
+        process's exit (a hung shutdown is an outage of its own)."""
         for runner in self.runners.values():
             runner.stop()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
+        if self.tasks:
+            done, stuck = await asyncio.wait(self.tasks, timeout=grace)
+            for task in done:  # retrieve how each ended (a crash was logged by its guard already)
+                if not task.cancelled():
+                    task.exception()
+            if stuck:
+                log.warning("tasks_not_stopped", service=self.name, tasks=sorted(t.get_name() for t in stuck))
         with contextlib.suppress(Exception):
-            await self.nc.drain()
-        await self.pool.close()
+            await asyncio.wait_for(self.nc.drain(), grace)
+        try:
+            await asyncio.wait_for(self.pool.close(), grace)
+        except TimeoutError:
+            log.warning("database_pool_terminated", service=self.name, reason="a connection was still held")
+            self.pool.terminate()
 
 
 Background = Callable[[Runtime[Any]], Awaitable[None]]
@@ -255,8 +267,7 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or spec.settings_type()
         configure_logging(s, spec.name)
-        if not s.jwt_secret:
-            raise RuntimeError("GRIDWORK_JWT_SECRET is not set: no service answers without token checks")
+        check_signing_secret(s)
         app.state.settings = s
         runtime = await open_runtime(spec.name, s, spec.projections, spec.migrations)
         app.state.runtime = runtime
@@ -369,17 +380,21 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
                     await conn.fetchval("SELECT 1")
                 checks["postgres"] = True
             except Exception as err:
-                checks["postgres_error"] = str(err)
+                # the kind of failure only: a driver's message can carry hosts, users and SQL
+                checks["postgres_error"] = type(err).__name__
+                log.warning("readyz_postgres_failed", error=str(err))
             for runner in runtime.runners.values():
                 try:
                     checks["projections"].append(await runner.status())
                 except Exception as err:
-                    checks["projections"].append({"projection": runner.projection.name, "error": str(err)})
+                    checks["projections"].append({"projection": runner.projection.name, "error": type(err).__name__})
             for probe in spec.outboxes:
                 try:
                     checks["outboxes"].append(dataclasses.asdict(await probe(runtime)))
                 except Exception as err:
-                    checks["outboxes"].append({"outbox": getattr(probe, "__name__", "outbox"), "error": str(err)})
+                    checks["outboxes"].append(
+                        {"outbox": getattr(probe, "__name__", "outbox"), "error": type(err).__name__}
+                    )
         ready = checks["nats"] and checks["postgres"]
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "service": spec.name, **checks},

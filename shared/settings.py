@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # auth
     jwt_secret: str = Field(default="", description="HS256 secret for bearer tokens")
     jwt_issuer: str = "gridwork"
+    jwt_audience: str = Field(default="gridwork", description="audience every token must carry (aud)")
 
     # logs
     log_format: Literal["auto", "json", "console"] = "auto"

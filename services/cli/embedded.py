@@ -83,7 +83,7 @@ class EmbeddedNats:
     def start(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
-        conf.write_text(self.config())
+        write_private(conf, self.config())  # it holds the users' passwords
         log = open(self.data_dir / "nats.log", "ab")
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
@@ -112,7 +112,7 @@ class EmbeddedNats:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError("nats-server is not running")
         before = self.varz()["config_load_time"]
-        (self.data_dir / "nats.conf").write_text(self.config())
+        write_private(self.data_dir / "nats.conf", self.config())
         self.process.send_signal(signal.SIGHUP)
         _wait_until(
             lambda: self.varz()["config_load_time"] != before,
@@ -131,6 +131,14 @@ class EmbeddedNats:
         self.process = None
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read — 0600 from the moment it exists, never chmodded after."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that existed keeps its old mode through O_CREAT: set it before writing
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def local_nats_passwords(data_dir: Path, users: Iterable[str]) -> dict[str, str]:
     """The embedded stack's NATS passwords, one per user, kept in ``<data_dir>/nats_passwords.json``.
 
@@ -145,11 +153,7 @@ def local_nats_passwords(data_dir: Path, users: Iterable[str]) -> dict[str, str]
         return {u: known[u] for u in wanted}
     known.update(new_passwords(u for u in wanted if u not in known))
     data_dir.mkdir(parents=True, exist_ok=True)
-    # created 0600 before the secret is written, never world-readable for a moment
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(known, f, indent=2)
-    path.chmod(0o600)
+    write_private(path, json.dumps(known, indent=2))
     return {u: known[u] for u in wanted}
 
 
@@ -251,7 +255,7 @@ class NatsNode(EmbeddedNats):
 
     def reload(self) -> None:
         """Rewrite the config (e.g. new users) and have the running server re-read it (SIGHUP)."""
-        (self.data_dir / "nats.conf").write_text(self.config())
+        write_private(self.data_dir / "nats.conf", self.config())
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
 

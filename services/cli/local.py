@@ -10,6 +10,8 @@ from typing import Any
 
 from shared.settings import Settings
 
+from .embedded import write_private
+
 
 def load_settings(*, use_running_stack: bool = True, **overrides: object) -> Settings:
     """Settings from the environment.
@@ -41,6 +43,5 @@ def local_jwt_secret(data_dir: Path) -> str:
     path = data_dir / "jwt_secret"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_hex(32))
     return path.read_text().strip()

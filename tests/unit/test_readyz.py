@@ -1,0 +1,45 @@
+"""``/readyz`` says what is down without repeating what the failure said: a database driver's message
+can carry host names, user names and SQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from shared.service import OutboxStatus, Runtime, ServiceSpec, create_app
+from shared.settings import Settings
+
+LEAK = 'password authentication failed for user "gridwork_visits" at db.internal:5432'
+
+
+class _BrokenPool:
+    """A pool whose database refuses every connection, with a talkative message."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        raise ConnectionError(LEAK)
+        yield  # pragma: no cover
+
+
+class _ConnectedNats:
+    is_connected = True
+
+
+async def _owed(_runtime: Runtime[Any]) -> OutboxStatus:
+    raise RuntimeError(LEAK)
+
+
+async def test_readyz_names_what_is_down_but_not_the_drivers_words() -> None:
+    spec: ServiceSpec[Any] = ServiceSpec(name="probe", title="Probe", description="a probe", outboxes=[_owed])
+    app = create_app(spec, Settings(jwt_secret="x" * 64))
+    app.state.runtime = Runtime("probe", Settings(), _ConnectedNats(), _BrokenPool(), store=None)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+        r = await client.get("/readyz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["postgres"] is False and body["postgres_error"] == "ConnectionError"
+    assert body["outboxes"] == [{"outbox": "_owed", "error": "RuntimeError"}]
+    assert "gridwork_visits" not in r.text and "db.internal" not in r.text
