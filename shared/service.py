@@ -110,6 +110,9 @@ class OutboxStatus:
     dead: int = 0
 
 
+#: How often a scrape of /metrics may refresh the projections' lag gauges (a query and a round trip each).
+LAG_REFRESH_SECONDS = 5.0
+
 #: A row due within this many seconds counts as owed now (``pending``), not ``scheduled``.
 DUE_SOON_SECONDS = 60
 
@@ -401,11 +404,20 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
             status_code=200 if ready else 503,
         )
 
+    lag_read_at: dict[str, float] = {}
+
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        """Prometheus exposition.  The projections' lag gauges cost a database query and a consumer
+        round trip to refresh, so a scrape refreshes them at most every ``LAG_REFRESH_SECONDS``: a
+        scraper polling fast (or many scrapers) cannot turn /metrics into load on PostgreSQL and NATS."""
         runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
-            for runner in runtime.runners.values():
+            moment = time.monotonic()
+            for name, runner in runtime.runners.items():
+                if moment - lag_read_at.get(name, -LAG_REFRESH_SECONDS) < LAG_REFRESH_SECONDS:
+                    continue
+                lag_read_at[name] = moment
                 with contextlib.suppress(Exception):
                     await runner.status()  # refreshes the lag gauges
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

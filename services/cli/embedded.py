@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,11 +21,31 @@ from typing import Any, Self
 
 from shared.nats.users import DevCertificates, new_passwords
 
+#: Where :func:`free_port` draws from: below the kernel's ephemeral range, which outgoing
+#: connections take their source ports from.
+_PORTS = range(20_000, 32_000)
+_taken: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 nothing listens on, for a server this process is about to start.
+
+    Not from the ephemeral range: a port the kernel hands out for ``bind(0)`` is one any outgoing
+    connection (a client of PostgreSQL or NATS on this machine) may take as its source port before
+    the server binds it, which failed a test with "address already in use".  Ports handed out once
+    are not handed out again by this process."""
+    for _ in range(200):
+        port = random.randrange(_PORTS.start, _PORTS.stop)
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def nats_server_binary() -> str:

@@ -253,7 +253,7 @@ async def test_a_real_prometheus_scrapes_every_running_service(
                 lambda name=name: query(f'up{{job="gridwork", service="{name}"}} == 1'), timeout=60, what=f"{name} up"
             )
             assert up[0]["metric"]["instance"] == target  # type: ignore[index]
-            # One domain metric of each service: its projections' lag, refreshed at every scrape.
+            # One domain metric of each service: its projections' lag (read at most every 5 s by a scrape).
             lag = await eventually(
                 lambda name=name: query(f'gridwork_projection_lag_events{{service="{name}"}}'),
                 timeout=30,
