@@ -117,6 +117,12 @@ class Loaded(Generic[S]):
     last_seq: int
 
 
+def event_headers(event: Event, filt: str) -> dict[str, str]:
+    """The headers an append puts on ``event``: its dedupe id, its version, and the aggregate's
+    wildcard subject the expected-sequence check reads (``filt``, :func:`aggregate_filter`)."""
+    return {HDR_MSG_ID: str(event.id), HDR_VERSION: str(event.aggregate_version), HDR_EXPECTED_SUBJ: filt}
+
+
 def aggregate_filter(namespace: str, community: str, context: str, kind: str, aggregate_id: str) -> str:
     """The wildcard subject that holds every event of one aggregate."""
     return f"{namespace}.{community}.{context}.{kind}.{aggregate_id}.*"
@@ -329,7 +335,7 @@ class EventStore:
         return results  # type: ignore[return-value]
 
     def _headers(self, event: Event, filt: str) -> dict[str, str]:
-        return {HDR_MSG_ID: str(event.id), HDR_VERSION: str(event.aggregate_version), HDR_EXPECTED_SUBJ: filt}
+        return event_headers(event, filt)
 
     async def _send_one(self, event: Event, filt: str, expected_seq: int) -> asyncio.Future[Any]:
         """Publish one event with its concurrency and dedupe headers; the future resolves to its ack."""

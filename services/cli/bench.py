@@ -30,12 +30,10 @@ from shared.events import SHANGHAI, encode
 from shared.events.visits import VisitLogged, VisitLoggedData
 from shared.eventstore import (
     HDR_EXPECTED_SEQ,
-    HDR_EXPECTED_SUBJ,
-    HDR_MSG_ID,
-    HDR_VERSION,
     EventStore,
     aggregate_filter,
     connect,
+    event_headers,
 )
 from shared.nats import patches
 from shared.projection import ProjectionRunner, replay, schema_of, stream_reader
@@ -322,29 +320,25 @@ async def _patched_or_stock(settings: Settings, n: int, stock: bool) -> dict[str
 
 
 def _probe_messages(settings: Settings, n: int, path: Path) -> float:
-    """Write the exact messages the event store would append for ``n`` visits, as JSON lines; returns
-    the seconds the store's own share took (encoding each event, building its headers), which the
-    probe does not do but an event store on the newer clients would."""
-    batches = visit_batches(n, "c")
+    """Write the exact messages the event store would append for ``n`` visits (the first event of
+    each aggregate), as JSON lines; returns the seconds the store's own share took (encoding each
+    event, building its headers), which the probe does not do but an event store on the newer
+    clients would."""
+    ns = settings.namespace
+    events = [group[0] for group, _version in visit_batches(n, "c")]
     started = time.perf_counter()
-    for events, _version in batches:
-        event = events[0]
-        encode(event)
-        aggregate_filter(settings.namespace, event.community, event.context, event.aggregate_type, event.aggregate_id)
+    messages = [
+        (
+            e.subject(ns),
+            event_headers(e, aggregate_filter(ns, e.community, e.context, e.aggregate_type, e.aggregate_id)),
+            encode(e),
+        )
+        for e in events
+    ]
     encoding = time.perf_counter() - started
     with path.open("w", encoding="utf-8") as f:
-        for events, _version in batches:
-            event = events[0]
-            filt = aggregate_filter(
-                settings.namespace, event.community, event.context, event.aggregate_type, event.aggregate_id
-            )
-            headers = {
-                HDR_MSG_ID: str(event.id),
-                HDR_VERSION: str(event.aggregate_version),
-                HDR_EXPECTED_SUBJ: filt,
-                HDR_EXPECTED_SEQ: "0",
-            }
-            line = {"subject": event.subject(settings.namespace), "headers": headers, "payload": encode(event).decode()}
+        for subject, headers, payload in messages:
+            line = {"subject": subject, "headers": {**headers, HDR_EXPECTED_SEQ: "0"}, "payload": payload.decode()}
             f.write(json.dumps(line) + "\n")
     return encoding
 

@@ -231,6 +231,14 @@ class DeliveryWorker:
                     self.worker_id,
                     still_sending,
                 )
+        # A send that outlived the wait keeps its lease (above), not this process's resources:
+        # cancelled, it gives back the database connection it holds, so the pool can close (a send
+        # left running held one past the runtime's shutdown and hung a test's teardown).
+        outlived = list(self.inflight)
+        for task in outlived:
+            task.cancel()
+        if outlived:
+            await asyncio.wait(outlived, timeout=1.0)
 
     async def _recorder(self) -> None:
         """Group commit: one UPDATE marks every delivery finished since the last one."""
