@@ -2,8 +2,14 @@
 
 Roles: grid_worker, secretary, street_admin, agency, hotline, ops.  Scope claims narrow a role:
 ``community`` (and ``grid``, ``worker_id`` for a grid worker), ``street`` for a street admin,
-``agency`` for an outside agency.  Every route uses :func:`require` as its one dependency; a fast
-path in front of the app (visits ingest) calls the same :func:`authenticate` and :func:`role_allowed`.
+``agency`` (and ``agency_kind``) for an outside agency.  Every route uses :func:`require` as its one
+dependency: it checks the token, the role, and the scope over the route's ``{community}`` or
+``{street}`` path parameter — before the body is read — so a route's own code only decides about
+the resource itself (a grid, an agency's case).  A fast path in front of the app (visits ingest)
+calls the same :func:`authenticate`, :func:`role_allowed` and :func:`check_community`.
+
+What each role may do is written down in ``docs/access-policy.toml``; the access-matrix test holds
+every route to it.
 """
 
 from __future__ import annotations
@@ -33,23 +39,50 @@ class Principal(BaseModel):
     grid: str | None = None
     worker_id: str | None = None
     agency: str | None = None
+    #: What kind of agency (police, property_management, …): the escalations it receives by kind.
+    agency_kind: str | None = None
 
     def can_see_community(self, community: str, street_of: str | None = None) -> bool:
         """Whether this caller's scope covers ``community`` (``street_of``: the community's street)."""
-        if self.role in ("ops",):
+        if self.role == "ops":
             return True
         if self.role == "street_admin":
             # The community's street must be known and be the admin's: an unknown street is refused.
-            return self.community == community or (self.street is not None and street_of == self.street)
+            return self.street is not None and street_of == self.street
         if self.role == "hotline":
             return self.community in (None, community)
         return self.community == community
 
-    def require_community(self, community: str, street_of: str | None = None) -> None:
-        if not self.can_see_community(community, street_of):
-            raise HTTPException(
-                403, detail={"code": "forbidden", "message": f"token scope does not cover community {community}"}
-            )
+    def can_see_street(self, street: str) -> bool:
+        """Whether this caller's scope covers a whole street (ops, or that street's admin)."""
+        return self.role == "ops" or (self.role == "street_admin" and self.street == street)
+
+
+#: How a service finds the street (街道) a community belongs to (None: not registered).
+StreetOf = Callable[[str], Awaitable[str | None]]
+
+
+def _scope_refused(message: str, field: str) -> HTTPException:
+    return HTTPException(403, detail={"code": "forbidden", "message": message, "field": field})
+
+
+async def check_community(principal: Principal, community: str, street_of: StreetOf | None) -> None:
+    """403 (naming ``community``) unless ``principal``'s scope covers ``community``.
+
+    Only a street admin's check needs the community's street; without a way to look it up the
+    street admin is refused."""
+    street = None
+    if principal.role == "street_admin" and street_of is not None:
+        street = await street_of(community)
+    if not principal.can_see_community(community, street):
+        whose = f"street {principal.street}" if principal.role == "street_admin" else "token scope"
+        raise _scope_refused(f"community {community} is not in the {whose}", "community")
+
+
+def check_street(principal: Principal, street: str) -> None:
+    """403 (naming ``street``) unless ``principal`` may see the whole street."""
+    if not principal.can_see_street(street):
+        raise _scope_refused(f"street {street} is not in the token's scope", "street")
 
 
 #: The shortest signing secret a service accepts: HS256 wants a key of at least its hash's 32 bytes.
@@ -78,6 +111,7 @@ def mint_token(
     grid: str | None = None,
     worker_id: str | None = None,
     agency: str | None = None,
+    agency_kind: str | None = None,
     ttl_seconds: int = 12 * 3600,
 ) -> str:
     """Sign a token (used by ``gridwork token``, the demo and the tests)."""
@@ -100,6 +134,7 @@ def mint_token(
         ("grid", grid),
         ("worker_id", worker_id),
         ("agency", agency),
+        ("agency_kind", agency_kind),
     ):
         if value is not None:
             claims[key] = value
@@ -182,13 +217,29 @@ async def current_principal(
         ) from err
 
 
-def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting only the given roles (403 otherwise, 401 without a token)."""
+def street_lookup(request: Request) -> StreetOf | None:
+    """The running service's community → street lookup (``app.state.street_of``, set at start-up)."""
+    found: StreetOf | None = getattr(request.app.state, "street_of", None)
+    return found
+
+
+def require(*roles: str, scoped: bool = True) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only the given roles over the route's scope.
+
+    401 without a valid token; 403 for a role not in ``roles``, or — unless ``scoped`` is False, for
+    a route that checks a scope of its own making — for a ``{community}`` or ``{street}`` path
+    parameter the token's scope does not cover.  It runs before the body is read."""
     allowed = set(roles)
 
-    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(request: Request, principal: Principal = Depends(current_principal)) -> Principal:
         if not role_allowed(principal, allowed):
             raise forbidden_role(principal, allowed)
+        if scoped:
+            params = request.path_params
+            if "community" in params:
+                await check_community(principal, params["community"], street_lookup(request))
+            if "street" in params:
+                check_street(principal, params["street"])
         return principal
 
     return dependency

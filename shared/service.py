@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -149,6 +150,9 @@ class ServiceSpec(Generic[DepsT]):
     wire: Callable[[Runtime[Any]], Awaitable[DepsT]] | None = None
     #: The service's own SQL migrations (``services/<name>/migrations``), applied after shared/'s at start-up.
     migrations: Sequence[Path] = ()
+    #: The community → street lookup on the service's own projection, for street admins' scope
+    #: (:func:`shared.auth.require`); a service without one refuses street admins on community routes.
+    street_of: Callable[[DepsT, str], Awaitable[str | None]] | None = None
 
 
 async def open_runtime(
@@ -276,6 +280,8 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
         app.state.runtime = runtime
         if spec.wire is not None:
             runtime.wired = await spec.wire(runtime)
+        if spec.street_of is not None:
+            app.state.street_of = functools.partial(spec.street_of, runtime.deps)
         for hook in spec.on_start:
             await hook(runtime)
         for name, runner in runtime.runners.items():

@@ -39,6 +39,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             grid=args.grid,
             worker_id=args.worker,
             agency=args.agency,
+            agency_kind=args.agency_kind,
             ttl_seconds=args.ttl,
         )
     )
@@ -88,7 +89,12 @@ def register(
     token.add_argument("--street")
     token.add_argument("--grid")
     token.add_argument("--worker", help="worker id (grid_worker role)")
-    token.add_argument("--agency")
+    token.add_argument("--agency", help="the agency's own id (agency role): cases assigned to it by name")
+    token.add_argument(
+        "--agency-kind",
+        choices=("property_management", "police", "street_office", "urban_management"),
+        help="what kind of agency (agency role): the escalations it receives",
+    )
     token.add_argument("--sub")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds (default 12 h)")
     token.set_defaults(handler=cmd_token)

@@ -9,6 +9,7 @@ from shared.events.notify import NotificationAcknowledged, NotificationUnacknowl
 from shared.events.visits import (
     BuildingCouncilHeld,
     BuildingRegistered,
+    CommunityMoved,
     CommunityRegistered,
     FaceToFaceSessionHeld,
     HouseholdRegistered,
@@ -17,6 +18,7 @@ from shared.events.visits import (
 from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
+from . import queries
 from .api import ROUTERS
 from .bootstrap import IssuesDeps, bootstrap
 from .projections import HotlineOutbox, IssuesBoard
@@ -43,6 +45,12 @@ async def start_issues(runtime: Runtime[IssuesDeps]) -> None:
             runner.projection = projection.bound(runtime.deps)
 
 
+async def street_of(deps: IssuesDeps, community: str) -> str | None:
+    """The street a community registered under (street admins' scope)."""
+    async with deps.pool.acquire() as conn:
+        return await queries.community_street(conn, community)
+
+
 SPEC: ServiceSpec[IssuesDeps] = ServiceSpec(
     name="issues",
     title="Issues",
@@ -63,11 +71,13 @@ SPEC: ServiceSpec[IssuesDeps] = ServiceSpec(
         HouseholdRegistered,
         BuildingRegistered,
         CommunityRegistered,
+        CommunityMoved,
         NotificationUnacknowledged,
         NotificationAcknowledged,
     ],
     settings_type=IssuesSettings,
     wire=bootstrap,
+    street_of=street_of,
 )
 
 

@@ -10,6 +10,7 @@ simply re-decide on a fresh read when they lose a race.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -125,9 +126,14 @@ async def execute(
     command: object,
     meta: CommandMeta,
     expected_revision: int | None = None,
+    authorize: Callable[[IssueState], None] | None = None,
     attempts: int = 8,
 ) -> Outcome:
-    """Run one command on one issue: read, check the version, decide, append (retrying lost races)."""
+    """Run one command on one issue: read, check the version, decide, append (retrying lost races).
+
+    ``authorize``: the caller's case-level check on the issue as read (it raises to refuse), run
+    before the version check — a refusal is a 403 whatever version the caller names — and again on
+    each re-read, so the decision is taken on the very state the command applies to."""
     store, policy = deps.store, deps.policy
     creates = isinstance(command, (ReportIssue, ReceiveHotlineOrder))
     if creates and expected_revision == 0:
@@ -151,6 +157,8 @@ async def execute(
             state = state.model_copy(update={"issue_id": issue_id, "community": community})
         if state.status == "new" and not creates:
             raise NotFound(f"issue {issue_id} not found", field="issue_id")
+        if authorize is not None and state.status != "new":
+            authorize(state)
         if expected_revision is not None and expected_revision != state.revision:
             if _is_retry(history, expected_revision, command, meta, deps=deps):
                 return Outcome(state, [], duplicate=True)

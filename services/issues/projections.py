@@ -22,7 +22,7 @@ from shared.events.issues import (
     HotlineFeedbackSent,
     HotlineOrderReceived,
 )
-from shared.events.visits import CommunityRegistered
+from shared.events.visits import CommunityMoved, CommunityRegistered
 from shared.eventstore import StoredEvent
 
 from .domain import IssueState, evolve, service_code
@@ -54,7 +54,7 @@ class IssuesBoard:
     """Current state of every issue, its history, and each community's street."""
 
     name = "issues_board"
-    event_types = (*ISSUE_EVENT_TYPES, "CommunityRegistered")
+    event_types = (*ISSUE_EVENT_TYPES, "CommunityRegistered", "CommunityMoved")
     ddl = """
     CREATE TABLE IF NOT EXISTS issues (
         community         text NOT NULL,
@@ -117,7 +117,7 @@ class IssuesBoard:
         history = []
         touched: set[tuple[str, str]] = set()
         for stored, event in decoded:
-            if isinstance(event, CommunityRegistered):
+            if isinstance(event, CommunityRegistered | CommunityMoved):
                 await conn.execute(
                     "INSERT INTO communities (community, street, name) VALUES ($1, $2, $3) "
                     "ON CONFLICT (community) DO UPDATE SET street = EXCLUDED.street, name = EXCLUDED.name",

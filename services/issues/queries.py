@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.auth import Principal
 from shared.db import Conn
 from shared.events import now
 
@@ -29,10 +30,34 @@ async def community_street(conn: Conn, community: str) -> str | None:
     return await conn.fetchval(f"SELECT street FROM {BOARD}.communities WHERE community = $1", community)
 
 
+def visibility(who: Principal | None, first_arg: int) -> tuple[str, list[Any]]:
+    """The SQL condition (with its arguments, numbered from ``first_arg``) limiting a listing to the
+    issues ``who`` may see — :func:`services.issues.domain.access.refusal`'s ``read`` rule in SQL:
+    a grid worker's grid, reports and assignments; an agency's kind and name.  Others: every issue."""
+    if who is None or who.role not in ("grid_worker", "agency"):
+        return "TRUE", []
+    n = first_arg
+    if who.role == "grid_worker":
+        return (
+            f"((${n}::text IS NOT NULL AND state->'place'->>'grid' = ${n}) "
+            f"OR (${n + 1}::text IS NOT NULL AND (state->>'reported_by' = ${n + 1} "
+            f"OR state->'assignees' @> "
+            f"jsonb_build_array(jsonb_build_object('kind', 'worker', 'id', ${n + 1}::text)))))",
+            [who.grid, who.worker_id],
+        )
+    return (
+        f"((${n}::text IS NOT NULL AND state->'assignees' @> jsonb_build_array(jsonb_build_object('id', ${n}::text))) "
+        f"OR (${n + 1}::text IS NOT NULL AND (target = ${n + 1} "
+        f"OR state->'escalations' @> jsonb_build_array(jsonb_build_object('target', ${n + 1}::text)))))",
+        [who.agency, who.agency_kind],
+    )
+
+
 async def list_issues(
     conn: Conn,
     community: str,
     *,
+    visible_to: Principal | None = None,
     statuses: Sequence[str] = (),
     categories: Sequence[str] = (),
     subcategory: str | None = None,
@@ -62,6 +87,9 @@ async def list_issues(
         add("source = ${n}", source)
     if open_only:
         where.append("is_open")
+    seen, seen_args = visibility(visible_to, len(args) + 1)
+    where.append(seen)
+    args.extend(seen_args)
     clause = " AND ".join(where)
     total = await conn.fetchval(f"SELECT count(*) FROM {BOARD}.issues WHERE {clause}", *args)
     rows = await conn.fetch(
@@ -73,14 +101,22 @@ async def list_issues(
 
 
 async def possible_duplicates(
-    conn: Conn, issue: IssueState, *, days: int, radius_m: float, limit: int = 5
+    conn: Conn,
+    issue: IssueState,
+    *,
+    days: int,
+    radius_m: float,
+    limit: int = 5,
+    visible_to: Principal | None = None,
 ) -> list[IssueState]:
     """Open issues that may be the same problem: same category, same building or compound (or within
-    ``radius_m`` when both are located), reported in the last ``days`` days."""
+    ``radius_m`` when both are located), reported in the last ``days`` days — of those ``visible_to``
+    may see."""
     p = issue.place
     if not (p.building or p.compound or (p.lat is not None and p.lon is not None)):
         return []
     since = (issue.reported_at or now()) - timedelta(days=days)
+    seen, seen_args = visibility(visible_to, 13)
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM {BOARD}.issues
             WHERE community = $1 AND category = $2 AND is_open AND issue_id <> $3 AND reported_at >= $4
@@ -92,6 +128,7 @@ async def possible_duplicates(
                     sqrt(power(radians(lat - $8) * 6371000, 2) +
                          power(radians(lon - $9) * 6371000 * cos(radians($8)), 2)) <= $10)
               )
+              AND {seen}
             ORDER BY (subcategory IS NOT DISTINCT FROM $11) DESC, reported_at DESC
             LIMIT $12""",
         issue.community,
@@ -106,6 +143,7 @@ async def possible_duplicates(
         radius_m,
         issue.subcategory,
         limit,
+        *seen_args,
     )
     return [_state(r) for r in rows]
 

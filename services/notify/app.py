@@ -17,9 +17,10 @@ from shared.events.notify import (
     NotificationUnacknowledged,
 )
 from shared.events.scoring import QuotaPeriodClosed
-from shared.events.visits import CommunityRegistered
+from shared.events.visits import CommunityMoved, CommunityRegistered
 from shared.service import ServiceSpec, create_app
 
+from . import queries
 from .api import router
 from .bootstrap import NotifyDeps, bootstrap
 from .projections import NotifyRouting
@@ -28,6 +29,11 @@ from .settings import NotifySettings
 
 #: The service's own tables (not projection-owned): applied at start-up after shared/'s.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+async def street_of(deps: NotifyDeps, community: str) -> str | None:
+    """The street a community registered under (street admins' scope)."""
+    return await queries.street_of(community, deps=deps)
 
 
 SPEC: ServiceSpec[NotifyDeps] = ServiceSpec(
@@ -59,10 +65,12 @@ SPEC: ServiceSpec[NotifyDeps] = ServiceSpec(
         IssueMerged,
         QuotaPeriodClosed,
         CommunityRegistered,
+        CommunityMoved,
     ],
     port_setting="notify_port",
     settings_type=NotifySettings,
     wire=bootstrap,
+    street_of=street_of,
     migrations=[MIGRATIONS],
 )
 

@@ -168,6 +168,7 @@ class NotifyRouting:
         "IssueMerged",
         "QuotaPeriodClosed",
         "CommunityRegistered",
+        "CommunityMoved",
     )
     ddl = """
     CREATE TABLE IF NOT EXISTS issues (
@@ -225,6 +226,8 @@ class NotifyRouting:
             e.data.street,
             e.data.name,
         )
+
+    _on_CommunityMoved = _on_CommunityRegistered  # the move carries the whole registration
 
     async def _on_IssueReported(self, conn: Conn, stored: StoredEvent, e: Any, _b: _RoutedBatch) -> None:
         d = e.data

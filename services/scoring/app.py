@@ -12,6 +12,7 @@ from shared.events.scoring import PointsAwarded, QuotaPeriodClosed
 from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
+from . import queries
 from .api import ROUTERS
 from .bootstrap import Clock, ScoringDeps, bootstrap
 from .domain import RuleSet
@@ -24,6 +25,11 @@ _EVIDENCE = ("ShiftEnded", "FaceToFaceSessionHeld", "BuildingCouncilHeld", "Resi
 
 #: The service's own tables (not projection-owned): applied at start-up after shared/'s.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+async def street_of(deps: ScoringDeps, community: str) -> str | None:
+    """The street a community registered under (street admins' scope)."""
+    return await queries.street_of(deps.pool, community)
 
 
 def make_spec(
@@ -51,6 +57,7 @@ def make_spec(
         port_setting="scoring_port",
         settings_type=ScoringSettings,
         wire=wire,
+        street_of=street_of,
         migrations=[MIGRATIONS],
     )
 

@@ -22,6 +22,11 @@ from .settings import VisitsSettings, visits_settings
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+async def street_of(deps: VisitsDeps, community: str) -> str | None:
+    """The street a community registered under (street admins' scope)."""
+    return await deps.directory.street_of(community)
+
+
 SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     name="visits",
     title="Visits",
@@ -34,6 +39,7 @@ SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     projections=[DirectoryProjection(), WorkActivityProjection()],
     background=list(REACTIONS),
     wire=bootstrap,
+    street_of=street_of,
     migrations=[MIGRATIONS],
     publishes=list(EVENTS),
     consumes=[],

@@ -33,6 +33,7 @@ class DirectoryProjection:
     name = "visits_directory"
     event_types = (
         "CommunityRegistered",
+        "CommunityMoved",
         "GridDefined",
         "BuildingRegistered",
         "WorkerRegistered",
@@ -103,7 +104,7 @@ class DirectoryProjection:
             if registered:
                 await self._register_households(conn, registered)
                 registered = []
-            if e.type == "CommunityRegistered":
+            if e.type in ("CommunityRegistered", "CommunityMoved"):
                 await conn.execute(
                     "INSERT INTO communities VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (community) DO "
                     "UPDATE SET name = $2, street = $3, district = $4, city = $5, area_km2 = $6, residents = $7",

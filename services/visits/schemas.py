@@ -79,6 +79,18 @@ class CommunityIn(Strict):
     residents: int | None = Field(default=None, ge=0)
 
 
+class CommunityMoveIn(Strict):
+    """Move a community to another street (operations only; the move is recorded with its reason)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"street": "donghu", "reason": "district boundary change of 2026-11"}]},
+    )
+
+    street: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The street (街道) it now belongs to")
+    reason: str = Field(min_length=1, max_length=500, description="Why (kept with the move)")
+
+
 class BuildingIn(Strict):
     """A building (楼栋): compound, phase (期) and number, optionally its grid."""
 

@@ -32,6 +32,24 @@ class CommunityRegistered(Event):
     data: CommunityRegisteredData
 
 
+class CommunityMovedData(CommunityRegisteredData):
+    """The community's registration after the move, with the street it left and why."""
+
+    from_street: str = Field(description="The street the community was registered under before")
+    reason: str = Field(min_length=1, max_length=500, description="Why operations moved it (audited)")
+
+
+class CommunityMoved(Event):
+    """Operations moved a community to another street (街道): its own event, with who, when and why.
+
+    It carries the whole registration, so a read model folds it as it folds CommunityRegistered."""
+
+    context: ClassVar[str] = "visits"
+    aggregate_kind: ClassVar[str] = "community"
+    type: Literal["CommunityMoved"] = "CommunityMoved"
+    data: CommunityMovedData
+
+
 class ProblemNote(Payload):
     """A problem found during a visit, a session or a council; the issues service files it."""
 
@@ -395,6 +413,7 @@ class ResidentDataErased(Event):
 
 EVENTS: tuple[type[Event], ...] = (
     CommunityRegistered,
+    CommunityMoved,
     WorkerRegistered,
     GridDefined,
     BuildingRegistered,

@@ -61,10 +61,9 @@ async def receive_order(
     response: Response,
     community: Community,
     order: WorkOrder,
-    principal: Principal = Depends(require("hotline", "ops")),
+    principal: Principal = Depends(require("hotline")),
 ) -> dict[str, Any]:
     """Take a 12345 work order; a re-sent order number is stored once (answered 200, duplicate)."""
-    principal.require_community(community)
     deps = bootstrap.deps(request)
     deps.catalogue.check(order.category, order.subcategory)
     issue_id = order_issue_id(order.order_no)
@@ -99,10 +98,9 @@ async def resident_callback(
     community: Community,
     order_no: OrderNo,
     result: CallbackResult,
-    principal: Principal = Depends(require("hotline", "ops")),
+    principal: Principal = Depends(require("hotline")),
 ) -> dict[str, Any]:
     """The resident's satisfaction from the call-back: closes the case or reopens it."""
-    principal.require_community(community)
     command = RecordResidentCallback(result.satisfied, result.satisfaction, result.note)
     meta = CommandMeta(community=community, actor=principal.sub, at=now())
     outcome = await record_resident_callback(order_issue_id(order_no), command, deps=bootstrap.deps(request), meta=meta)
@@ -114,10 +112,9 @@ async def get_order(
     request: Request,
     community: Community,
     order_no: OrderNo,
-    principal: Principal = Depends(require("hotline", "ops", "secretary")),
+    principal: Principal = Depends(require("hotline", "secretary")),
 ) -> dict[str, Any]:
     """A work order's issue and the feedback owed or sent to the hotline."""
-    principal.require_community(community)
     deps = bootstrap.deps(request)
     issue_id = order_issue_id(order_no)
     history = await existing_history(community, issue_id, deps=deps, what=f"work order {order_no}", field="order_no")

@@ -1,12 +1,15 @@
 """The issues API: report a problem, move an issue through its life, query the board.
 
-Every route is a thin translator: parse, check scope, call a handler, shape the answer.  Writes
-carry the caller's ``version`` of the issue; a stale one is answered with 409 and the current
-state, an illegal step with 409 and the state it is in.
+Every route is a thin translator: parse, call a handler, shape the answer.  ``require`` has
+checked the role and the community; the case-level rules (a worker's grid, an agency's cases, the
+hotline's own steps — :mod:`services.issues.domain.access`) are checked on the issue as read.
+Writes carry the caller's ``version`` of the issue; a stale one is answered with 409 and the
+current state, an illegal step with 409 and the state it is in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,37 +23,40 @@ from shared.events.issues import AssigneeKind
 from shared.timerules import check_occurred_at
 
 from .. import bootstrap, queries
-from ..bootstrap import IssuesDeps
 from ..domain import (
     AcceptIssue,
     AssignIssue,
     CloseIssue,
     CommandMeta,
     EscalateIssue,
+    IssueState,
     MergeIssue,
     ReopenIssue,
     ReportIssue,
     ResolveIssue,
     VerifyIssue,
+    access,
 )
 from ..handlers import execute, existing_history, new_issue_id
 from .common import Community, IssueId, issue_view, outcome_view
 
-READERS = ("grid_worker", "secretary", "street_admin", "agency", "ops")
-WRITERS = ("grid_worker", "secretary", "ops")
+#: Who reads a community's issues (each within their scope: a worker's grid, an agency's cases).
+READERS = ("grid_worker", "secretary", "street_admin", "agency")
+#: Who does the community's casework.  Ops operates the system and does none.
+WRITERS = ("grid_worker", "secretary")
 
 router = APIRouter(prefix="/v1", tags=["issues"])
 
 
-async def check_scope(deps: IssuesDeps, principal: Principal, community: str) -> None:
-    """403 unless the caller's token covers the community (a street admin: a community of its street)."""
-    street = None
-    if principal.role == "street_admin":
-        async with deps.pool.acquire() as conn:
-            street = await queries.community_street(conn, community)
-        if street is None and principal.community != community:
-            raise Forbidden(f"community {community} is not registered under street {principal.street}")
-    principal.require_community(community, street)
+def guard(principal: Principal, action: str) -> Callable[[IssueState], None]:
+    """The case-level check of ``action`` on an issue for ``principal`` (403 naming ``issue_id``)."""
+
+    def check(state: IssueState) -> None:
+        reason = access.refusal(principal, action, state)
+        if reason is not None:
+            raise Forbidden(reason, field="issue_id")
+
+    return check
 
 
 def _meta(principal: Principal, community: str, at: datetime | None = None) -> CommandMeta:
@@ -73,7 +79,6 @@ class ReportBody(_Body):
     description: str = Field(min_length=1, max_length=4000)
     photos: list[HttpUrl] = Field(default_factory=list, max_length=20)
     source: Literal["grid_worker", "resident"] = "grid_worker"
-    reported_by: str | None = Field(default=None, max_length=64)
     level: Level = "building"
     occurred_at: AwareDatetime | None = Field(
         default=None,
@@ -129,24 +134,29 @@ async def report_issue(
     principal: Principal = Depends(require(*WRITERS)),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
 ) -> dict[str, Any]:
-    """Report a problem (a grid worker's find or a resident's complaint); suggests likely duplicates."""
+    """Report a problem (a grid worker's find or a resident's complaint); suggests likely duplicates.
+
+    The reporter — who is credited with the day's problem — is the caller (the token's worker);
+    a grid worker's report without a grid is placed in their grid."""
     deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     deps.catalogue.check(body.category, body.subcategory)
     if body.occurred_at is not None:  # the visits API's window: a phone's clock drift ahead, 30 days back
         s = deps.settings
         check_occurred_at(body.occurred_at, now(), skew_seconds=s.clock_skew_seconds, max_days=s.max_backdate_days)
     issue_id = body.issue_id or new_issue_id(community, idempotency_key)
+    place = body.place
+    if principal.role == "grid_worker" and place.grid is None and principal.grid:
+        place = place.model_copy(update={"grid": principal.grid})
     command = ReportIssue(
         issue_id=issue_id,
         category=body.category,
         subcategory=body.subcategory,
         severity=body.severity,
-        place=body.place,
+        place=place,
         description=body.description,
         photos=tuple(str(p) for p in body.photos),
         source=body.source,
-        reported_by=body.reported_by or principal.worker_id or principal.sub,
+        reported_by=principal.worker_id or principal.sub,
         level=body.level,
     )
     outcome = await execute(
@@ -165,22 +175,28 @@ async def report_issue(
             outcome.state,
             days=deps.settings.issues_duplicate_days,
             radius_m=deps.settings.issues_duplicate_radius_m,
+            visible_to=principal,
         )
     return {**outcome_view(outcome), "possible_duplicates": [issue_view(d) for d in duplicates]}
 
 
 async def _command(
-    request: Request, principal: Principal, community: str, issue_id: str, command: object, version: int
+    request: Request,
+    principal: Principal,
+    community: str,
+    issue_id: str,
+    command: object,
+    version: int,
+    action: str,
 ) -> dict[str, Any]:
-    deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     outcome = await execute(
-        deps=deps,
+        deps=bootstrap.deps(request),
         community=community,
         issue_id=issue_id,
         command=command,
         meta=_meta(principal, community),
         expected_revision=version,
+        authorize=guard(principal, action),
     )
     return outcome_view(outcome)
 
@@ -194,7 +210,7 @@ async def accept_issue(
     principal: Principal = Depends(require(*WRITERS)),
 ) -> dict[str, Any]:
     """The community takes the case on (受理)."""
-    return await _command(request, principal, community, issue_id, AcceptIssue(), body.version)
+    return await _command(request, principal, community, issue_id, AcceptIssue(), body.version, "accept")
 
 
 @router.post("/communities/{community}/issues/{issue_id}/assign")
@@ -213,6 +229,7 @@ async def assign_issue(
         issue_id,
         AssignIssue(body.assignee_kind, body.assignee_id, body.note),
         body.version,
+        "assign",
     )
 
 
@@ -232,6 +249,7 @@ async def escalate_issue(
         issue_id,
         EscalateIssue(note=body.reason, to_level=body.to_level, target=body.target),
         body.version,
+        "escalate",
     )
 
 
@@ -244,7 +262,9 @@ async def resolve_issue(
     principal: Principal = Depends(require(*WRITERS, "agency")),
 ) -> dict[str, Any]:
     """Whoever handled the case reports it solved (处理反馈)."""
-    return await _command(request, principal, community, issue_id, ResolveIssue(body.resolution), body.version)
+    return await _command(
+        request, principal, community, issue_id, ResolveIssue(body.resolution), body.version, "resolve"
+    )
 
 
 @router.post("/communities/{community}/issues/{issue_id}/verify")
@@ -257,7 +277,7 @@ async def verify_issue(
 ) -> dict[str, Any]:
     """Check the solution on site or by calling the resident back (核查); not satisfied reopens it."""
     command = VerifyIssue(body.verified_by, body.satisfied, body.satisfaction, body.note)
-    return await _command(request, principal, community, issue_id, command, body.version)
+    return await _command(request, principal, community, issue_id, command, body.version, "verify")
 
 
 @router.post("/communities/{community}/issues/{issue_id}/reopen")
@@ -269,7 +289,7 @@ async def reopen_issue(
     principal: Principal = Depends(require(*WRITERS)),
 ) -> dict[str, Any]:
     """The problem came back."""
-    return await _command(request, principal, community, issue_id, ReopenIssue(body.reason), body.version)
+    return await _command(request, principal, community, issue_id, ReopenIssue(body.reason), body.version, "reopen")
 
 
 @router.post("/communities/{community}/issues/{issue_id}/close")
@@ -281,7 +301,7 @@ async def close_issue(
     principal: Principal = Depends(require(*WRITERS)),
 ) -> dict[str, Any]:
     """Close a verified case (结案)."""
-    return await _command(request, principal, community, issue_id, CloseIssue(), body.version)
+    return await _command(request, principal, community, issue_id, CloseIssue(), body.version, "close")
 
 
 @router.post("/communities/{community}/issues/{issue_id}/merge")
@@ -294,7 +314,10 @@ async def merge_issue(
 ) -> dict[str, Any]:
     """Merge a duplicate into the open issue it repeats (same category)."""
     into = await existing_history(community, body.duplicate_of, deps=bootstrap.deps(request), field="duplicate_of")
-    return await _command(request, principal, community, issue_id, MergeIssue(into.state), body.version)
+    reason = access.refusal(principal, "read", into.state)
+    if reason is not None:
+        raise Forbidden(reason, field="duplicate_of")
+    return await _command(request, principal, community, issue_id, MergeIssue(into.state), body.version, "merge")
 
 
 # ---------------------------------------------------------------- reads
@@ -314,13 +337,15 @@ async def list_issues(
     offset: int = Query(default=0, ge=0),
     principal: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
-    """Issues of a community, newest first, filtered by state, category, level, source."""
+    """Issues of a community, newest first, filtered by state, category, level, source — those the
+    caller may see (a grid worker: their grid's, reported by or assigned to them; an agency: those
+    routed or assigned to it)."""
     deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     async with deps.pool.acquire() as conn:
         issues, total = await queries.list_issues(
             conn,
             community,
+            visible_to=principal,
             statuses=state,
             categories=category,
             subcategory=subcategory,
@@ -345,8 +370,8 @@ async def get_issue(
 ) -> dict[str, Any]:
     """One issue, read from its own history (always current), with that history."""
     deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     history = await existing_history(community, issue_id, deps=deps)
+    guard(principal, "read")(history.state)
     async with deps.pool.acquire() as conn:
         deadline = await queries.pending_deadline(conn, community, issue_id)
     return {
@@ -370,23 +395,22 @@ async def issue_duplicates(
 ) -> dict[str, Any]:
     """Open issues nearby in the same category that this one may duplicate."""
     deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     state = (await existing_history(community, issue_id, deps=deps)).state
+    guard(principal, "read")(state)
     s = deps.settings
     async with deps.pool.acquire() as conn:
         found = await queries.possible_duplicates(
-            conn, state, days=s.issues_duplicate_days, radius_m=s.issues_duplicate_radius_m
+            conn, state, days=s.issues_duplicate_days, radius_m=s.issues_duplicate_radius_m, visible_to=principal
         )
     return {"issue_id": issue_id, "possible_duplicates": [issue_view(d) for d in found]}
 
 
 @router.get("/communities/{community}/problems/open")
 async def open_problems(
-    request: Request, community: Community, principal: Principal = Depends(require(*READERS))
+    request: Request, community: Community, principal: Principal = Depends(require(*READERS, "ops"))
 ) -> dict[str, Any]:
-    """Open problems by category and level (the monthly five categories, where they stand)."""
+    """Open problems by category and level (the monthly five categories, where they stand): counts only."""
     deps = bootstrap.deps(request)
-    await check_scope(deps, principal, community)
     async with deps.pool.acquire() as conn:
         rows = await queries.open_problems(conn, community)
     by_category: dict[str, dict[str, int]] = {}

@@ -10,6 +10,7 @@ returns.
 * :mod:`.lifecycle` — ``decide``: which command applies in which state, the domain errors;
 * :mod:`.policy` — the escalation policy (rules on report, deadlines, the ladder's agencies);
 * :mod:`.catalogue` — the five categories and their subcategories;
+* :mod:`.access` — who may see and act on which issue (grid, agency, the hotline's own steps);
 * :mod:`.hotline` — the 12345 hotline's rules (work order ids, feedback, repeated call-backs);
 * :mod:`.open311` — how an issue reads as an Open311 GeoReport v2 service request.
 """

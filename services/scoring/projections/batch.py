@@ -396,6 +396,7 @@ class FoldBatch:
 #: Event type → what the batch does with it besides the rulebook's evidence (figures, roster, closing).
 HANDLERS: dict[str, Callable[..., None]] = {
     "CommunityRegistered": FoldBatch._community,
+    "CommunityMoved": FoldBatch._community,
     "WorkerRegistered": FoldBatch._worker,
     "HouseholdRegistered": FoldBatch._household,
     "HouseholdProfileUpdated": FoldBatch._household,

@@ -13,6 +13,7 @@ SEP = "\x1f"  # joins a batch's distinct values into one text parameter per row
 #: Events the figures, the roster and the closing bookkeeping read (the rulebooks add theirs).
 BASE_EVENT_TYPES = (
     "CommunityRegistered",
+    "CommunityMoved",
     "WorkerRegistered",
     "HouseholdRegistered",
     "HouseholdProfileUpdated",

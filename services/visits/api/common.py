@@ -10,8 +10,6 @@ from pydantic import BaseModel
 from shared.auth import Principal
 from shared.errors import Forbidden
 
-from ..bootstrap import VisitsDeps
-
 
 class ErrorDetail(BaseModel):
     code: str
@@ -50,16 +48,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "occurred_at",
     ),
 }
-
-
-async def in_scope(principal: Principal, community: str, deps: VisitsDeps) -> None:
-    """403 unless the token covers ``community`` (a street admin: a community of their street)."""
-    street = None
-    if principal.role == "street_admin":
-        street = await deps.directory.street_of(community)
-        if street is None or street != principal.street:
-            raise Forbidden(f"community {community} is not in street {principal.street}", field="community")
-    principal.require_community(community, street)
 
 
 def own_worker(principal: Principal, worker_id: str) -> None:

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from shared.auth import Principal, require
+from shared.events import now
 
 from .. import bootstrap, handlers, queries
+from ..domain.definitions import MoveCommunity
 from ..queries.households import LISTINGS
 from ..schemas import (
     BuildingIn,
     Changed,
     CommunityIn,
+    CommunityMoveIn,
     Defined,
     ErasureIn,
     GridIn,
@@ -37,7 +40,7 @@ from .commands import (
     tagging,
     worker_definition,
 )
-from .common import ERRORS, created, in_scope, own_grid
+from .common import ERRORS, created, own_grid
 
 router = APIRouter(prefix="/v1/communities", tags=["directory"], responses=ERRORS)
 
@@ -51,13 +54,28 @@ async def register_community(
     response: Response,
     body: CommunityIn,
     community: str = COMMUNITY,
-    principal: Principal = Depends(require("ops", "street_admin")),
+    principal: Principal = Depends(require("ops", "street_admin", scoped=False)),
 ) -> Defined:
-    """Register a community (社区) under its street (CommunityRegistered).  Same body again: 200, no change."""
+    """Register a community (社区) under its street (CommunityRegistered), once: a street admin only
+    under their own street.  Same body again: 200, no change; its details may be corrected by its
+    street's admin or ops, but its street changes only by a move (409 naming ``street``)."""
     cmd = community_definition(community, body)
     out = await handlers.register_community(cmd, principal, deps=bootstrap.deps(request))
     created(response, out.duplicate)
     return out
+
+
+@router.post("/{community}/street", response_model=Defined)
+async def move_community(
+    request: Request,
+    body: CommunityMoveIn,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("ops")),
+) -> Defined:
+    """Move a community to another street (CommunityMoved, with who, when, from where and why):
+    an operations action.  Already under that street: 200, duplicate."""
+    cmd = MoveCommunity(community=community, street=body.street, reason=body.reason, at=now())
+    return await handlers.move_community(cmd, principal, deps=bootstrap.deps(request))
 
 
 @router.get("/{community}")
@@ -66,7 +84,6 @@ async def get_community(
 ) -> dict[str, Any]:
     """The community, with how many grids, buildings, workers and households it has."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     return await queries.community_summary(community, deps=deps)
 
 
@@ -81,7 +98,6 @@ async def register_building(
 ) -> Defined:
     """Register a building (楼栋) — BuildingRegistered."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     out = await handlers.define_entry(building_definition(community, building_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
@@ -99,7 +115,6 @@ async def define_grid(
 ) -> Defined:
     """Define or redraw a grid (网格): its buildings and worker — GridDefined.  Stale If-Match → 409."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     cmd = grid_definition(community, grid_id, body, parse_version(if_match, body.expected_version))
     out = await handlers.define_entry(cmd, principal, deps=deps)
     created(response, out.duplicate)
@@ -117,7 +132,6 @@ async def register_worker(
 ) -> Defined:
     """Register a community worker (网格员…) with their grid — WorkerRegistered."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     out = await handlers.define_entry(worker_definition(community, worker_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
@@ -134,7 +148,6 @@ async def register_person(
 ) -> Defined:
     """Register a party member, building leader (楼栋长), resident backbone or volunteer — PersonRegistered."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     out = await handlers.define_entry(person_definition(community, person_id, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
@@ -145,7 +158,6 @@ def _lister(what: str) -> Any:
         request: Request, community: str = COMMUNITY, principal: Principal = Depends(require(*READERS))
     ) -> list[dict[str, Any]]:
         deps = bootstrap.deps(request)
-        await in_scope(principal, community, deps)
         return await queries.directory_entries(community, what, deps=deps)
 
     list_entries.__doc__ = f"The community's {what}."
@@ -170,7 +182,6 @@ async def register_household(
 ) -> Changed:
     """Enter a household in the ledger (HouseholdRegistered); personal fields are sealed, never stored in clear."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     out = await handlers.register_household(household_registration(community, body), principal, deps=deps)
     created(response, out.duplicate)
     return out
@@ -188,7 +199,6 @@ async def list_households(
 ) -> list[dict[str, Any]]:
     """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     return await queries.list_households(
         community, grid=own_grid(principal, grid), building=building, after=after, limit=limit, deps=deps
     )
@@ -208,7 +218,6 @@ async def get_household(
     """One household: ledger completeness, visit counts, version (ETag); personal fields for the owning grid
     worker, or with ``reveal=true`` for a secretary (every such read is audited)."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     out = await handlers.household_view(community, household_id, principal, reveal=reveal, deps=deps)
     response.headers["ETag"] = f'"{out.version}"'
     return out
@@ -225,7 +234,6 @@ async def update_household(
 ) -> Changed:
     """Complete or correct the ledger entry (HouseholdProfileUpdated).  Stale expected_version / If-Match → 409."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     cmd = profile_update(community, household_id, body, parse_version(if_match, body.expected_version))
     return await handlers.update_household(cmd, principal, deps=deps)
 
@@ -241,7 +249,6 @@ async def tag_household(
 ) -> Changed:
     """Add or remove tags (special_assistance 特殊帮扶对象, elderly_alone…) — HouseholdTagged."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     cmd = tagging(community, household_id, body, parse_version(if_match, body.expected_version))
     return await handlers.tag_household(cmd, principal, deps=deps)
 
@@ -257,7 +264,6 @@ async def erase_household(
     """PIPL erasure: the household key is destroyed (ResidentDataErased).  Personal fields read "erased"
     everywhere afterwards; visit counts and quotas stay."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     cmd = erasure(community, household_id, body or ErasureIn())
     return await handlers.erase_household(cmd, principal, deps=deps)
 
@@ -273,5 +279,4 @@ async def audit_log(
 ) -> list[dict[str, Any]]:
     """Who read which residents' personal fields, when and why (newest first)."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     return await deps.audit.entries(community, household_id=household, limit=limit, before_id=before)

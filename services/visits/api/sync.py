@@ -13,12 +13,10 @@ from ..domain.work import ActingWorker
 from ..handlers.sync import OfflineCommand
 from ..schemas import SyncAnswer, SyncBatch, SyncRecord, SyncResult
 from .commands import offline_command
-from .common import in_scope
 
 
 async def sync_for(community: str, body: SyncBatch, principal: Principal, deps: VisitsDeps) -> SyncAnswer:
     """A phone's batch for an authenticated grid worker: each record stored once and answered."""
-    await in_scope(principal, community, deps)
     if not principal.worker_id:
         raise Forbidden("the token carries no worker_id", field="worker_id")
     records = body.records

@@ -31,7 +31,7 @@ from ..schemas import (
     parse_version,
 )
 from .commands import account_command, end_shift_command, log_command, start_shift_command
-from .common import ERRORS, created, in_scope, own_records, own_worker
+from .common import ERRORS, created, own_records, own_worker
 from .sync import sync_for
 
 router = APIRouter(prefix="/v1/communities", tags=["work"], responses=ERRORS)
@@ -49,7 +49,6 @@ async def log(
     kind: str, community: str, body: Work, principal: Principal, idempotency_key: str | None, deps: VisitsDeps
 ) -> Recorded:
     """One piece of work for an authenticated caller (this route and the ingest fast path)."""
-    await in_scope(principal, community, deps)
     cmd = log_command(kind, community, body, idempotency_key, deps.settings)
     return await handlers.log_work(cmd, principal, deps=deps)
 
@@ -109,7 +108,6 @@ async def start_shift(
 ) -> Recorded:
     """Start a shift in the grid (ShiftStarted).  A worker with an open shift gets 409."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     # who is acting is answered first (403/404), then the body's time and id (422)
     worker = await handlers.acting_worker(principal, community, body.worker_id, deps=deps)
     expected = parse_version(if_match, body.expected_version)
@@ -131,7 +129,6 @@ async def end_shift(
 ) -> Recorded:
     """End the shift (ShiftEnded with its minutes).  Over 16 h → 422; stale version → 409."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     body = body or ShiftEndIn()
     worker = await handlers.acting_worker(principal, community, body.worker_id, deps=deps)
     expected = parse_version(if_match, body.expected_version)
@@ -147,7 +144,6 @@ async def shift_status(
 ) -> dict[str, Any]:
     """The worker's open shift and the shift log's version (send it as expected_version)."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
     return await queries.shift_status(community, worker_id, deps=deps)
 
@@ -176,7 +172,6 @@ async def list_sessions(
 ) -> list[dict[str, Any]]:
     """Sessions, newest first, with ``counts_for_quota``."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     return await queries.list_sessions(community, own_records(principal, worker), deps=deps, limit=limit)
 
 
@@ -254,7 +249,6 @@ async def _account(
     idempotency_key: str | None,
 ) -> Recorded:
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     cmd = account_command(community, body, idempotency_key, deps.settings)
     out = await handlers.change_account(cmd, principal, deps=deps)
     created(response, out.duplicate)
@@ -293,7 +287,6 @@ async def volunteer_points(
 ) -> dict[str, Any]:
     """A household's volunteer points: earned, redeemed, balance."""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     return await queries.volunteer_balance(community, household_id, principal, deps=deps)
 
 
@@ -307,6 +300,5 @@ async def worker_day(
 ) -> dict[str, Any]:
     """One worker's day: visits, special-assistance visits, hours in the grid, problems found…"""
     deps = bootstrap.deps(request)
-    await in_scope(principal, community, deps)
     own_worker(principal, worker_id)
     return await queries.worker_day(community, worker_id, day, deps=deps)

@@ -13,10 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.errors import NotFound
 from shared.events import Event
 from shared.events.visits import (
     BuildingRegistered,
     BuildingRegisteredData,
+    CommunityMoved,
+    CommunityMovedData,
     CommunityRegistered,
     CommunityRegisteredData,
     GridDefined,
@@ -51,7 +54,9 @@ class Definition(BaseModel):
 
 
 def evolve_definition(state: Definition, event: Event) -> Definition:
-    """The last definition wins."""
+    """The last definition wins (a community's move is its registration under the new street)."""
+    if isinstance(event, CommunityMoved):
+        return Definition(data=event.data.model_dump(mode="json", exclude={"from_street", "reason"}))
     return Definition(data=event.data.model_dump(mode="json"))
 
 
@@ -84,5 +89,40 @@ def decide_definition(state: Definition, cmd: DefineEntry, *, actor: str) -> lis
             data=cmd.data,
             occurred_at=cmd.at,
             idempotency_key=content_key(cmd.data),
+        )
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveCommunity:
+    """Move a registered community to another street (an operations action, with its reason)."""
+
+    community: str
+    street: str
+    reason: str
+    at: datetime
+
+
+def decide_move(state: Definition, cmd: MoveCommunity, *, version: int, actor: str) -> list[Event]:
+    """CommunityMoved with the whole registration under the new street; already there: nothing.
+
+    ``version``: the community entry's version the move starts from (a later move back and forth
+    is a new fact, a retry of this one is not)."""
+    if state.data is None:
+        raise NotFound(f"community {cmd.community} is not registered", field="community")
+    registered = CommunityRegisteredData.model_validate(state.data)
+    if registered.street == cmd.street:
+        return []
+    data = CommunityMovedData(
+        **{**registered.model_dump(), "street": cmd.street}, from_street=registered.street, reason=cmd.reason
+    )
+    return [
+        CommunityMoved.new(
+            community=cmd.community,
+            aggregate_id=cmd.community,
+            actor=actor,
+            data=data,
+            occurred_at=cmd.at,
+            idempotency_key=f"move:{version}:{cmd.street}",
         )
     ]

@@ -16,7 +16,7 @@ batch share every rule, and what makes a re-send land once.
 from __future__ import annotations
 
 from .common import acting_worker
-from .directory import define_entry, register_community
+from .directory import define_entry, move_community, register_community
 from .households import erase_household, household_view, register_household, tag_household, update_household
 from .ledger import export_ledger, import_ledger
 from .sync import store_offline_work
@@ -32,6 +32,7 @@ __all__ = [
     "household_view",
     "import_ledger",
     "log_work",
+    "move_community",
     "register_community",
     "register_household",
     "start_shift",

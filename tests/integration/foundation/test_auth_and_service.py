@@ -25,7 +25,6 @@ class Note(BaseModel):
 async def add_note(
     community: str, note: Note, principal: Principal = Depends(require("secretary", "grid_worker"))
 ) -> dict[str, str]:
-    principal.require_community(community)
     if note.text == "stale":
         raise Conflict("the note changed meanwhile", field="text", current_state="closed")
     return {"community": community, "text": note.text}
@@ -70,7 +69,14 @@ async def test_tokens_missing_wrong_role_and_wrong_scope_are_refused(settings: S
         other = await client.post(
             url, json={"text": "hi"}, headers=auth(settings, "secretary", community="another-community")
         )
-        assert other.status_code == 403
+        assert other.status_code == 403 and other.json()["error"]["field"] == "community"
+        # The scope is checked before the body is read: an out-of-scope caller learns nothing of the body's rules.
+        other_bad = await client.post(
+            url, json={"text": ""}, headers=auth(settings, "secretary", community="another-community")
+        )
+        assert other_bad.status_code == 403
+        street_admin = await client.post(url, json={"text": "hi"}, headers=auth(settings, "street_admin", street="s1"))
+        assert street_admin.status_code == 403  # this service has no community → street lookup: refused
 
         ok = await client.post(url, json={"text": "hi"}, headers=auth(settings, "secretary", community="bairuijing"))
         assert ok.status_code == 200 and ok.json() == {"community": "bairuijing", "text": "hi"}

@@ -61,7 +61,7 @@ async def test_night_time_noise_reaches_the_police_and_is_resolved(service: Serv
             v,
             headers=worker,
             assignee_kind="police",
-            assignee_id="officer-wang",
+            assignee_id="police-zhongnanlu",
             note="visit together with the grid worker",
         )
     )["version"]

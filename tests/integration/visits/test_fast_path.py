@@ -131,8 +131,9 @@ async def test_each_visit_and_batch_gets_the_answer_the_route_gives(
         assert a == b, f"request {i}: fast path {a} vs route {b}"
     statuses = [status for status, _ in fast_answers]
     assert statuses[:3] == [201, 200, 409] and 401 in statuses and 422 in statuses and 404 in statuses
-    # Well-formed requests were answered by the fast path, the rest by the route.
-    assert handled.count("visits") == 12 and handled.count("sync") == 3, handled
+    # Well-formed requests in the caller's scope were answered by the fast path, the rest by the
+    # route (the secretary of another community gets the route's 403 from shared.auth.require).
+    assert handled.count("visits") == 11 and handled.count("sync") == 3, handled
 
     # What the fast path hands on is labelled by the instrumentation with the route's template.
     app = build_app(f.settings)
