@@ -46,7 +46,7 @@ class FourCases(DemoBase):
                     "assign",
                     {
                         "assignee_kind": "police",
-                        "assignee_id": "officer-wang",
+                        "assignee_id": "zhongnanlu-police",
                         "note": "the grid worker goes with the community police officer",
                     },
                 ),
@@ -135,7 +135,8 @@ class FourCases(DemoBase):
             pets,
             w09,
             [
-                ("accept", {}),
+                ("accept", {}, "secretary"),
+                ("assign", {"assignee_kind": "worker", "assignee_id": w09.worker_id, "note": "phase 3"}, "secretary"),
                 (
                     "assign",
                     {
@@ -262,9 +263,11 @@ class FourCases(DemoBase):
             action, body = step[0], step[1]
             who = step[2] if len(step) > 2 else None
             if who == "agency":
-                headers = self.token("agency", agency="zhongnanlu-police")
+                headers = self.token("agency", agency="zhongnanlu-police", agency_kind="police")
             elif who == "agency-property":
-                headers = self.token("agency", agency="bairuijing-property")
+                headers = self.token("agency", agency="bairuijing-property", agency_kind="property_management")
+            elif who == "secretary":
+                headers = self.token("secretary")
             else:
                 headers = self.worker_token(w)
             out = await self.call(
@@ -278,7 +281,7 @@ class FourCases(DemoBase):
 
     async def acknowledge(self, recipient: str, issue: str) -> str:
         """The police acknowledge their duty-line escalation through the agency API."""
-        agency = self.token("agency", agency="zhongnanlu-police")
+        agency = self.token("agency", agency="zhongnanlu-police", agency_kind="police")
 
         async def notification() -> Any:
             r = await self.call(
