@@ -149,6 +149,9 @@ class ServiceSpec(Generic[DepsT]):
     wire: Callable[[Runtime[Any]], Awaitable[DepsT]] | None = None
     #: The service's own SQL migrations (``services/<name>/migrations``), applied after shared/'s at start-up.
     migrations: Sequence[Path] = ()
+    #: Checks of the settings run before anything connects; one raising RuntimeError refuses the
+    #: start (a secret the service cannot run without, like the JWT secret's check).
+    checks: Sequence[Callable[[Settings], None]] = ()
 
 
 async def open_runtime(
@@ -271,6 +274,8 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
         s = settings or spec.settings_type()
         configure_logging(s, spec.name)
         check_signing_secret(s)
+        for check in spec.checks:
+            check(s)
         app.state.settings = s
         runtime = await open_runtime(spec.name, s, spec.projections, spec.migrations)
         app.state.runtime = runtime
