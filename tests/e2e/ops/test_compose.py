@@ -219,3 +219,17 @@ def test_make_secrets_writes_every_secret_and_key_owner_only(tmp_path: Path) -> 
     run()  # again: nothing is rotated, nothing is widened
     assert {name: path.read_bytes() for name, path in made.items()} == before
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made.values())
+
+
+def test_prometheus_scrapes_each_service_on_its_operations_address(compose: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "gridwork"]
+    targets = {c["labels"]["service"]: c["targets"] for c in job["static_configs"]}
+    assert set(targets) == set(SERVICES)
+    for name in SERVICES:
+        svc = compose["services"][name]
+        host, _, port = svc["environment"]["GRIDWORK_METRICS_ADDRESS"].rpartition(":")
+        assert host == "0.0.0.0" and targets[name] == [f"{name}:{port}"]
+        # the operations port is for the compose network only: never published on the host
+        published = [str(p.get("target", p) if isinstance(p, dict) else p) for p in svc.get("ports", [])]
+        assert not any(port in p for p in published), name
