@@ -29,7 +29,8 @@ USER 10001
 ENV GRIDWORK_HOST=0.0.0.0 \
     GRIDWORK_LOG_FORMAT=json \
     GRIDWORK_DATA_DIR=/tmp/gridwork
-EXPOSE 8081 8082 8083 8084
+# the services' ports; 9464 is the operations address of /metrics when GRIDWORK_METRICS_ADDRESS sets it
+EXPOSE 8081 8082 8083 8084 9464
 
 # Secrets from *_FILE, NATS credentials into the URL, the cluster CA into the trust bundle.
 ENTRYPOINT ["gridwork-entrypoint"]

@@ -10,15 +10,21 @@
 * :func:`add_ingress` puts ASGI middleware in front of the whole app by wrapping Starlette's
   ``build_middleware_stack`` (a public method that FastAPI and Starlette call once, at the first
   request); a hot route's fast path (visits ingest) lives there.
+* :class:`SideServer` serves a second ASGI app (``/metrics`` on the operations address) from the
+  same process and event loop, with a uvicorn server that leaves the signals to the main one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 import structlog
+import uvicorn
 from fastapi import FastAPI, Request
 from prometheus_client import Counter, Histogram, Summary
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
@@ -172,3 +178,73 @@ def instrument(app: FastAPI) -> None:
     for i, mw in enumerate(app.user_middleware):
         if cast(Any, mw.cls) is PrometheusInstrumentatorMiddleware:  # Starlette types cls as a factory
             app.user_middleware[i] = Middleware(cast(Any, RouteCachingInstrumentatorMiddleware), *mw.args, **mw.kwargs)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (an IPv6 host in brackets: ``[::1]:9464``) as a host and a port."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class _SignalFreeServer(uvicorn.Server):
+    """A uvicorn server that installs no signal handlers: the process's main server owns SIGINT
+    and SIGTERM (and its shutdown stops this one through the app's lifespan)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class SideServer:
+    """A second HTTP server for ``app`` in this process's event loop, on ``address`` (host:port).
+
+    :meth:`start` binds the socket itself, so an address in use fails the start with an error that
+    names the setting (uvicorn would log it and exit the process)."""
+
+    def __init__(self, app: ASGIApp, address: str, setting: str = "address") -> None:
+        self.app = app
+        self.address = address
+        self.setting = setting
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float = 10) -> None:
+        """Bind and serve; returns once the server accepts connections."""
+        host, port = split_address(self.address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            sock = socket.create_server((host, port), family=family, reuse_port=False)
+        except OSError as err:
+            raise RuntimeError(f"{self.setting}={self.address}: cannot listen there ({err.strerror})") from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, lifespan="off", log_config=None, log_level="warning", access_log=False, timeout_keep_alive=5
+        )
+        server = self._server = _SignalFreeServer(config)
+        self._task = asyncio.create_task(server.serve(sockets=[sock]), name=f"side-server:{self.address}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not server.started:
+            if self._task.done() or asyncio.get_running_loop().time() > deadline:
+                await self.stop()
+                raise RuntimeError(f"{self.setting}={self.address}: the server did not start")
+            await asyncio.sleep(0.01)
+        log.info("side_server_started", address=self.address, port=self.port)
+
+    async def stop(self, grace: float = 5) -> None:
+        """Stop serving (connections get ``grace`` seconds to finish)."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            self._server.force_exit = True
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        except Exception:
+            log.exception("side_server_failed", address=self.address)
+        self._server = self._task = None

@@ -3,7 +3,9 @@
 A service describes itself with a :class:`ServiceSpec` (routers, projections, background tasks,
 the events it publishes and consumes) and gets back a FastAPI app whose lifespan owns every
 connection: NATS, the PostgreSQL pool, the event store, the projection runners.  The app has
-``/healthz``, ``/readyz``, ``/metrics``, OpenAPI at ``/docs`` and AsyncAPI at ``/asyncapi``.
+``/healthz``, ``/readyz``, ``/metrics``, OpenAPI at ``/docs`` and AsyncAPI at ``/asyncapi``;
+with ``GRIDWORK_METRICS_ADDRESS`` set, ``/metrics`` is served on that operations address instead,
+by a second HTTP server in the same process.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from .auth import check_signing_secret
@@ -34,7 +38,7 @@ from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
 from .eventstore import ADMIN_USER, AppendError, ConcurrencyError, EventStore, connect, nats_credentials
-from .http_adapter import add_ingress, instrument
+from .http_adapter import SideServer, add_ingress, instrument
 from .logs import configure_logging
 from .nats import patches
 from .nats.broker_metrics import BrokerMetrics
@@ -153,6 +157,9 @@ class ServiceSpec(Generic[DepsT]):
     #: The community → street lookup on the service's own projection, for street admins' scope
     #: (:func:`shared.auth.require`); a service without one refuses street admins on community routes.
     street_of: Callable[[DepsT, str], Awaitable[str | None]] | None = None
+    #: Checks of the settings run before anything connects; one raising RuntimeError refuses the
+    #: start (a secret the service cannot run without, like the JWT secret's check).
+    checks: Sequence[Callable[[Settings], None]] = ()
 
 
 async def open_runtime(
@@ -275,6 +282,8 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
         s = settings or spec.settings_type()
         configure_logging(s, spec.name)
         check_signing_secret(s)
+        for check in spec.checks:
+            check(s)
         app.state.settings = s
         runtime = await open_runtime(spec.name, s, spec.projections, spec.migrations)
         app.state.runtime = runtime
@@ -288,12 +297,23 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
             runtime.tasks.append(_guard(f"projection:{name}", _folding(runner), runtime))
         for task_fn in spec.background:
             runtime.tasks.append(_guard(getattr(task_fn, "__name__", "task"), task_fn, runtime))
-        log.info("service_started", projections=list(runtime.runners))
+        operations: SideServer | None = None
+        if s.metrics_address:
+            # /metrics on its own address (Prometheus only), the service's port answers 404 there
+            operations = SideServer(app.state.operations_app, s.metrics_address, "GRIDWORK_METRICS_ADDRESS")
+            try:
+                await operations.start()
+            except BaseException:
+                await runtime.close()
+                raise
+        log.info("service_started", projections=list(runtime.runners), metrics_address=s.metrics_address)
         if quiet_gc:
             _quiet_gc()
         try:
             yield
         finally:
+            if operations is not None:
+                await operations.stop()
             await runtime.close()
             log.info("service_stopped")
 
@@ -414,10 +434,25 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        """Prometheus exposition — unless it moved to the operations address (``metrics_address``)."""
+        configured: Settings | None = getattr(request.app.state, "settings", None)
+        if configured is not None and configured.metrics_address:
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": "/metrics is served on the operations address"}},
+                status_code=404,
+            )
+        return await exposition(getattr(request.app.state, "runtime", None))
+
+    async def operations_metrics(request: Request) -> Response:
+        """/metrics on the operations address (the side server's only route)."""
+        return await exposition(getattr(app.state, "runtime", None))
+
+    app.state.operations_app = Starlette(routes=[Route("/metrics", operations_metrics)])
+
+    async def exposition(runtime: Runtime[Any] | None) -> Response:
         """Prometheus exposition.  The projections' lag gauges cost a database query and a consumer
         round trip to refresh, so a scrape refreshes them at most every ``LAG_REFRESH_SECONDS``: a
         scraper polling fast (or many scrapers) cannot turn /metrics into load on PostgreSQL and NATS."""
-        runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             moment = time.monotonic()
             for name, runner in runtime.runners.items():

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     jwt_issuer: str = "gridwork"
     jwt_audience: str = Field(default="gridwork", description="audience every token must carry (aud)")
 
+    # the key-encryption key (KEK) wrapping residents' household keys (the visits service only)
+    kek: str = Field(default="", repr=False, description="KEK: 32 random bytes, base64 (prefer kek_file)")
+    kek_file: Path | None = Field(default=None, description="File holding the KEK (a compose secret)")
+    kek_retired: str = Field(
+        default="", repr=False, description="Retired KEKs (base64, comma separated) that still unwrap during a rotation"
+    )
+    kek_retired_file: Path | None = Field(default=None, description="File of retired KEKs, one per line")
+
     # logs
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -85,6 +93,12 @@ class Settings(BaseSettings):
     notify_port: int = 8084
     nats_port: int = 4222
     nats_monitor_port: int = 8222
+    metrics_address: str | None = Field(
+        default=None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$",
+        description="host:port of an operations address serving /metrics (then the service's own port "
+        "answers 404 there); unset: /metrics on the service's port",
+    )
 
     def stream_name(self) -> str:
         return f"{self.namespace.upper()}_EVENTS"

@@ -21,6 +21,7 @@ code as the admin, so a service that reaches beyond its rights fails its tests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import os
@@ -141,6 +142,7 @@ async def settings(stack: Stack) -> AsyncIterator[Settings]:
         namespace=tag,
         data_dir=stack.data_dir / tag,
         jwt_secret=secrets.token_hex(32),
+        kek=base64.b64encode(secrets.token_bytes(32)).decode(),
         duplicate_window_seconds=120,
         redelivery_backoff_seconds=[0.05, 0.1, 0.2],
         log_format="console",

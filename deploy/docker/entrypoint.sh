@@ -3,7 +3,8 @@
 #
 # 1. Secrets from files: for every GRIDWORK_X_FILE and PGPASSWORD_FILE (compose secrets under
 #    /run/secrets), export GRIDWORK_X / PGPASSWORD (asyncpg reads it) with the file's content, so no secret sits in the environment of the
-#    compose file or in `docker inspect`.
+#    compose file or in `docker inspect`.  GRIDWORK_KEK_FILE and GRIDWORK_KEK_RETIRED_FILE stay
+#    files: the service reads them itself.
 # 2. NATS credentials: GRIDWORK_NATS_USER and GRIDWORK_NATS_PASSWORD(_FILE) are put into every
 #    server of GRIDWORK_NATS_URL (tls://user:password@n1:4222,...), the form nats-py reads.
 # 3. The cluster's CA: GRIDWORK_NATS_TLS_CA is added to the trust bundle Python's ssl uses
@@ -11,6 +12,11 @@
 set -eu
 
 for var in $(env | sed -n 's/^\(GRIDWORK_[A-Z0-9_]*\|PGPASSWORD\)_FILE=.*/\1/p'); do
+    case "$var" in
+        # the key-encryption keys: the visits service reads their files itself, so they never sit
+        # in a process environment (/proc/<pid>/environ)
+        GRIDWORK_KEK | GRIDWORK_KEK_RETIRED) continue ;;
+    esac
     file=$(printenv "${var}_FILE")
     if [ -r "$file" ]; then
         export "$var=$(cat "$file")"

@@ -11,6 +11,7 @@ as the environment says (``GRIDWORK_NATS_USER``/``GRIDWORK_NATS_PASSWORD``: the 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -58,6 +59,7 @@ async def bench_stack(name: str = "bench", sync_interval: str = "2m") -> AsyncIt
                 namespace=tag,
                 data_dir=Path(tmp),
                 jwt_secret=secrets.token_hex(32),
+                kek=base64.b64encode(secrets.token_bytes(32)).decode(),
                 log_format="json",
                 log_level="WARNING",
             )

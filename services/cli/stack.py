@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 from .catalog import MIGRATIONS
 from .embedded import EmbeddedPostgres, NatsNode, local_nats_passwords
-from .local import load_settings
+from .local import load_settings, local_kek_file
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -188,9 +188,20 @@ class LocalStack:
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
         urls = {}
+        # The KEK reaches the visits service only (it alone unwraps household keys).
+        env = {k: v for k, v in env.items() if not k.startswith("GRIDWORK_KEK")}
+        kek_env = {"GRIDWORK_KEK_RETIRED": s.kek_retired} if s.kek_retired else {}
+        if s.kek_retired_file:
+            kek_env["GRIDWORK_KEK_RETIRED_FILE"] = str(s.kek_retired_file)
+        if s.kek and not s.kek_file:
+            kek_env["GRIDWORK_KEK"] = s.kek
+        else:
+            kek_env["GRIDWORK_KEK_FILE"] = str(s.kek_file or local_kek_file(data))
         for name in self.services:
             port = int(getattr(s, f"{name}_port"))
             service_env = {**env, f"GRIDWORK_{name.upper()}_PORT": str(port)}
+            if name == "visits":
+                service_env.update(kek_env)
             if name in passwords:
                 # each service process knows its own password only
                 service_env.update(GRIDWORK_NATS_USER=name, GRIDWORK_NATS_PASSWORD=passwords[name])

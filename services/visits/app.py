@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from shared.events.visits import EVENTS
 from shared.service import ServiceSpec, create_app
@@ -13,10 +15,13 @@ from shared.settings import Settings
 
 from .api import ROUTERS
 from .api.fast import IngestFastPath
-from .bootstrap import VisitsDeps, bootstrap
+from .bootstrap import VisitsDeps, bootstrap, prepare_household_keys, require_kek
+from .keywrap import KeyUnwrapError
 from .projections import DirectoryProjection, WorkActivityProjection
 from .reactions import REACTIONS
 from .settings import VisitsSettings, visits_settings
+
+log = structlog.get_logger("gridwork.visits")
 
 #: The service's own tables (not projection-owned): applied at start-up after shared/'s.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -40,6 +45,8 @@ SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     background=list(REACTIONS),
     wire=bootstrap,
     street_of=street_of,
+    checks=[require_kek],
+    on_start=[prepare_household_keys],
     migrations=[MIGRATIONS],
     publishes=list(EVENTS),
     consumes=[],
@@ -63,4 +70,16 @@ def spec_for(settings: VisitsSettings) -> ServiceSpec[VisitsDeps]:
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app (tests pass their own settings; `python -m services.visits` reads the environment)."""
     upgraded = visits_settings(settings)
-    return create_app(spec_for(upgraded or VisitsSettings()), upgraded)
+    app = create_app(spec_for(upgraded or VisitsSettings()), upgraded)
+    app.add_exception_handler(KeyUnwrapError, _key_unavailable)
+    return app
+
+
+async def _key_unavailable(_request: Request, err: Exception) -> JSONResponse:
+    # A wrapped key that does not open was tampered with (copied from another household's row) or
+    # its KEK is gone: fail closed, say so in the log, and never answer with the fields.
+    log.error("household_key_unwrap_failed", error=str(err))
+    return JSONResponse(
+        {"error": {"code": "household_key_unavailable", "message": "a household key could not be unwrapped"}},
+        status_code=500,
+    )

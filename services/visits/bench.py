@@ -128,6 +128,7 @@ async def served(
         "GRIDWORK_DATABASE_URL": settings.database_url or "",
         "GRIDWORK_NAMESPACE": settings.namespace,
         "GRIDWORK_JWT_SECRET": settings.jwt_secret,
+        "GRIDWORK_KEK": settings.kek,
         "GRIDWORK_VISITS_PORT": str(port),
         "GRIDWORK_HOST": "127.0.0.1",
         "GRIDWORK_LOG_LEVEL": "WARNING",

@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import structlog
 from fastapi import Request
 
 from shared.eventstore import EventStore
 from shared.service import Runtime, runtime_of
+from shared.settings import Settings
 
 from .directory import Directory
+from .keywrap import keyring_from_settings
 from .pii import AuditLog, KeyStore
 from .settings import VisitsSettings, visits_settings
+
+log = structlog.get_logger("gridwork.visits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +35,7 @@ class VisitsDeps:
     pool: asyncpg.Pool
     #: Households' grids and tags, buildings, workers, persons — cached per process.
     directory: Directory
-    #: Household keys that seal personal data (PIPL).
+    #: Household keys that seal personal data (PIPL), stored wrapped by the KEK.
     keys: KeyStore
     #: Who read residents' personal data.
     audit: AuditLog
@@ -43,7 +48,7 @@ def wire(store: EventStore, pool: asyncpg.Pool, settings: VisitsSettings) -> Vis
         store=store,
         pool=pool,
         directory=Directory(pool, store, settings.directory_cache_seconds),
-        keys=KeyStore(pool),
+        keys=KeyStore(pool, keyring_from_settings(settings)),
         audit=AuditLog(pool),
     )
 
@@ -53,6 +58,21 @@ async def bootstrap(runtime: Runtime[Any]) -> VisitsDeps:
     settings = visits_settings(runtime.settings)
     assert settings is not None  # a runtime always has settings
     return wire(runtime.store, runtime.pool, settings)
+
+
+def require_kek(settings: Settings) -> None:
+    """Refuse to start (RuntimeError) without a usable KEK (``ServiceSpec.checks``)."""
+    keyring_from_settings(settings)
+
+
+async def prepare_household_keys(runtime: Runtime[Any]) -> None:
+    """At start-up, before the service answers: every stored key's KEK is held here (else the
+    start is refused), and keys left plain by an older release are wrapped (migration 0002)."""
+    keys: KeyStore = runtime.deps.keys
+    await keys.check_keks()
+    report = await keys.rewrap(plain_only=True)
+    if report.wrapped_plain:
+        log.info("household_keys_wrapped", keys=report.wrapped_plain, kek_id=report.kek_id)
 
 
 def deps(request: Request) -> VisitsDeps:

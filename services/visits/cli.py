@@ -1,4 +1,4 @@
-"""`gridwork` subcommands contributed by the visits service: ``import`` and ``bench ingest``."""
+"""`gridwork` subcommands contributed by the visits service: ``import``, ``keys`` and ``bench ingest``."""
 
 from __future__ import annotations
 
@@ -51,19 +51,60 @@ async def _import(settings: VisitsSettings, content: bytes, filename: str, commu
     from shared.service import open_runtime
 
     from .app import MIGRATIONS
-    from .bootstrap import wire
+    from .bootstrap import require_kek, wire
     from .handlers import import_ledger
     from .ledger import parse_upload
     from .projections import DirectoryProjection
 
+    require_kek(settings)
     runtime = await open_runtime("visits-import", settings, [DirectoryProjection()], [MIGRATIONS])
     try:
         deps = wire(runtime.store, runtime.pool, settings)
+        await deps.keys.check_keks()  # never wrap new keys under a KEK the service does not hold
         sheet = parse_upload(content, filename, deps.settings.import_max_rows)
         principal = Principal(sub=actor, role="secretary", community=community)
         return await import_ledger(community, sheet, principal, deps=deps)
     finally:
         await runtime.close()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``gridwork keys status | rewrap``: which KEK wraps the household keys; move them to the current one."""
+    from services.cli.local import load_settings
+
+    try:
+        counts, report = asyncio.run(_keys(load_settings(), rewrap=args.action == "rewrap", batch=args.batch))
+    except RuntimeError as err:
+        print(f"gridwork keys: {err}", file=sys.stderr)
+        return 1
+    if report is not None:
+        print(f"wrapped {report.wrapped_plain} plain keys and re-wrapped {report.rewrapped} keys under {report.kek_id}")
+    for kek, n in counts.items():
+        print(f"{n:>10}  {kek}")
+    return 0
+
+
+async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, int], Any]:
+    from shared.db import create_pool
+
+    from .keywrap import keyring_from_settings
+    from .pii import KeyStore
+
+    keyring = keyring_from_settings(settings)
+    pool = await create_pool(settings, max_size=2)
+    try:
+        keys = KeyStore(pool, keyring)
+        report = await keys.rewrap(batch=batch) if rewrap else None
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT CASE WHEN erased_at IS NOT NULL THEN 'erased (no key)' WHEN key IS NOT NULL "
+                "THEN 'plain (not yet wrapped)' ELSE kek_id END AS kek, count(*) AS n "
+                "FROM visits_household_keys GROUP BY 1 ORDER BY 1"
+            )
+        counts = {(f"{r['kek']} (current)" if r["kek"] == keyring.key_id else r["kek"]): int(r["n"]) for r in rows}
+        return counts, report
+    finally:
+        await pool.close()
 
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
@@ -91,7 +132,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``gridwork import`` and ``gridwork bench ingest``."""
+    """Add ``gridwork import``, ``gridwork keys`` and ``gridwork bench ingest``."""
     from .ledger import COLUMNS
 
     columns = "; ".join(
@@ -111,6 +152,20 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     imp.add_argument("--actor", default="ledger-import", help="who imports (recorded as the events' actor)")
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(handler=cmd_import)
+
+    keys = commands.add_parser(
+        "keys",
+        help="household keys and the KEK that wraps them: status, rewrap",
+        description=(
+            "Residents' household keys are stored only wrapped by the key-encryption key "
+            "(GRIDWORK_KEK_FILE). `status` counts the keys by the KEK that wraps them; `rewrap` wraps "
+            "every key under the current KEK — those under a retired one (GRIDWORK_KEK_RETIRED_FILE) "
+            "and any left plain — in batches, while the services run. Rotation: docs/OPERATIONS.md."
+        ),
+    )
+    keys.add_argument("action", choices=["status", "rewrap"])
+    keys.add_argument("--batch", type=int, default=500, help="keys per transaction (rewrap)")
+    keys.set_defaults(handler=cmd_keys)
 
     ingest = bench.add_parser("ingest", help="visits HTTP ingest: single records and 500-record sync batches")
     ingest.add_argument("--single", type=int, default=6000, help="single-visit requests to send")

@@ -1,10 +1,11 @@
 """Residents' personal information under PIPL: sealed per household, keys outside the stream.
 
-Each household has its own AES-256-GCM key in the ``visits_household_keys`` table.  Events carry
-only the ``sealed`` dict (field → base64 of nonce ‖ ciphertext, bound to community, household and
-field name as associated data).  Erasure deletes the key: every copy of the ciphertext — in the
-stream, in projections, in backups of either — becomes unreadable at once (crypto-shredding),
-while the events themselves, and every count folded from them, stay.
+Each household has its own AES-256-GCM key in the ``visits_household_keys`` table, stored only
+wrapped by the key-encryption key (KEK, :mod:`services.visits.keywrap`), which is never in
+PostgreSQL.  Events carry only the ``sealed`` dict (field → base64 of nonce ‖ ciphertext, bound to
+community, household and field name as associated data).  Erasure deletes the wrapped key: every
+copy of the ciphertext — in the stream, in projections, in backups of either — becomes unreadable
+at once (crypto-shredding), while the events themselves, and every count folded from them, stay.
 
 Reads of decrypted fields by anyone but the owning grid worker go to ``visits_pii_audit``.
 Nothing here logs a personal value.
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shared.auth import Principal
 
 from .domain.households import ERASED
+from .keywrap import KeyWrapper
 
 
 def _aad(community: str, household_id: str, field: str) -> bytes:
@@ -63,11 +65,27 @@ class KeyState:
     erased: bool
 
 
-class KeyStore:
-    """Household keys in PostgreSQL.  A destroyed key leaves a tombstone so it is never re-created."""
+def key_context(community: str, household_id: str) -> bytes:
+    """What a household key is wrapped for: unwrapping it on another household's row fails."""
+    return f"gridwork/visits/household-key/{community}/{household_id}".encode()
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+
+@dataclass(frozen=True, slots=True)
+class RewrapReport:
+    """What :func:`rewrap_keys` did: plain keys wrapped, keys moved from a retired KEK, the KEK now used."""
+
+    wrapped_plain: int
+    rewrapped: int
+    kek_id: str
+
+
+class KeyStore:
+    """Household keys in PostgreSQL, each stored only wrapped by the KEK (``wrapper``), which never
+    enters the database.  A destroyed key leaves a tombstone so it is never re-created."""
+
+    def __init__(self, pool: asyncpg.Pool, wrapper: KeyWrapper) -> None:
         self.pool = pool
+        self.wrapper = wrapper
 
     async def keys(self, community: str, household_ids: Sequence[str], *, create: bool) -> dict[str, KeyState]:
         """Keys of many households in one round trip; with ``create`` missing ones are made."""
@@ -75,38 +93,109 @@ class KeyStore:
         if not ids:
             return {}
         async with self.pool.acquire() as conn:
-            if create:
-                fresh = [AESGCM.generate_key(bit_length=256) for _ in ids]
+            rows = await self._fetch(conn, community, ids)
+            missing = [h for h in ids if h not in rows]
+            if create and missing:
+                wrapped = [
+                    await self.wrapper.wrap(AESGCM.generate_key(bit_length=256), key_context(community, h))
+                    for h in missing
+                ]
                 await conn.execute(
-                    "INSERT INTO visits_household_keys (community, household_id, key) "
-                    "SELECT $1, h, k FROM unnest($2::text[], $3::bytea[]) AS t(h, k) ON CONFLICT DO NOTHING",
+                    "INSERT INTO visits_household_keys (community, household_id, wrapped_key, kek_id) "
+                    "SELECT $1, h, w, $4 FROM unnest($2::text[], $3::bytea[]) AS t(h, w) ON CONFLICT DO NOTHING",
                     community,
-                    ids,
-                    fresh,
+                    missing,
+                    wrapped,
+                    self.wrapper.key_id,
                 )
-            rows = await conn.fetch(
-                "SELECT household_id, key, erased_at IS NOT NULL AS erased FROM visits_household_keys "
-                "WHERE community = $1 AND household_id = ANY($2::text[])",
-                community,
-                ids,
-            )
-        found = {r["household_id"]: KeyState(r["key"], r["erased"]) for r in rows}
-        return {h: found.get(h, KeyState(None, False)) for h in ids}
+                rows.update(await self._fetch(conn, community, missing))  # ours, or a concurrent writer's
+        out: dict[str, KeyState] = {}
+        for h in ids:
+            row = rows.get(h)
+            if row is None or row["wrapped_key"] is None:
+                out[h] = KeyState(None, row is not None and row["erased"])
+            else:
+                key = await self.wrapper.unwrap(row["wrapped_key"], row["kek_id"], key_context(community, h))
+                out[h] = KeyState(key, False)
+        return out
+
+    @staticmethod
+    async def _fetch(conn: Any, community: str, ids: list[str]) -> dict[str, asyncpg.Record]:
+        rows = await conn.fetch(
+            "SELECT household_id, wrapped_key, kek_id, erased_at IS NOT NULL AS erased FROM visits_household_keys "
+            "WHERE community = $1 AND household_id = ANY($2::text[])",
+            community,
+            ids,
+        )
+        return {r["household_id"]: r for r in rows}
 
     async def key(self, community: str, household_id: str, *, create: bool = False) -> KeyState:
         """One household's key state."""
         return (await self.keys(community, [household_id], create=create))[household_id]
 
     async def destroy(self, community: str, household_id: str) -> None:
-        """Delete the key for good, keeping a tombstone (erasure is permanent)."""
+        """Delete the wrapped key for good, keeping a tombstone (erasure is permanent).  Copies of
+        the wrapped key in WAL and backups open only with the KEK; see docs/OPERATIONS.md."""
         async with self.pool.acquire() as conn:
             await conn.execute(
-                "INSERT INTO visits_household_keys (community, household_id, key, erased_at) "
-                "VALUES ($1, $2, NULL, now()) ON CONFLICT (community, household_id) "
-                "DO UPDATE SET key = NULL, erased_at = COALESCE(visits_household_keys.erased_at, now())",
+                "INSERT INTO visits_household_keys (community, household_id, erased_at) "
+                "VALUES ($1, $2, now()) ON CONFLICT (community, household_id) "
+                "DO UPDATE SET key = NULL, wrapped_key = NULL, kek_id = NULL, "
+                "erased_at = COALESCE(visits_household_keys.erased_at, now())",
                 community,
                 household_id,
             )
+
+    async def check_keks(self) -> None:
+        """Refuse (RuntimeError) when stored keys are wrapped under a KEK this process does not
+        hold: a wrong or missing KEK found at start-up, not at a resident's first reveal."""
+        async with self.pool.acquire() as conn:
+            ids = [
+                r["kek_id"]
+                for r in await conn.fetch("SELECT DISTINCT kek_id FROM visits_household_keys WHERE kek_id IS NOT NULL")
+            ]
+        unknown = sorted(i for i in ids if not self.wrapper.knows(i))
+        if unknown:
+            raise RuntimeError(
+                f"household keys are wrapped under KEK {', '.join(unknown)}, which this process does not hold "
+                f"(its KEK is {self.wrapper.key_id}): configure that KEK as GRIDWORK_KEK_FILE, or as a retired "
+                "KEK (GRIDWORK_KEK_RETIRED_FILE) while `gridwork keys rewrap` moves the keys to the new one"
+            )
+
+    async def rewrap(self, *, plain_only: bool = False, batch: int = 500) -> RewrapReport:
+        """Wrap every key still stored plain (rows from before migration 0002) and, unless
+        ``plain_only``, re-wrap every key under a retired KEK with the current one — in batches,
+        each in its own transaction; safe to run while services run and to run again."""
+        wrapped_plain = rewrapped = 0
+        current = self.wrapper.key_id
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT community, household_id, key, wrapped_key, kek_id FROM visits_household_keys "
+                    "WHERE key IS NOT NULL OR (NOT $1 AND kek_id <> $2) "
+                    "LIMIT $3 FOR UPDATE SKIP LOCKED",
+                    plain_only,
+                    current,
+                    batch,
+                )
+                if not rows:
+                    break
+                updates = []
+                for r in rows:
+                    context = key_context(r["community"], r["household_id"])
+                    if r["key"] is not None:
+                        key = bytes(r["key"])
+                        wrapped_plain += 1
+                    else:
+                        key = await self.wrapper.unwrap(r["wrapped_key"], r["kek_id"], context)
+                        rewrapped += 1
+                    updates.append((r["community"], r["household_id"], await self.wrapper.wrap(key, context)))
+                await conn.executemany(
+                    "UPDATE visits_household_keys SET key = NULL, wrapped_key = $3, kek_id = $4 "
+                    "WHERE community = $1 AND household_id = $2 AND erased_at IS NULL",
+                    [(*u, current) for u in updates],
+                )
+        return RewrapReport(wrapped_plain, rewrapped, current)
 
 
 class AuditLog:

@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import ipaddress
 import json
+import os
 import secrets
 import ssl
 import tomllib
@@ -214,15 +215,18 @@ def write_dev_certificates(
     paths = DevCertificates(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+    # the private key is owner-only from its first byte (a file that existed keeps its old mode
+    # through O_CREAT, hence the fchmod before writing); nats-server reads it as its owner or root
+    fd = os.open(paths.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
-    )
-    # readable by the nats container's user (bind-mounted), never by the world
-    paths.key.chmod(0o640)
     return paths
 
 

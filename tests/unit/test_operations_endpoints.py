@@ -1,6 +1,7 @@
 """The operations endpoints: ``/readyz`` says what is down without repeating what the failure said
-(a database driver's message can carry host names, user names and SQL), and ``/metrics`` is cheap
-to scrape (the projections' lag is read at most every few seconds, not per scrape)."""
+(a database driver's message can carry host names, user names and SQL), ``/metrics`` is cheap
+to scrape (the projections' lag is read at most every few seconds, not per scrape), and it can
+move to an operations address of its own (``GRIDWORK_METRICS_ADDRESS``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
+from shared.http_adapter import SideServer, split_address
 from shared.service import OutboxStatus, Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -68,3 +75,49 @@ async def test_metrics_scrapes_do_not_each_cost_a_database_query() -> None:
         for _ in range(20):
             assert (await client.get("/metrics")).status_code == 200
     assert runner.reads == 1  # twenty scrapes in a moment: the lag was read once
+
+
+async def test_metrics_moved_to_the_operations_address_are_not_found_on_the_service_port() -> None:
+    spec: ServiceSpec[Any] = ServiceSpec(name="probe", title="Probe", description="a probe")
+    app = create_app(spec, Settings(jwt_secret="x" * 64, metrics_address="127.0.0.1:9464"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+        r = await client.get("/metrics")
+        assert r.status_code == 404 and "gridwork_" not in r.text and "process_" not in r.text
+        assert (await client.get("/healthz")).status_code == 200
+    # the operations app serves the exposition and nothing else
+    ops = app.state.operations_app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops), base_url="http://ops") as client:
+        exposition = await client.get("/metrics")
+        assert exposition.status_code == 200 and "python_info" in exposition.text
+        assert (await client.get("/readyz")).status_code == 404
+
+
+@pytest.mark.parametrize("address", ["9464", "127.0.0.1", "127.0.0.1:port", "http://127.0.0.1:9464"])
+def test_an_operations_address_is_host_and_port(address: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(metrics_address=address)
+
+
+def test_an_operations_address_may_be_ipv6_in_brackets() -> None:
+    assert split_address(Settings(metrics_address="[::1]:9464").metrics_address or "") == ("::1", 9464)
+    assert split_address("0.0.0.0:9464") == ("0.0.0.0", 9464)
+
+
+async def test_a_side_server_serves_beside_the_main_one_and_an_address_in_use_is_named() -> None:
+    async def hello(_request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ops")
+
+    app = Starlette(routes=[Route("/metrics", hello)])
+    server = SideServer(app, "127.0.0.1:0", "GRIDWORK_METRICS_ADDRESS")
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{server.port}/metrics")).text == "ops"
+        taken = SideServer(app, f"127.0.0.1:{server.port}", "GRIDWORK_METRICS_ADDRESS")
+        with pytest.raises(RuntimeError, match=f"GRIDWORK_METRICS_ADDRESS=127.0.0.1:{server.port}"):
+            await taken.start()
+    finally:
+        await server.stop()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{server.port}/metrics")

@@ -6,10 +6,13 @@ compose plugin validates without an engine) and by reading it; the NATS config b
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +146,90 @@ def test_the_compose_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sync_interval: always" in conf
+
+
+def test_only_visits_gets_the_kek_and_reads_it_from_its_file(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in SERVICES:
+        svc = services[name]
+        sources = {s if isinstance(s, str) else s["source"] for s in svc["secrets"]}
+        if name == "visits":
+            assert "kek" in sources and svc["environment"]["GRIDWORK_KEK_FILE"] == "/run/secrets/kek"
+        else:
+            assert "kek" not in sources and "GRIDWORK_KEK_FILE" not in svc["environment"], name
+    assert Path(compose["secrets"]["kek"]["file"]).name == "kek"
+
+
+def test_the_entrypoint_leaves_the_kek_in_its_file(tmp_path: Path) -> None:
+    (tmp_path / "jwt").write_text("a-jwt-secret")
+    (tmp_path / "kek").write_text("a-key-encryption-key")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GRIDWORK_JWT_SECRET_FILE": str(tmp_path / "jwt"),
+        "GRIDWORK_KEK_FILE": str(tmp_path / "kek"),
+    }
+    done = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "docker" / "entrypoint.sh"), "env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "GRIDWORK_JWT_SECRET=a-jwt-secret" in done.stdout.splitlines()
+    assert "a-key-encryption-key" not in done.stdout
+    assert f"GRIDWORK_KEK_FILE={tmp_path / 'kek'}" in done.stdout.splitlines()
+
+
+def test_make_secrets_writes_every_secret_and_key_owner_only(tmp_path: Path) -> None:
+    # The script in a copy of the repository's layout (it works relative to its own folder).
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(ROOT / "deploy" / "make-secrets.sh", tmp_path / "deploy" / "make-secrets.sh")
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(tmp_path / "deploy" / "make-secrets.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=tmp_path,
+        )
+
+    run()
+    secrets_dir, certs = tmp_path / "deploy" / "secrets", tmp_path / "deploy" / "nats" / "certs"
+    made = {p.name: p for p in secrets_dir.iterdir()}
+    # every secret compose names is made
+    wanted = {Path(s["file"]).name for s in yaml.safe_load(COMPOSE.read_text())["secrets"].values()} - {"ca.pem"}
+    assert wanted <= set(made)
+    for path in [*made.values(), certs / "server-key.pem"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    for public in ("ca.pem", "server.pem"):
+        assert stat.S_IMODE((certs / public).stat().st_mode) == 0o644
+    for folder in (secrets_dir, certs):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert len(base64.b64decode(made["kek"].read_text())) == 32
+    if os.geteuid() == 0:  # root gives each file to the user of the container reading it
+        owners = {name: path.stat().st_uid for name, path in made.items()}
+        assert owners.pop("grafana_admin_password") == 472
+        assert set(owners.values()) == {10001}
+    before = {name: path.read_bytes() for name, path in made.items()}
+    run()  # again: nothing is rotated, nothing is widened
+    assert {name: path.read_bytes() for name, path in made.items()} == before
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made.values())
+
+
+def test_prometheus_scrapes_each_service_on_its_operations_address(compose: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "gridwork"]
+    targets = {c["labels"]["service"]: c["targets"] for c in job["static_configs"]}
+    assert set(targets) == set(SERVICES)
+    for name in SERVICES:
+        svc = compose["services"][name]
+        host, _, port = svc["environment"]["GRIDWORK_METRICS_ADDRESS"].rpartition(":")
+        assert host == "0.0.0.0" and targets[name] == [f"{name}:{port}"]
+        # the operations port is for the compose network only: never published on the host
+        published = [str(p.get("target", p) if isinstance(p, dict) else p) for p in svc.get("ports", [])]
+        assert not any(port in p for p in published), name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,3 +277,37 @@ async def test_a_real_prometheus_scrapes_every_running_service(
         rules = (await http.get(f"{prometheus_server}/api/v1/rules")).json()["data"]["groups"]
         assert {g["name"] for g in rules} >= {"gridwork-projections", "gridwork-availability", "gridwork-nats"}
         assert all(r["health"] in ("ok", "unknown") for g in rules for r in g["rules"])
+
+
+@needs_promtool
+def test_metrics_move_to_an_operations_address_of_a_running_service(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The visits service as `gridwork up` runs it, told to serve /metrics on an address of its own.
+    ops_port = free_port()
+    monkeypatch.setenv("GRIDWORK_METRICS_ADDRESS", f"127.0.0.1:{ops_port}")
+    stack = LocalStack(settings.model_copy(update={"visits_port": free_port()}), services=("visits",))
+    endpoints = stack.start(echo=lambda _line: None)
+    proc = stack.procs["visits"]
+    try:
+        public = endpoints["services"]["visits"]
+        with httpx.Client(timeout=10) as http:
+            assert http.get(f"{public}/metrics").status_code == 404
+            assert http.get(f"{public}/readyz").status_code == 200
+            ops = http.get(f"http://127.0.0.1:{ops_port}/metrics")
+            assert ops.status_code == 200
+            assert "gridwork_projection_lag_events" in ops.text and "process_cpu_seconds_total" in ops.text
+            # the operations address serves the metrics and nothing else
+            for path in ("/readyz", "/docs", "/v1/communities/bairuijing/households"):
+                assert http.get(f"http://127.0.0.1:{ops_port}{path}").status_code == 404
+        done = promtool("check", "metrics", stdin=ops.text)
+        assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+    finally:
+        stack.stop(echo=lambda _line: None)
+    # SIGTERM still reaches the service's own server: it shuts down gracefully, the side server with
+    # it (uvicorn re-raises the signal once it has shut down: the exit status is SIGTERM's)
+    assert proc.returncode in (0, -signal.SIGTERM)
+    log = (Path(endpoints["data_dir"]) / "logs" / "visits.log").read_text()
+    assert "side_server_started" in log and "service_stopped" in log
+    with httpx.Client(timeout=2) as http, pytest.raises(httpx.ConnectError):
+        http.get(f"http://127.0.0.1:{ops_port}/metrics")

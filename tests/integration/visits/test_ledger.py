@@ -141,6 +141,7 @@ async def test_gridwork_import_on_the_command_line(
         ("DATABASE_URL", s.database_url),
         ("NAMESPACE", s.namespace),
         ("JWT_SECRET", s.jwt_secret),
+        ("KEK", s.kek),
         ("LOG_LEVEL", "WARNING"),
     ):
         monkeypatch.setenv(f"GRIDWORK_{name}", str(value))
