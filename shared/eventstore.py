@@ -19,7 +19,7 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -156,6 +156,9 @@ class EventStore:
         self.stream = settings.stream_name()
         self._kv: Any = None
         self._batches = asyncio.Semaphore(32)  # atomic batches in flight (server allows 50/stream)
+        #: What a service does to its events before they are stored: the vault's sealing of free
+        #: text (``shared.vault.TextVault.seal_events``); None stores them as they are.
+        self.seal: Callable[[Sequence[Event]], Awaitable[list[Event]]] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -184,6 +187,8 @@ class EventStore:
             subjects=[f"{self.ns}dlq.>"],
             storage=StorageType.FILE,
             num_replicas=s.stream_replicas,
+            # A dead letter is a copy of an event and its error: kept for the operators' replay, not forever.
+            max_age=s.deadletter_max_age_days * 86400,
             duplicate_window=s.duplicate_window_seconds,
             allow_direct=True,
         )
@@ -240,6 +245,13 @@ class EventStore:
         """
         if not events:
             raise ValueError("nothing to append")
+        if self.seal is not None:
+            events = await self.seal(events)
+        return await self._append(events, expected_version, expected_seq=expected_seq)
+
+    async def _append(
+        self, events: Sequence[Event], expected_version: int, *, expected_seq: int | None = None
+    ) -> AppendResult:
         first = events[0]
         filt = self._filter(first)
         for e in events[1:]:
@@ -281,13 +293,22 @@ class EventStore:
         per event; the rest run as concurrent :meth:`append` calls.
         """
         gate = asyncio.Semaphore(window or self.settings.publish_window)
+        if self.seal is not None:  # one pass (and one write to the vault) for the whole batch
+            flat = await self.seal([e for events, _ in batches for e in events])
+            at, resealed = 0, []
+            for events, expected in batches:
+                resealed.append((flat[at : at + len(events)], expected))
+                at += len(events)
+            batches = resealed
         results: list[AppendResult | Exception | None] = [None] * len(batches)
         pending: list[tuple[int, asyncio.Future[Any]]] = []
 
         async def one(i: int, events: Sequence[Event], expected: int) -> None:
             async with gate:
                 try:
-                    results[i] = await self.append(events, expected)
+                    if not events:
+                        raise ValueError("nothing to append")
+                    results[i] = await self._append(events, expected)
                 except (ConcurrencyError, AppendError, ValueError) as err:
                     results[i] = err
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # JetStream streams
     stream_replicas: int = Field(default=1, ge=1, le=5, description="1 embedded, 3 on a cluster")
     stream_max_age_days: float = Field(default=0, ge=0, description="0 keeps events forever")
+    deadletter_max_age_days: float = Field(
+        default=30,
+        gt=0,
+        description="How long a dead letter is kept (for replay past it) before JetStream drops it",
+    )
     duplicate_window_seconds: float = Field(default=900, ge=120, description="JetStream dedupe window for Nats-Msg-Id")
     sync_interval: str = Field(
         default="2m", description="nats-server fsync interval ('always' for no loss on power cut)"

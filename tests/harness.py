@@ -187,6 +187,28 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@contextlib.asynccontextmanager
+async def four_services(
+    settings: Settings, **notify_settings: Any
+) -> AsyncIterator[tuple[dict[str, FastAPI], dict[str, httpx.AsyncClient]]]:
+    """The four services in this process on the test's servers: their apps and an HTTP client each."""
+    from services.issues.app import build_app as issues_app
+    from services.notify.app import build_app as notify_app
+    from services.notify.settings import NotifySettings
+    from services.scoring.app import build_app as scoring_app
+    from services.visits.app import build_app as visits_app
+
+    apps = {
+        "visits": visits_app(settings),
+        "issues": issues_app(settings),
+        "scoring": scoring_app(settings),
+        "notify": notify_app(NotifySettings(**{**settings.model_dump(), **notify_settings})),
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
+        yield apps, clients
+
+
 def auth(settings: Settings, role: str, **scope: Any) -> dict[str, str]:
     """Authorization header for a token of ``role`` with the given scope claims."""
     return {"Authorization": f"Bearer {mint_token(settings, role=role, **scope)}"}

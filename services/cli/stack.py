@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.auth import ROLES, mint_token
+from shared.keywrap import KEK_HOLDERS
 from shared.nats.users import load_permissions, render_authorization
 from shared.projection import Projection
 from shared.settings import Settings
@@ -200,7 +201,7 @@ class LocalStack:
         for name in self.services:
             port = int(getattr(s, f"{name}_port"))
             service_env = {**env, f"GRIDWORK_{name.upper()}_PORT": str(port)}
-            if name == "visits":
+            if name in KEK_HOLDERS:
                 service_env.update(kek_env)
             if name in passwords:
                 # each service process knows its own password only

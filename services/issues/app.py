@@ -15,6 +15,7 @@ from shared.events.visits import (
     HouseholdRegistered,
     VisitLogged,
 )
+from shared.keywrap import require_kek
 from shared.service import Runtime, ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -78,6 +79,7 @@ SPEC: ServiceSpec[IssuesDeps] = ServiceSpec(
     settings_type=IssuesSettings,
     wire=bootstrap,
     street_of=street_of,
+    checks=[require_kek],
 )
 
 

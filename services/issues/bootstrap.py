@@ -16,7 +16,9 @@ import asyncpg
 from fastapi import Request
 
 from shared.eventstore import EventStore
+from shared.keywrap import keyring_from_settings
 from shared.service import Runtime, runtime_of
+from shared.vault import TextVault
 
 from .domain import Catalogue, Policy
 from .rules_files import load_catalogue, load_policy
@@ -33,17 +35,23 @@ class IssuesDeps:
     pool: asyncpg.Pool
     policy: Policy
     catalogue: Catalogue
+    #: Free text (descriptions, 12345 requests, Open311 addresses, notes) sealed out of the events.
+    vault: TextVault
 
 
 async def bootstrap(runtime: Runtime[Any]) -> IssuesDeps:
     """Build the service's dependencies on the runtime's connections (reads the rule files)."""
     settings = issues_settings(runtime.settings)
+    vault = TextVault(runtime.pool, keyring_from_settings(settings))
+    await vault.ensure()
+    runtime.store.seal = vault.seal_events
     return IssuesDeps(
         settings=settings,
         store=runtime.store,
         pool=runtime.pool,
         policy=load_policy(settings.issues_escalation_file),
         catalogue=load_catalogue(settings.issues_catalogue_file),
+        vault=vault,
     )
 
 

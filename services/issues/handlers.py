@@ -100,7 +100,7 @@ async def existing_history(
     return history
 
 
-def _is_retry(
+async def _is_retry(
     history: History, expected_revision: int, command: object, meta: CommandMeta, *, deps: IssuesDeps
 ) -> bool:
     """Whether the changes after ``expected_revision`` are exactly what ``command`` would produce there."""
@@ -115,7 +115,9 @@ def _is_retry(
     except Exception:
         return False
     following = [e for e in rest if not isinstance(e, HotlineFeedbackSent)][: len(produced)]
-    return bool(produced) and same_effect(produced, following)
+    # Stored events carry the vault's references for their free text: compare sealed with sealed.
+    sealed = await deps.vault.seal_events(produced, store=False)
+    return bool(produced) and same_effect(sealed, following)
 
 
 async def execute(
@@ -160,7 +162,7 @@ async def execute(
         if authorize is not None and state.status != "new":
             authorize(state)
         if expected_revision is not None and expected_revision != state.revision:
-            if _is_retry(history, expected_revision, command, meta, deps=deps):
+            if await _is_retry(history, expected_revision, command, meta, deps=deps):
                 return Outcome(state, [], duplicate=True)
             if creates:
                 raise IllegalTransition(

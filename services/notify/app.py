@@ -18,6 +18,7 @@ from shared.events.notify import (
 )
 from shared.events.scoring import QuotaPeriodClosed
 from shared.events.visits import CommunityMoved, CommunityRegistered
+from shared.keywrap import require_kek
 from shared.service import ServiceSpec, create_app
 
 from . import queries
@@ -71,6 +72,7 @@ SPEC: ServiceSpec[NotifyDeps] = ServiceSpec(
     settings_type=NotifySettings,
     wire=bootstrap,
     street_of=street_of,
+    checks=[require_kek],
     migrations=[MIGRATIONS],
 )
 

@@ -18,7 +18,9 @@ import asyncpg
 from fastapi import Request
 
 from shared.eventstore import EventStore
+from shared.keywrap import keyring_from_settings
 from shared.service import Runtime, runtime_of
+from shared.vault import TextVault
 
 from .domain.routing import RoutingRules, parse_rules
 from .sealing import Sealer
@@ -37,6 +39,8 @@ class NotifyDeps:
     sealer: Sealer  # opens and seals channel secrets at rest
     link_key: bytes  # signs acknowledgement links
     rules: RoutingRules
+    #: Reveals the issues' free text (sealed by the issues service) for a message being sent.
+    vault: TextVault
 
 
 async def bootstrap(runtime: Runtime[Any]) -> NotifyDeps:
@@ -50,6 +54,7 @@ async def bootstrap(runtime: Runtime[Any]) -> NotifyDeps:
         sealer=Sealer(settings.sealing_key()),
         link_key=settings.link_key(),
         rules=default_rules(),
+        vault=TextVault(runtime.pool, keyring_from_settings(settings)),
     )
 
 

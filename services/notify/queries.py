@@ -202,4 +202,5 @@ async def notification_to_acknowledge(
         )
     if row is None:
         return None
-    return {"subject_ref": row["subject_ref"], "facts": json.loads(row["facts"]), "ack_state": row["state"]}
+    facts = await deps.vault.reveal(community, json.loads(row["facts"]))  # the description, as typed
+    return {"subject_ref": row["subject_ref"], "facts": facts, "ack_state": row["state"]}

@@ -10,13 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shared.events.visits import EVENTS
+from shared.keywrap import KeyUnwrapError, require_kek
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
 from .api import ROUTERS
 from .api.fast import IngestFastPath
-from .bootstrap import VisitsDeps, bootstrap, prepare_household_keys, require_kek
-from .keywrap import KeyUnwrapError
+from .bootstrap import VisitsDeps, bootstrap, prepare_household_keys
 from .projections import DirectoryProjection, WorkActivityProjection
 from .reactions import REACTIONS
 from .settings import VisitsSettings, visits_settings

@@ -15,11 +15,11 @@ import structlog
 from fastapi import Request
 
 from shared.eventstore import EventStore
+from shared.keywrap import keyring_from_settings
 from shared.service import Runtime, runtime_of
-from shared.settings import Settings
+from shared.vault import TextVault
 
 from .directory import Directory
-from .keywrap import keyring_from_settings
 from .pii import AuditLog, KeyStore
 from .settings import VisitsSettings, visits_settings
 
@@ -39,17 +39,23 @@ class VisitsDeps:
     keys: KeyStore
     #: Who read residents' personal data.
     audit: AuditLog
+    #: Free text (notes, problem descriptions…) sealed out of the events; erased with a household.
+    vault: TextVault
 
 
 def wire(store: EventStore, pool: asyncpg.Pool, settings: VisitsSettings) -> VisitsDeps:
-    """The dependencies on these connections."""
+    """The dependencies on these connections; the store seals free text into the vault."""
+    keyring = keyring_from_settings(settings)
+    vault = TextVault(pool, keyring)
+    store.seal = vault.seal_events
     return VisitsDeps(
         settings=settings,
         store=store,
         pool=pool,
         directory=Directory(pool, store, settings.directory_cache_seconds),
-        keys=KeyStore(pool, keyring_from_settings(settings)),
+        keys=KeyStore(pool, keyring),
         audit=AuditLog(pool),
+        vault=vault,
     )
 
 
@@ -60,15 +66,11 @@ async def bootstrap(runtime: Runtime[Any]) -> VisitsDeps:
     return wire(runtime.store, runtime.pool, settings)
 
 
-def require_kek(settings: Settings) -> None:
-    """Refuse to start (RuntimeError) without a usable KEK (``ServiceSpec.checks``)."""
-    keyring_from_settings(settings)
-
-
 async def prepare_household_keys(runtime: Runtime[Any]) -> None:
     """At start-up, before the service answers: every stored key's KEK is held here (else the
     start is refused), and keys left plain by an older release are wrapped (migration 0002)."""
     keys: KeyStore = runtime.deps.keys
+    await runtime.deps.vault.ensure()
     await keys.check_keks()
     report = await keys.rewrap(plain_only=True)
     if report.wrapped_plain:

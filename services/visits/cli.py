@@ -48,10 +48,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(settings: VisitsSettings, content: bytes, filename: str, community: str, actor: str) -> Any:
+    from shared.keywrap import require_kek
     from shared.service import open_runtime
 
     from .app import MIGRATIONS
-    from .bootstrap import require_kek, wire
+    from .bootstrap import wire
     from .handlers import import_ledger
     from .ledger import parse_upload
     from .projections import DirectoryProjection
@@ -86,8 +87,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, int], Any]:
     from shared.db import create_pool
+    from shared.keywrap import keyring_from_settings
 
-    from .keywrap import keyring_from_settings
     from .pii import KeyStore
 
     keyring = keyring_from_settings(settings)

@@ -24,9 +24,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.auth import Principal
+from shared.keywrap import KeyWrapper
 
 from .domain.households import ERASED
-from .keywrap import KeyWrapper
 
 
 def _aad(community: str, household_id: str, field: str) -> bytes:

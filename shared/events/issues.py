@@ -30,6 +30,9 @@ class _IssueEvent(Event):
 
 
 class IssueReportedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("description", "address")
+
     issue_id: str
     category: Category
     subcategory: str | None = Field(default=None, max_length=64)
@@ -65,6 +68,9 @@ class IssueAccepted(_IssueEvent):
 
 
 class IssueAssignedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("note",)
+
     issue_id: str
     assignee_kind: AssigneeKind
     assignee_id: str
@@ -79,6 +85,9 @@ class IssueAssigned(_IssueEvent):
 
 
 class IssueEscalatedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("note",)
+
     issue_id: str
     from_level: Level
     to_level: Level
@@ -101,6 +110,9 @@ class IssueEscalated(_IssueEvent):
 
 
 class IssueResolvedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("resolution",)
+
     issue_id: str
     resolved_by: str
     resolution: str = Field(max_length=4000)
@@ -114,6 +126,9 @@ class IssueResolved(_IssueEvent):
 
 
 class IssueVerifiedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("note",)
+
     issue_id: str
     verified_by: Literal["worker", "resident_callback", "hotline"]
     satisfied: bool
@@ -129,6 +144,9 @@ class IssueVerified(_IssueEvent):
 
 
 class IssueReopenedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("reason",)
+
     issue_id: str
     reason: str = Field(max_length=1000)
 
@@ -180,6 +198,9 @@ class IssueOverdue(_IssueEvent):
 
 
 class HotlineOrderReceivedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("request",)
+
     order_no: str = Field(max_length=64)
     issue_id: str
     request: str = Field(max_length=4000)
@@ -199,6 +220,9 @@ class HotlineOrderReceived(_IssueEvent):
 
 
 class HotlineFeedbackSentData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("note",)
+
     order_no: str
     issue_id: str
     status: str

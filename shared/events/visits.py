@@ -53,6 +53,9 @@ class CommunityMoved(Event):
 class ProblemNote(Payload):
     """A problem found during a visit, a session or a council; the issues service files it."""
 
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("description",)
+
     category: Category
     subcategory: str | None = Field(default=None, max_length=64)
     severity: Severity = "medium"
@@ -233,6 +236,9 @@ class ShiftEnded(Event):
 
 
 class VisitLoggedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("notes",)
+
     visit_id: str
     worker_id: str
     household_id: str
@@ -257,6 +263,9 @@ class VisitLogged(Event):
 
 
 class FaceToFaceSessionHeldData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("station", "topics")
+
     session_id: str
     worker_id: str
     station: str = Field(description="Party-mass service station (党群服务驿站)")
@@ -276,6 +285,9 @@ class FaceToFaceSessionHeld(Event):
 
 
 class BuildingCouncilHeldData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("decisions",)
+
     council_id: str
     worker_id: str
     building_id: str
@@ -311,6 +323,9 @@ class ResidentBefriended(Event):
 
 
 class TrainingAttendedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("title",)
+
     attendance_id: str
     worker_id: str
     training_id: str
@@ -329,6 +344,9 @@ class TrainingAttended(Event):
 
 
 class TalentDiscoveredData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("description",)
+
     talent_id: str
     worker_id: str
     household_id: str | None = None
@@ -364,6 +382,9 @@ class ResidentSurveyed(Event):
 
 
 class VolunteerServiceLoggedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("activity",)
+
     service_id: str
     household_id: str
     activity: str = Field(max_length=200)
@@ -382,6 +403,9 @@ class VolunteerServiceLogged(Event):
 
 
 class VolunteerPointsRedeemedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("item",)
+
     redemption_id: str
     household_id: str
     points: int = Field(gt=0)

@@ -84,12 +84,14 @@ async def receive_order(
     outcome = await receive_hotline_order(command, deps=deps, meta=meta)
     if outcome.duplicate:
         response.status_code = 200
-    return {
+    answer = {
         "issue_id": issue_id,
         "order_no": order.order_no,
         "duplicate": outcome.duplicate,
         "issue": issue_view(outcome.state),
     }
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 @router.post("/communities/{community}/hotline/orders/{order_no}/callback")
@@ -103,8 +105,10 @@ async def resident_callback(
     """The resident's satisfaction from the call-back: closes the case or reopens it."""
     command = RecordResidentCallback(result.satisfied, result.satisfaction, result.note)
     meta = CommandMeta(community=community, actor=principal.sub, at=now())
-    outcome = await record_resident_callback(order_issue_id(order_no), command, deps=bootstrap.deps(request), meta=meta)
-    return outcome_view(outcome)
+    deps = bootstrap.deps(request)
+    outcome = await record_resident_callback(order_issue_id(order_no), command, deps=deps, meta=meta)
+    revealed: dict[str, Any] = await deps.vault.reveal(community, outcome_view(outcome))
+    return revealed
 
 
 @router.get("/communities/{community}/hotline/orders/{order_no}")
@@ -120,7 +124,7 @@ async def get_order(
     history = await existing_history(community, issue_id, deps=deps, what=f"work order {order_no}", field="order_no")
     async with deps.pool.acquire() as conn:
         feedback = await queries.feedback_of(conn, community, issue_id)
-    return {
+    answer = {
         "order_no": order_no,
         "issue": issue_view(history.state),
         "feedback": [
@@ -132,3 +136,5 @@ async def get_order(
             for f in feedback
         ],
     }
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed

@@ -177,7 +177,9 @@ async def report_issue(
             radius_m=deps.settings.issues_duplicate_radius_m,
             visible_to=principal,
         )
-    return {**outcome_view(outcome), "possible_duplicates": [issue_view(d) for d in duplicates]}
+    answer = {**outcome_view(outcome), "possible_duplicates": [issue_view(d) for d in duplicates]}
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 async def _command(
@@ -189,8 +191,9 @@ async def _command(
     version: int,
     action: str,
 ) -> dict[str, Any]:
+    deps = bootstrap.deps(request)
     outcome = await execute(
-        deps=bootstrap.deps(request),
+        deps=deps,
         community=community,
         issue_id=issue_id,
         command=command,
@@ -198,7 +201,8 @@ async def _command(
         expected_revision=version,
         authorize=guard(principal, action),
     )
-    return outcome_view(outcome)
+    revealed: dict[str, Any] = await deps.vault.reveal(community, outcome_view(outcome))
+    return revealed
 
 
 @router.post("/communities/{community}/issues/{issue_id}/accept")
@@ -356,12 +360,14 @@ async def list_issues(
             offset=offset,
         )
         deadlines = await queries.pending_deadlines(conn, [(i.community, i.issue_id) for i in issues])
-    return {
+    answer = {
         "total": total,
         "limit": limit,
         "offset": offset,
         "issues": [issue_view(i, deadlines.get((i.community, i.issue_id))) for i in issues],
     }
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 @router.get("/communities/{community}/issues/{issue_id}")
@@ -374,7 +380,7 @@ async def get_issue(
     guard(principal, "read")(history.state)
     async with deps.pool.acquire() as conn:
         deadline = await queries.pending_deadline(conn, community, issue_id)
-    return {
+    answer = {
         "issue": issue_view(history.state, deadline),
         "history": [
             {
@@ -387,6 +393,8 @@ async def get_issue(
             for e in history.events
         ],
     }
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 @router.get("/communities/{community}/issues/{issue_id}/duplicates")
@@ -402,7 +410,9 @@ async def issue_duplicates(
         found = await queries.possible_duplicates(
             conn, state, days=s.issues_duplicate_days, radius_m=s.issues_duplicate_radius_m, visible_to=principal
         )
-    return {"issue_id": issue_id, "possible_duplicates": [issue_view(d) for d in found]}
+    answer = {"issue_id": issue_id, "possible_duplicates": [issue_view(d) for d in found]}
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 @router.get("/communities/{community}/problems/open")

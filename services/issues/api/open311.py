@@ -163,6 +163,7 @@ async def get_request(request: Request, name: str) -> Response:
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
     if not found:
         raise Open311Error(404, f"service_request_id {issue_id} not found")
+    found = await deps.vault.reveal_each([(s.community, s) for s in found])
     return render(
         fmt,
         "service_requests",
@@ -211,6 +212,7 @@ async def _list_requests(request: Request, fmt: str, deps: IssuesDeps) -> Respon
             statuses=statuses,
         )
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
+    found = await deps.vault.reveal_each([(s.community, s) for s in found])
     return render(
         fmt,
         "service_requests",

@@ -33,8 +33,9 @@ from ..settings import IssuesSettings
 log = structlog.get_logger("gridwork.issues.hotline")
 
 
-async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncpg.Record) -> int:
-    """POST one feedback row, retrying with backoff (stamina); returns the attempts it took."""
+async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncpg.Record, note: str | None) -> int:
+    """POST one feedback row (``note``: its note with the vault's texts revealed), retrying with
+    backoff (stamina); returns the attempts it took."""
     assert settings.hotline_callback_url
     payload = {
         "feedback_id": row["feedback_id"],
@@ -42,7 +43,7 @@ async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncp
         "issue_id": row["issue_id"],
         "community": row["community"],
         "status": row["status"],
-        "note": row["note"],
+        "note": note,
         "occurred_at": row["occurred_at"].isoformat(),
     }
     headers = {"Idempotency-Key": row["feedback_id"]}
@@ -95,7 +96,8 @@ async def deliver_feedback_once(client: httpx.AsyncClient, *, deps: IssuesDeps, 
         )
         for row in rows:
             try:
-                tries = await _post(client, settings, row)
+                note = await deps.vault.reveal(row["community"], row["note"])
+                tries = await _post(client, settings, row, note)
             except _Undelivered as err:
                 total = row["attempts"] + err.tries
                 wait = min(settings.hotline_retry_wait_max, settings.hotline_retry_wait_initial * 2 ** min(total, 16))

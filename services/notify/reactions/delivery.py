@@ -293,7 +293,9 @@ class DeliveryWorker:
         s = self.settings
         row = job.row
         try:
-            message, address = self._prepare(row)
+            # The free text is revealed from the vault for this send only; the row keeps references.
+            facts = await self.deps.vault.reveal(row["community"], json.loads(row["facts"]))
+            message, address = self._prepare(row, facts)
         except DeliveryError as err:
             await self._record_failure(job, err, now(), final=True)
             return
@@ -352,13 +354,12 @@ class DeliveryWorker:
             return
         await self._record_success(job, started, now())
 
-    def _prepare(self, row: asyncpg.Record) -> tuple[Message, Address]:
+    def _prepare(self, row: asyncpg.Record, facts: dict[str, Any]) -> tuple[Message, Address]:
         if row["recipient_channels"] is None or not row["recipient_active"]:
             raise DeliveryError("recipient is no longer in the directory", permanent=True, tried=False)
         address = address_of(
             self.deps.sealer, row["community"], row["recipient_id"], row["recipient_channels"], row["sealed"]
         )
-        facts = json.loads(row["facts"])
         ack_url = None
         if row["ack_id"]:
             expires = int(row["created_at"].timestamp() + self.settings.notify_ack_link_ttl_seconds)

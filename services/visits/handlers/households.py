@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from shared.auth import Principal
 from shared.errors import Forbidden, NotFound
 from shared.eventstore import Loaded
@@ -33,6 +35,8 @@ from ..pii import seal, unseal
 from ..queries.households import household_row
 from ..schemas import Changed, HouseholdOut
 from .common import check_version
+
+log = structlog.get_logger("gridwork.visits")
 
 
 async def register_household(cmd: RegisterHousehold, principal: Principal, *, deps: VisitsDeps) -> Changed:
@@ -117,10 +121,18 @@ async def tag_household(cmd: TagHousehold, principal: Principal, *, deps: Visits
 
 
 async def erase_household(cmd: EraseResidentData, principal: Principal, *, deps: VisitsDeps) -> Changed:
-    """PIPL erasure: destroy the household key, then record ResidentDataErased."""
+    """PIPL erasure: erase the free text that names the household, destroy the household key, then
+    record ResidentDataErased."""
     community, household_id = cmd.community, cmd.household_id
     loaded = await _household_for_change(community, household_id, principal, deps=deps)
-    # The key goes first: if the append fails, the data is already unreadable and a retry records it.
+    # The texts go first, while the key still opens what names the household (a name, a phone, an
+    # ID number, an address); then the key: if the append fails, the data is already unreadable
+    # and a retry records it.
+    key = await deps.keys.key(community, household_id)
+    if key.key is not None:
+        personal = unseal(key.key, community, household_id, loaded.state.sealed)
+        erased = await deps.vault.erase_naming(community, personal)
+        log.info("household_texts_erased", community=community, texts=erased)
     await deps.keys.destroy(community, household_id)
     events = decide_erasure(loaded.state, cmd, actor=principal.sub)
     if not events:

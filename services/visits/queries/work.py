@@ -89,4 +89,6 @@ async def list_sessions(
             worker_id,
             limit,
         )
-    return [{**dict(r), "counts_for_quota": r["party_members"] >= 1} for r in rows]
+    sessions = [{**dict(r), "counts_for_quota": r["party_members"] >= 1} for r in rows]
+    revealed: list[dict[str, Any]] = await deps.vault.reveal(community, sessions)  # the topics, as typed
+    return revealed

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.issues.app import build_app as issues_app
-from services.notify.app import build_app as notify_app
-from services.notify.settings import NotifySettings
-from services.scoring.app import build_app as scoring_app
-from services.visits.app import build_app as visits_app
 from shared.settings import Settings
-from tests.harness import auth, eventually, running
+from tests.harness import auth, eventually, four_services
 from tests.unit.test_authorization_path import PUBLIC
 
 POLICY = Path(__file__).resolve().parents[3] / "docs" / "access-policy.toml"
@@ -216,14 +210,7 @@ async def _seed(settings: Settings, c: dict[str, httpx.AsyncClient]) -> dict[str
 
 @pytest.fixture
 async def four(settings: Settings) -> AsyncIterator[Stack]:
-    apps = {
-        "visits": visits_app(settings),
-        "issues": issues_app(settings),
-        "scoring": scoring_app(settings),
-        "notify": notify_app(NotifySettings(**settings.model_dump())),
-    }
-    async with AsyncExitStack() as running_apps:
-        clients = {name: await running_apps.enter_async_context(running(app)) for name, app in apps.items()}
+    async with four_services(settings) as (apps, clients):
         ops = {op: name for name, app in apps.items() for op in _operations(app)}
         yield Stack(clients, ops, await _seed(settings, clients))
 

@@ -66,8 +66,10 @@ class Service:
         return auth(self.settings, role, **scope)
 
     async def events(self, issue_id: str, community: str = COMMUNITY) -> list[Event]:
+        """The issue's stored events, their free text revealed from the vault (stored, they hold references)."""
         stored = await self.store.read(aggregate_filter(self.store.ns, community, "issues", "issue", issue_id))
-        return [s.event() for s in stored]
+        revealed: list[Event] = await self.app.state.runtime.deps.vault.reveal(community, [s.event() for s in stored])
+        return revealed
 
     async def types(self, issue_id: str, community: str = COMMUNITY) -> list[str]:
         return [e.type for e in await self.events(issue_id, community)]

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.cli.main import main as gridwork
 from services.visits.app import MIGRATIONS, build_app
-from services.visits.keywrap import LocalKeyring
 from services.visits.pii import key_context
 from shared.db import migrate
 from shared.eventstore import EventStore, connect
+from shared.keywrap import LocalKeyring
 from shared.settings import Settings
 from tests.harness import running
 

@@ -14,8 +14,8 @@ import pytest
 
 from services.cli.local import load_settings, local_kek_file
 from services.visits.app import build_app
-from services.visits.keywrap import KeyUnwrapError, KeyWrapper, LocalKeyring, keyring_from_settings
 from services.visits.pii import key_context
+from shared.keywrap import KeyUnwrapError, KeyWrapper, LocalKeyring, keyring_from_settings
 from shared.settings import Settings
 
 JWT = "x" * 64

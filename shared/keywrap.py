@@ -132,7 +132,7 @@ def keyring_from_settings(settings: Settings) -> LocalKeyring:
     else:
         raise RuntimeError(
             "GRIDWORK_KEK_FILE (or GRIDWORK_KEK) is not set: residents' household keys are stored only "
-            "wrapped by a key-encryption key kept outside PostgreSQL, and the visits service does not "
+            "wrapped by a key-encryption key kept outside PostgreSQL, and the services holding them do not "
             "start without it (`openssl rand -base64 32`; `gridwork up` makes one in its data dir)"
         )
     retired_text = settings.kek_retired
@@ -143,6 +143,16 @@ def keyring_from_settings(settings: Settings) -> LocalKeyring:
         for i, value in enumerate(v for v in retired_text.replace(",", "\n").split() if v)
     ]
     return LocalKeyring(current, retired)
+
+
+#: The services holding residents' personal data, and so the KEK: visits (household keys, free
+#: text), issues (the free text it seals), notify (the texts it reveals to send a message).
+KEK_HOLDERS: tuple[str, ...] = ("visits", "issues", "notify")
+
+
+def require_kek(settings: Settings) -> None:
+    """Refuse to start (RuntimeError) without a usable KEK (``ServiceSpec.checks``)."""
+    keyring_from_settings(settings)
 
 
 def new_kek() -> str:
