@@ -189,10 +189,12 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @contextlib.asynccontextmanager
 async def four_services(
-    settings: Settings, **notify_settings: Any
+    settings: Settings, *, issues: dict[str, Any] | None = None, notify: dict[str, Any] | None = None
 ) -> AsyncIterator[tuple[dict[str, FastAPI], dict[str, httpx.AsyncClient]]]:
-    """The four services in this process on the test's servers: their apps and an HTTP client each."""
+    """The four services in this process on the test's servers: their apps and an HTTP client each
+    (``issues``, ``notify``: those services' own settings)."""
     from services.issues.app import build_app as issues_app
+    from services.issues.settings import IssuesSettings
     from services.notify.app import build_app as notify_app
     from services.notify.settings import NotifySettings
     from services.scoring.app import build_app as scoring_app
@@ -200,9 +202,9 @@ async def four_services(
 
     apps = {
         "visits": visits_app(settings),
-        "issues": issues_app(settings),
+        "issues": issues_app(IssuesSettings(**{**settings.model_dump(), **(issues or {})})),
         "scoring": scoring_app(settings),
-        "notify": notify_app(NotifySettings(**{**settings.model_dump(), **notify_settings})),
+        "notify": notify_app(NotifySettings(**{**settings.model_dump(), **(notify or {})})),
     }
     async with contextlib.AsyncExitStack() as stack:
         clients = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
