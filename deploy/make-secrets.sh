@@ -23,7 +23,9 @@ mkdir -p deploy/secrets deploy/nats/certs
 chmod 0700 deploy/secrets deploy/nats/certs
 for name in jwt_secret postgres_password grafana_admin_password \
             nats_admin_password nats_visits_password nats_issues_password \
-            nats_scoring_password nats_notify_password; do
+            nats_scoring_password nats_notify_password \
+            postgres_visits_password postgres_issues_password postgres_scoring_password \
+            postgres_notify_password; do
     file="deploy/secrets/$name"
     if [ ! -s "$file" ]; then
         "$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$file"

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -591,8 +592,9 @@ def nats_credentials(settings: Settings, user: str | None = None) -> tuple[str, 
 async def connect(settings: Settings, name: str, user: str | None = None) -> NATS:
     """Connect to NATS with reconnects forever (a service outlives a server restart).
 
-    Logs in as :func:`nats_credentials` chooses; ``settings.nats_tls_ca`` (when set) is the only
-    CA the connection trusts for ``tls://`` servers.
+    Logs in as :func:`nats_credentials` chooses (or as the user in the URL), with that user's own
+    inbox prefix; ``settings.nats_tls_ca`` (when set) is the only CA the connection trusts for
+    ``tls://`` servers.
     """
     if not settings.nats_url:
         raise RuntimeError("GRIDWORK_NATS_URL is not set (run `gridwork up` or set it)")
@@ -602,6 +604,12 @@ async def connect(settings: Settings, name: str, user: str | None = None) -> NAT
     if credentials is not None:
         # explicit options win over credentials in the URL (nats-py), so one URL serves every user
         options["user"], options["password"] = credentials
+    login = credentials[0] if credentials is not None else urlsplit(servers[0]).username if servers else None
+    if login:
+        # a service user may read replies on its own inbox prefix only (deploy/nats/permissions.toml)
+        from .nats.users import inbox_prefix
+
+        options["inbox_prefix"] = inbox_prefix(login)
     if settings.nats_tls_ca is not None:
         from .nats.users import tls_trust
 

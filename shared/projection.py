@@ -60,7 +60,8 @@ log = structlog.get_logger("gridwork.projection")
 
 
 class Projection(Protocol):
-    """A read model folded from events.  ``apply`` must only touch its own schema's tables."""
+    """A read model folded from events.  ``apply`` must only touch its own schema's tables (and its
+    service's own tables, found through the path after them)."""
 
     #: Short name: ``[a-z][a-z0-9_]*``.  The schema is ``proj_<name>``.
     name: str
@@ -104,11 +105,20 @@ def _lock_key(schema: str) -> int:
     return zlib.crc32(schema.encode())
 
 
+#: Inside a transaction: the projection's schema first, then the connection's own path (a service's
+#: pool: the service's schema, which holds ``dead_letters`` and the service's own tables).
+_PATH = (
+    "SELECT set_config('search_path', format('%I, ', $1::text) || "
+    "(SELECT reset_val FROM pg_settings WHERE name = 'search_path'), true)"
+)
+
+
 async def create_schema(conn: Conn, projection: Projection, schema: str) -> None:
     """Create the projection's schema, its tables and its checkpoint row if they are missing."""
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     async with conn.transaction():
-        await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+        await conn.execute(_PATH, schema)
         await conn.execute(projection.ddl)
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS _checkpoint (
@@ -124,7 +134,7 @@ async def create_schema(conn: Conn, projection: Projection, schema: str) -> None
 async def _enter(conn: Conn, schema: str, *, lock: bool = True) -> None:
     """Inside a transaction: the projection's schema first in the path and, with ``lock``, its
     transaction lock (the one a replay's swap takes, so a batch never straddles a swap)."""
-    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+    await conn.execute(_PATH, schema)
     if lock:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
 
@@ -461,7 +471,7 @@ class ProjectionRunner:
             await _enter(conn, self.schema)
             await self.js.publish(f"{ns}dlq.{self.projection.name}", m.event.data, headers=headers)
             await conn.execute(
-                "INSERT INTO public.dead_letters (projection, stream_seq, subject, event_type, reason, deliveries) "
+                "INSERT INTO dead_letters (projection, stream_seq, subject, event_type, reason, deliveries) "
                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 self.projection.name,
                 m.event.seq,

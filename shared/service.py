@@ -169,12 +169,14 @@ async def open_runtime(
 
     NATS: as the service's own user (``visits`` for ``visits`` and ``visits-import``) when the
     settings know every user's password (embedded stack, tests), else as ``settings.nats_user``.
+    PostgreSQL: as the service's own role, in its own schema (:func:`shared.db.create_pool`); the
+    migrations and the projections' schemas it makes belong to that role.
     """
     patches.install()
     context = name.split("-", 1)[0]
     user = context if context in settings.nats_passwords else None
     nc = await connect(settings, f"gridwork-{name}", user=user)
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, service=context)
     broker_metrics = BrokerMetrics(context)  # FastStream's broker metrics, app_name = the service
     store = EventStore(nc, settings, broker_metrics)
     # On a server with users the admin made the streams; a service user only looks them up.

@@ -27,7 +27,15 @@ class Settings(BaseSettings):
         description="User -> password for every NATS user; only the embedded stack's tools and the tests",
     )
     nats_tls_ca: Path | None = Field(default=None, description="CA file that signed the NATS servers' certificates")
-    database_url: str | None = Field(default=None, description="PostgreSQL DSN")
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL DSN: a service's own role (production), or an admin for the tools and tests",
+    )
+    database_urls: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Service -> DSN of its own role; only the embedded stack's tools and the tests",
+    )
     data_dir: Path = Field(default=Path(".gridwork"), description="Embedded stack's data directory")
     namespace: str = Field(
         default="gw",

@@ -44,8 +44,7 @@ ERASED_TEXT = "[erased]"
 _REF = re.compile(r"⟦([a-z2-7]{26})⟧")
 _NONCE = 12
 
-DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+TABLES = f"""
 CREATE TABLE IF NOT EXISTS {SCHEMA}.text_keys (
     community   text PRIMARY KEY,
     wrapped     bytea NOT NULL,
@@ -61,6 +60,35 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.texts (
     PRIMARY KEY (community, ref)
 );
 """
+DDL = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA};\n{TABLES}"
+
+#: Who may do what in the vault, by service: visits seals and erases, issues seals and reveals,
+#: notify only reveals (what it sends).  Scoring has no access at all.
+GRANTS: dict[str, str] = {"issues": "SELECT, INSERT", "notify": "SELECT"}
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def provision(conn: asyncpg.Connection, roles: Mapping[str, str]) -> None:
+    """As an admin, where each service has its own role (``roles``: service → role): the vault's
+    schema and tables owned by visits' role, and the other services granted what they use."""
+    owner = roles.get("visits")
+    if owner is None:
+        return
+    async with conn.transaction():
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {_quoted(owner)}")
+        await conn.execute(f"ALTER SCHEMA {SCHEMA} OWNER TO {_quoted(owner)}")
+        await conn.execute(f"SET LOCAL ROLE {_quoted(owner)}")  # the tables belong to visits
+        await conn.execute(TABLES)
+        await conn.execute("RESET ROLE")
+        for service, rights in GRANTS.items():
+            role = roles.get(service)
+            if role is not None:
+                await conn.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {_quoted(role)}")
+                await conn.execute(f"GRANT {rights} ON {SCHEMA}.text_keys, {SCHEMA}.texts TO {_quoted(role)}")
+
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")

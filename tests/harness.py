@@ -15,7 +15,12 @@ events or rows.
 
 The suite's own nats-server runs with production's users and permissions
 (deploy/nats/permissions.toml): a service app under test connects as its own user and the test
-code as the admin, so a service that reaches beyond its rights fails its tests.
+code as the admin, so a service that reaches beyond its rights fails its tests.  Likewise every
+test database has production's PostgreSQL roles (shared.db.provision_roles): a service app
+connects as its own role (``settings.database_urls``), the test code as the admin
+(``settings.database_url``).  The suite's roles are ``gridwork_test_<service>``, their passwords
+set anew at each session; with ``GRIDWORK_DATABASE_URL`` that URL is the admin and needs
+CREATEDB and CREATEROLE (or superuser).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.cli.embedded import EmbeddedPostgres, NatsNode, create_database, free_port
+from services.cli.embedded import EmbeddedPostgres, NatsNode, create_database, free_port, provision_database
+from services.cli.stack import SERVICE_NAMES
 from shared.auth import mint_token
+from shared.db import ROLE_PREFIX, service_role
 from shared.eventstore import EventStore, connect
 from shared.nats import patches
 from shared.nats.users import load_permissions, nats_url_for, new_passwords, render_authorization
@@ -45,6 +52,10 @@ from shared.settings import Settings
 
 patches.install()
 
+
+#: The suite's PostgreSQL roles are ``gridwork_test_<service>``: a `gridwork up` under test makes
+#: production's (``gridwork_<service>``) on the same server, with passwords of its own.
+TEST_ROLE_PREFIX = f"{ROLE_PREFIX}_test"
 
 #: Namespaces whose users one reload of the server lets in (fewer reloads, a bounded user list).
 NAMESPACES_PER_RELOAD = 16
@@ -61,6 +72,10 @@ class Stack:
     nats: NatsNode | None = None
     #: Every NATS user's password; empty for a server without users (containers, GRIDWORK_NATS_URL).
     nats_passwords: dict[str, str] = field(default_factory=dict)
+    #: Each service's PostgreSQL role's password (the roles are the server's, for every test database).
+    database_passwords: dict[str, str] = field(default_factory=dict)
+    #: Role names: ``<prefix>_<service>``.
+    role_prefix: str = "gridwork_test"
     _admitted: set[str] = field(default_factory=set)
 
     def admit(self, namespaces: list[str]) -> None:
@@ -81,7 +96,13 @@ def _containers(tmp: Path) -> Iterator[Stack]:  # pragma: no cover - needs Docke
         DockerContainer("nats:2.12").with_command("-js").with_exposed_ports(4222) as nats,
     ):
         nats_url = f"nats://{nats.get_container_host_ip()}:{nats.get_exposed_port(4222)}"
-        yield Stack(nats_url, pg.get_connection_url(), tmp)
+        yield Stack(
+            nats_url,
+            pg.get_connection_url(),
+            tmp,
+            database_passwords=new_passwords(SERVICE_NAMES),
+            role_prefix=TEST_ROLE_PREFIX,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -105,11 +126,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             authorization=render_authorization(_namespace(0), passwords),
         ).start()
         nats_url = nats_url_for("admin", passwords["admin"], [nats.url])
+    # not production's names: a stack a test starts (`gridwork up` on this server) makes those
+    prefix = TEST_ROLE_PREFIX
     if not db_url:
         pg = EmbeddedPostgres(tmp / "pg").start()
+        asyncio.run(pg.require_passwords(service_role(name, prefix) for name in SERVICE_NAMES))
         db_url = pg.url
     try:
-        yield Stack(nats_url, db_url, tmp, nats, passwords)
+        yield Stack(nats_url, db_url, tmp, nats, passwords, new_passwords(SERVICE_NAMES), prefix)
     finally:
         if nats:
             nats.stop()
@@ -129,16 +153,19 @@ async def settings(stack: Stack) -> AsyncIterator[Settings]:
     """Settings on the session's servers with a fresh database and a fresh subject namespace.
 
     Code under test connects as the admin (``shared.eventstore.connect``'s default when every
-    password is known); a service app built from these settings connects as its own user.
+    password is known, ``database_url``); a service app built from these settings connects as its
+    own NATS user and its own PostgreSQL role (``database_urls``).
     """
     n = next(_counter)
     tag = _namespace(n)
     stack.admit([_namespace(i) for i in range(n, n + NAMESPACES_PER_RELOAD)])
     db_url = await create_database(stack.admin_db_url, f"gw_{tag}")
+    database_urls = await provision_database(db_url, SERVICE_NAMES, stack.database_passwords, prefix=stack.role_prefix)
     settings = Settings(
         nats_url=stack.nats_url,
         nats_passwords=stack.nats_passwords,
         database_url=db_url,
+        database_urls=database_urls,
         namespace=tag,
         data_dir=stack.data_dir / tag,
         jwt_secret=secrets.token_hex(32),

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from shared import vault
+from shared.db import ROLE_PREFIX, provision_roles
 from shared.nats.users import DevCertificates, new_passwords
+
+#: The lines ``EmbeddedPostgres.require_passwords`` puts in front of the server's pg_hba.conf.
+_HBA_BEGIN = "# gridwork: the services' roles log in with their passwords"
+_HBA_END = "# gridwork: end"
 
 #: Where :func:`free_port` draws from: below the kernel's ephemeral range, which outgoing
 #: connections take their source ports from.
@@ -167,7 +173,17 @@ def local_nats_passwords(data_dir: Path, users: Iterable[str]) -> dict[str, str]
     a restart keeps every tool's credentials valid); readable by the owner only.  A user added to
     the permissions file later gets a password the next time.
     """
-    path = data_dir / "nats_passwords.json"
+    return _local_passwords(data_dir / "nats_passwords.json", users)
+
+
+def local_database_passwords(data_dir: Path, services: Iterable[str]) -> dict[str, str]:
+    """The embedded stack's PostgreSQL passwords, one per service role, in ``<data_dir>/database_passwords.json``
+    (owner-only, made on first start and kept, like the NATS users' passwords)."""
+    return _local_passwords(data_dir / "database_passwords.json", services)
+
+
+def _local_passwords(path: Path, users: Iterable[str]) -> dict[str, str]:
+    data_dir = path.parent
     known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     wanted = list(users)
     if all(u in known for u in wanted):
@@ -199,6 +215,30 @@ class EmbeddedPostgres:
         self.url = server.get_uri().replace("postgres:@", "postgres@")
         return self
 
+    async def require_passwords(self, roles: Iterable[str]) -> None:
+        """Have ``roles`` log in with their passwords (SCRAM), on the socket and on TCP alike.
+
+        The wheel's server trusts every local connection (it is the data directory owner's); the
+        services' roles get their own ``pg_hba.conf`` lines in front, so a service's DSN without its
+        password — or another service's role — is refused.  Takes effect at once (a reload).
+        """
+        hba = Path(self._server.pgdata) / "pg_hba.conf"
+        names = ",".join(sorted(roles))
+        block = f"{_HBA_BEGIN}\nlocal all {names} scram-sha-256\nhost all {names} all scram-sha-256\n{_HBA_END}\n"
+        text = hba.read_text()
+        if _HBA_BEGIN in text:
+            head, _, rest = text.partition(_HBA_BEGIN)
+            text = head + rest.partition(_HBA_END + "\n")[2]
+        if block not in text:
+            hba.write_text(block + text)
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
     def stop(self) -> None:
         if self._server is None:
             return
@@ -229,6 +269,36 @@ async def create_database(admin_url: str, name: str) -> str:
     finally:
         await conn.close()
     return database_url_for(admin_url, name)
+
+
+def database_url_as(url: str, user: str, password: str) -> str:
+    """The same server and database as ``url``, logging in as ``user`` with ``password``."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{quote(user, safe='')}:{quote(password, safe='')}@{host}", *parts[2:]))
+
+
+async def provision_database(
+    admin_url: str, services: Iterable[str], passwords: dict[str, str], *, prefix: str = ROLE_PREFIX
+) -> dict[str, str]:
+    """Make every service's role and schema in the database of ``admin_url``
+    (:func:`shared.db.provision_roles`); return each service's own DSN (its role, its password)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        roles = await provision_roles(conn, services, passwords, prefix=prefix)
+        await vault.provision(conn, roles)
+    except asyncpg.InsufficientPrivilegeError as err:
+        raise RuntimeError(
+            f"PostgreSQL: cannot make the services' roles ({err}); the admin URL needs a role with CREATEROLE "
+            "that owns the database (or a superuser)"
+        ) from None
+    finally:
+        await conn.close()
+    return {service: database_url_as(admin_url, role, passwords[service]) for service, role in roles.items()}
 
 
 def database_url_for(admin_url: str, name: str) -> str:

@@ -17,7 +17,7 @@ from services.notify import cli as notify_cli
 from services.scoring import cli as scoring_cli
 from services.visits import cli as visits_cli
 
-from .catalog import MIGRATIONS, PROJECTIONS
+from .catalog import OWNERS, PROJECTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +45,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from services.cli.catalog import migrate_services
     from services.cli.local import load_settings
-    from shared.db import create_pool, migrate
+    from shared.db import create_pool
     from shared.eventstore import EventStore, connect
     from shared.nats import patches
     from shared.projection import replay
@@ -60,11 +61,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         patches.install()
         settings = load_settings()
         nc = await connect(settings, "gridwork-replay")
-        pool = await create_pool(settings)
+        await migrate_services(settings)
+        # as the role owning the projection: the rebuilt schema is the service's, like the live one
+        pool = await create_pool(settings, service=OWNERS[projection.name])
         try:
             await EventStore(nc, settings).ensure_streams()
-            async with pool.acquire() as conn:
-                await migrate(conn, MIGRATIONS)
             with Progress(
                 TextColumn(f"replaying {projection.name}"),
                 BarColumn(),

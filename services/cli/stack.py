@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.auth import ROLES, mint_token
+from shared.db import service_role
 from shared.keywrap import KEK_HOLDERS
 from shared.nats.users import load_permissions, render_authorization
 from shared.projection import Projection
 from shared.settings import Settings
 
-from .catalog import MIGRATIONS
-from .embedded import EmbeddedPostgres, NatsNode, local_nats_passwords
+from .catalog import migrate_services
+from .embedded import EmbeddedPostgres, NatsNode, local_database_passwords, local_nats_passwords, provision_database
 from .local import load_settings, local_kek_file
 
 
@@ -48,16 +49,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from shared.db import create_pool, migrate
-
-    async def run() -> list[str]:
-        pool = await create_pool(load_settings())
-        async with pool.acquire() as conn:
-            applied = await migrate(conn, MIGRATIONS)
-        await pool.close()
-        return applied
-
-    applied = asyncio.run(run())
+    applied = asyncio.run(migrate_services(load_settings()))
     print("\n".join(applied) if applied else "up to date")
     return 0
 
@@ -171,15 +163,21 @@ class LocalStack:
             echo(f"starting PostgreSQL in {data / 'pg'}")
             self.pg = EmbeddedPostgres(data / "pg").start()
             db_url = self.pg.url
-        update: dict[str, Any] = {"nats_url": nats_url, "database_url": db_url}
+        # A PostgreSQL role per service owning its schema, its password kept 0600 in the data dir:
+        # each service process gets its own DSN; this process and local tools keep the admin's.
+        db_passwords = local_database_passwords(data, SERVICE_NAMES)
+        database_urls = asyncio.run(provision_database(db_url, SERVICE_NAMES, db_passwords))
+        if self.pg is not None:
+            asyncio.run(self.pg.require_passwords(service_role(name) for name in SERVICE_NAMES))
+        update: dict[str, Any] = {"nats_url": nats_url, "database_url": db_url, "database_urls": database_urls}
         if passwords:
             update["nats_passwords"] = passwords  # this process (migrations, streams) is the admin
         self.settings = s = s.model_copy(update=update)
         asyncio.run(_prepare(s))
+        secrets = ("GRIDWORK_NATS_PASSWORDS", "GRIDWORK_DATABASE_URLS")
         env = {
-            **{k: v for k, v in os.environ.items() if k != "GRIDWORK_NATS_PASSWORDS"},
+            **{k: v for k, v in os.environ.items() if k not in secrets},
             "GRIDWORK_NATS_URL": nats_url,
-            "GRIDWORK_DATABASE_URL": db_url,
             "GRIDWORK_JWT_SECRET": s.jwt_secret,
             "GRIDWORK_DATA_DIR": str(data),
             "GRIDWORK_NAMESPACE": s.namespace,
@@ -189,7 +187,7 @@ class LocalStack:
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
         urls = {}
-        # The KEK reaches the visits service only (it alone unwraps household keys).
+        # The KEK reaches only the services holding personal data (shared.keywrap.KEK_HOLDERS).
         env = {k: v for k, v in env.items() if not k.startswith("GRIDWORK_KEK")}
         kek_env = {"GRIDWORK_KEK_RETIRED": s.kek_retired} if s.kek_retired else {}
         if s.kek_retired_file:
@@ -200,7 +198,12 @@ class LocalStack:
             kek_env["GRIDWORK_KEK_FILE"] = str(s.kek_file or local_kek_file(data))
         for name in self.services:
             port = int(getattr(s, f"{name}_port"))
-            service_env = {**env, f"GRIDWORK_{name.upper()}_PORT": str(port)}
+            # each service process knows its own database role only
+            service_env = {
+                **env,
+                f"GRIDWORK_{name.upper()}_PORT": str(port),
+                "GRIDWORK_DATABASE_URL": database_urls[name],
+            }
             if name in KEK_HOLDERS:
                 service_env.update(kek_env)
             if name in passwords:
@@ -256,8 +259,8 @@ class LocalStack:
 
 
 async def _prepare(settings: Settings) -> None:
-    """Migrations and streams, once, before the services start (as the NATS admin when there are users)."""
-    from shared.db import create_pool, migrate
+    """Migrations and streams, once, before the services start (as the NATS admin when there are
+    users; each service's migrations as its database role)."""
     from shared.eventstore import EventStore, connect
 
     nc = await connect(settings, "gridwork-up")
@@ -265,12 +268,7 @@ async def _prepare(settings: Settings) -> None:
         await EventStore(nc, settings).ensure_streams()
     finally:
         await nc.close()
-    pool = await create_pool(settings)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, MIGRATIONS)
-    finally:
-        await pool.close()
+    await migrate_services(settings)
 
 
 def _wait_ready(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:

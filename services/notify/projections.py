@@ -44,7 +44,7 @@ WAKE_CHANNEL = "gridwork_notify_outbox"
 
 WRITE_OUTBOX = """
 WITH deliveries AS (
-    INSERT INTO public.notify_deliveries (notification_id, community, source_id, source_type, source_recorded_at,
+    INSERT INTO notify_deliveries (notification_id, community, source_id, source_type, source_recorded_at,
         correlation_id, subject_ref, kind, rule, recipient_id, recipient_kind, channel, urgent, facts, ack_id, due_at)
     SELECT n, c, s, st, sr, cid, sub, k, r, rid, rk, ch, u, f::jsonb, a, due
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], $7::text[],
@@ -53,7 +53,7 @@ WITH deliveries AS (
     ON CONFLICT (notification_id) DO NOTHING
     RETURNING 1
 ), watches AS (
-    INSERT INTO public.notify_acks (ack_id, community, subject_ref, source_id, correlation_id, recipient_id,
+    INSERT INTO notify_acks (ack_id, community, subject_ref, source_id, correlation_id, recipient_id,
         recipient_kind, notification_id, channel, starts_at)
     SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::uuid[], $22::text[], $23::text[],
                          $24::text[], $25::text[], $26::timestamptz[])
@@ -70,7 +70,7 @@ SELECT current_schema() AS schema,
        (SELECT row_to_json(i) FROM issues i WHERE i.community = $1 AND i.issue_id = $2) AS issue,
        (SELECT coalesce(json_agg(r ORDER BY r.recipient_id), '[]') FROM (
             SELECT community, recipient_id, kind, name, desk, language, agency, quiet_hours, covers, channels, active
-            FROM public.notify_recipients WHERE community = $1 AND active) r) AS directory
+            FROM notify_recipients WHERE community = $1 AND active) r) AS directory
 """
 
 
@@ -138,7 +138,7 @@ async def note_unrouted(conn: Conn, community: str, source_id: str, subject_ref:
     """Keep a fact no rule or directory entry could place (listed by ``GET …/unrouted``)."""
     log.warning("unrouted", community=community, source_id=source_id, subject_ref=subject_ref, reason=reason)
     await conn.execute(
-        "INSERT INTO public.notify_unrouted (source_id, community, subject_ref, reason) VALUES ($1, $2, $3, $4) "
+        "INSERT INTO notify_unrouted (source_id, community, subject_ref, reason) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT DO NOTHING",
         source_id,
         community,
@@ -360,7 +360,7 @@ class NotifyRouting:
         if not await self._live(conn, batch):
             return
         await conn.execute(
-            "UPDATE public.notify_acks SET state = 'moot', closed_at = now() "
+            "UPDATE notify_acks SET state = 'moot', closed_at = now() "
             "WHERE community = $1 AND subject_ref = $2 AND state = 'open'",
             e.community,
             e.data.issue_id,
@@ -382,7 +382,7 @@ class NotifyRouting:
         missed = missed_items(item.model_dump() for item in d.items)
         # A late correction (revision > 1) replaces the worker's line while the digest has not gone out.
         await conn.execute(
-            "DELETE FROM public.notify_digest_lines WHERE community = $1 AND worker_id = $2 AND period = $3 "
+            "DELETE FROM notify_digest_lines WHERE community = $1 AND worker_id = $2 AND period = $3 "
             "AND period_key = $4 AND digest_id IS NULL",
             e.community,
             d.worker_id,
@@ -391,7 +391,7 @@ class NotifyRouting:
         )
         if missed:
             await conn.execute(
-                "INSERT INTO public.notify_digest_lines (source_id, community, worker_id, period, period_key, missed) "
+                "INSERT INTO notify_digest_lines (source_id, community, worker_id, period, period_key, missed) "
                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 str(e.id),
                 e.community,

@@ -122,7 +122,7 @@ def recipient_of(row: Any) -> Recipient:
 async def directory(conn: Conn, community: str) -> list[Recipient]:
     """The community's active entries, for routing (on the caller's connection: inside its transaction)."""
     rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM public.notify_recipients WHERE community = $1 AND active ORDER BY recipient_id",
+        f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 AND active ORDER BY recipient_id",
         community,
     )
     return [recipient_of(r) for r in rows]

@@ -487,7 +487,7 @@ async def closing_work(pool: asyncpg.Pool, rules: RuleSet, window: ClosingWindow
             f"""SELECT c.community, c.worker_id, c.period_key, c.revision, c.items, c.points, c.rulebook,
                        c.rulebook_version, c.awarded_points, c.changed_seq > coalesce(k.checked_seq, 0) AS moved
                 FROM {schema}.closure c
-                LEFT JOIN public.scoring_closer_checks k
+                LEFT JOIN scoring_closer_checks k
                        ON k.community = c.community AND k.worker_id = c.worker_id AND k.period_key = c.period_key
                 WHERE c.changed_seq > coalesce(k.checked_seq, 0) OR abs(c.points - c.awarded_points) > 1e-6"""
         )

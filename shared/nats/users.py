@@ -1,8 +1,10 @@
 """NATS users and permissions, rendered from ``deploy/nats/permissions.toml``; TLS for development.
 
 The permissions are data, written once: each service's user may publish only its own context's
-events (``gw.*.<context>.>``) and snapshots, read the whole stream and run its consumers; the
-admin user manages streams.  :func:`render_authorization` turns the file into nats-server's
+events (``gw.*.<context>.>``) and snapshots, read the whole stream, run its own projections'
+consumers, dead-letter their events and read replies on its own inbox prefix only
+(:func:`inbox_prefix`); the admin user manages streams, replays and dead letters.
+:func:`render_authorization` turns the file into nats-server's
 ``authorization { users: [...] }`` block, for the docker compose cluster (passwords left as
 ``$NATS_<USER>_PASSWORD`` environment references) and for the embedded stack and tests (with
 real passwords), so both run with the same rules.
@@ -40,6 +42,14 @@ class UserPermissions:
     context: str | None
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
+    #: The projections whose durable consumers and dead letters are the user's.
+    projections: tuple[str, ...] = ()
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix of ``user``'s connections (``_INBOX_visits``): replies to its requests come
+    there, and its permissions let it subscribe there only.  The admin may use any."""
+    return f"_INBOX_{user}"
 
 
 def load_permissions(namespace: str | Sequence[str] = "gw", path: Path | None = None) -> dict[str, UserPermissions]:
@@ -54,6 +64,7 @@ def load_permissions(namespace: str | Sequence[str] = "gw", path: Path | None = 
     users: dict[str, UserPermissions] = {}
     for name, spec in raw.get("users", {}).items():
         context = spec.get("context")
+        projections: list[str] = list(spec.get("projections", []))
         publish: list[str] = []
         subscribe: list[str] = []
         for role in spec.get("roles", []):
@@ -70,11 +81,23 @@ def load_permissions(namespace: str | Sequence[str] = "gw", path: Path | None = 
                     "dlq": f"{ns.upper()}_DEADLETTER",
                     "kv": f"{ns}_snapshots",
                     "context": context or "",
+                    "inbox": inbox_prefix(name),
                 }
-                publish += [s.format(**values) for s in grants.get("publish", [])]
-                subscribe += [s.format(**values) for s in grants.get("subscribe", [])]
-        users[name] = UserPermissions(name, context, _unique(publish), _unique(subscribe))
+                publish += _expand(grants.get("publish", []), values, ns, projections)
+                subscribe += _expand(grants.get("subscribe", []), values, ns, projections)
+        users[name] = UserPermissions(name, context, _unique(publish), _unique(subscribe), tuple(projections))
     return users
+
+
+def _expand(grants: Iterable[str], values: Mapping[str, str], ns: str, projections: Sequence[str]) -> list[str]:
+    """Fill the placeholders; a grant naming ``{projection}`` or ``{durable}`` once per projection."""
+    out: list[str] = []
+    for grant in grants:
+        if "{projection}" in grant or "{durable}" in grant:
+            out += [grant.format(**values, projection=p, durable=f"{ns}_{p}") for p in projections]
+        else:
+            out.append(grant.format(**values))
+    return out
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

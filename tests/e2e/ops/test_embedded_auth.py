@@ -13,6 +13,7 @@ import stat
 import urllib.request
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.cli.embedded import EmbeddedNats, free_port, local_nats_passwords
@@ -98,6 +99,31 @@ async def test_gridwork_up_starts_nats_with_a_user_per_service(
         assert users_by_connection(up.nats)["gridwork-visits"] == "visits"
         saved = json.loads((tmp_path / "nats_passwords.json").read_text())
         assert set(saved) == set(load_permissions())
+
+        # PostgreSQL: a role per service, its password owner-only in the data dir; the visits
+        # process connected as its own role, and that role cannot read notify's tables.
+        db_passwords = tmp_path / "database_passwords.json"
+        assert stat.S_IMODE(db_passwords.stat().st_mode) == 0o600
+        assert set(json.loads(db_passwords.read_text())) == {"visits", "issues", "scoring", "notify"}
+        admin = await asyncpg.connect(settings.database_url)
+        try:
+            sessions = {
+                r["usename"]
+                for r in await admin.fetch(
+                    "SELECT usename FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            }
+        finally:
+            await admin.close()
+        assert sessions == {"gridwork_visits"}
+        visits = await asyncpg.connect(up.settings.database_urls["visits"])
+        try:
+            assert await visits.fetchval("SELECT count(*) FROM visits_household_keys") == 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await visits.fetch("SELECT * FROM notify.notify_deliveries")
+        finally:
+            await visits.close()
 
         # A local tool (replay, simulate, bench) finds the running stack and logs in as the admin.
         tool = load_settings(data_dir=tmp_path, namespace=settings.namespace)

@@ -25,6 +25,7 @@ from shared.events.notify import NotificationData, NotificationSent
 from shared.events.visits import HouseholdTagged, HouseholdTaggedData
 from shared.eventstore import Aggregate, EventStore, StoredEvent, aggregate_filter, connect
 from shared.nats.users import (
+    inbox_prefix,
     load_permissions,
     nats_url_for,
     new_passwords,
@@ -59,6 +60,7 @@ class SecuredNats:
             error_cb=on_error,
             allow_reconnect=False,
             connect_timeout=5,
+            inbox_prefix=inbox_prefix(user),
         )
 
 
@@ -219,9 +221,10 @@ async def test_a_wrong_password_or_an_untrusted_certificate_is_refused(secured: 
 
 
 class Poisoned:
-    """A projection that counts households and chokes on one tag, to exercise dead-lettering."""
+    """A projection that counts households and chokes on one tag, to exercise dead-lettering (named
+    as scoring's projection: a service user runs its own projections' consumers only)."""
 
-    name = "ops_households"
+    name = "scoring"
     event_types = ("HouseholdTagged",)
     ddl = "CREATE TABLE IF NOT EXISTS households (id text PRIMARY KEY);"
 
@@ -251,10 +254,11 @@ async def test_a_projection_runs_and_dead_letters_under_a_service_user(
         )
 
         async def folded() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM proj_ops_households.households") == 20
+            return await pool.fetchval("SELECT count(*) FROM proj_scoring.households") == 20
 
         await eventually(folded, timeout=30, what="20 households folded")
-        letters = await eventually(lambda: dead_letters(nc, s, "ops_households"), timeout=30, what="dead letter")
+        # reading dead letters back is the operators' (the admin's), not the service's
+        letters = await eventually(lambda: dead_letters(admin.nc, s, "scoring"), timeout=30, what="dead letter")
         assert letters[0]["reason"] and "unreadable household record" in letters[0]["reason"]
         status = await eventually(lambda: _lag_zero(runner), timeout=30, what="no lag")
         assert status["checkpoint"] == await admin.last_sequence()
@@ -296,3 +300,75 @@ async def test_a_running_server_takes_a_new_namespace_on_reload(
         await eventually(appended, timeout=30, what="append in the new namespace")
     finally:
         await nc.close()
+
+
+async def _refused(errors: list[str], what: str) -> None:
+    async def reported() -> bool:
+        return any("permissions violation" in e.lower() and what.lower() in e.lower() for e in errors)
+
+    await eventually(reported, timeout=10, what=f"permissions violation for {what}")
+
+
+async def test_the_visits_user_cannot_delete_or_drain_the_scoring_consumer(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    # scoring's projection runner made its durable consumer, as it does at start-up
+    scoring = await secured.connect("scoring")
+    pool = await asyncpg.create_pool(settings.database_urls["scoring"], min_size=1, max_size=2)
+    durable = f"{settings.namespace}_scoring"
+    try:
+        await ProjectionRunner(Poisoned(), nc=scoring, pool=pool, settings=settings).setup()
+        errors: list[str] = []
+        visits = await secured.connect("visits", errors=errors)
+        try:
+            js = visits.jetstream(timeout=2)
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.delete_consumer(settings.stream_name(), durable)
+            await _refused(errors, f"$JS.API.CONSUMER.DELETE.{settings.stream_name()}.{durable}")
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.consumer_info(settings.stream_name(), durable)
+            # nor may it pull scoring's events off its consumer (a drained delivery is a hole in a fold)
+            await visits.publish(f"$JS.API.CONSUMER.MSG.NEXT.{settings.stream_name()}.{durable}", b"1")
+            await _refused(errors, f"$JS.API.CONSUMER.MSG.NEXT.{settings.stream_name()}.{durable}")
+            # nor make a consumer of another name (a replay's ephemeral reader is the admin's)
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.add_consumer(settings.stream_name(), durable_name=f"{settings.namespace}_stolen")
+        finally:
+            await visits.close()
+        assert (await admin.js.consumer_info(settings.stream_name(), durable)).name == durable
+    finally:
+        await pool.close()
+        await scoring.close()
+
+
+async def test_a_service_dead_letters_only_its_own_projections(
+    secured: SecuredNats, admin: EventStore, settings: Settings
+) -> None:
+    errors: list[str] = []
+    visits = await secured.connect("visits", errors=errors)
+    ns = settings.namespace
+    try:
+        await visits.publish(f"{ns}dlq.scoring", b"forged")
+        await _refused(errors, f"{ns}dlq.scoring")
+        # its own projection's dead letters it may write, but not read back (that is the operators')
+        ack = await visits.jetstream(timeout=5).publish(f"{ns}dlq.visits_directory", b"poison")
+        assert ack.seq == 1
+        with pytest.raises(nats.errors.TimeoutError):
+            await visits.jetstream(timeout=2).get_msg(settings.dlq_stream_name(), seq=1)
+        assert [m["data"] for m in await dead_letters(admin.nc, settings, "scoring")] == []
+    finally:
+        await visits.close()
+
+
+async def test_a_user_reads_replies_on_its_own_inbox_only(secured: SecuredNats, admin: EventStore) -> None:
+    errors: list[str] = []
+    visits = await secured.connect("visits", errors=errors)
+    try:
+        await visits.subscribe(f"{inbox_prefix('scoring')}.>")
+        await _refused(errors, f'subscription to "{inbox_prefix("scoring")}.>"')
+        await visits.subscribe("_INBOX.>")  # nats-py's default prefix: nobody's
+        await _refused(errors, 'subscription to "_INBOX.>"')
+        # its own prefix works: a request through JetStream gets its answer
+        assert (await visits.jetstream(timeout=5).account_info()) is not None
+    finally:
+        await visits.close()

@@ -25,7 +25,7 @@ from tests.harness import eventually
 class Ledger:
     """Each folded event as one row: a lost event is a missing row, a double fold a second one."""
 
-    name = "ops_ledger"
+    name = "scoring"  # runs as the scoring user, which may run only its own projections' consumers
     event_types = ("HouseholdTagged",)
     ddl = "CREATE TABLE IF NOT EXISTS folded (seq bigint NOT NULL);"
 
@@ -79,10 +79,10 @@ async def fold_with(settings: Settings, projections: list[Ledger], events: int) 
         last = await store.last_sequence()
 
         async def at_end() -> bool:
-            return await pool.fetchval("SELECT position FROM proj_ops_ledger._checkpoint") == last
+            return await pool.fetchval("SELECT position FROM proj_scoring._checkpoint") == last
 
         await eventually(at_end, timeout=60, what="checkpoint at the end of the stream")
-        row = await pool.fetchrow("SELECT count(*) AS n, count(DISTINCT seq) AS d FROM proj_ops_ledger.folded")
+        row = await pool.fetchrow("SELECT count(*) AS n, count(DISTINCT seq) AS d FROM proj_scoring.folded")
         return row["n"], row["d"], last
     finally:
         for runner in runners:

@@ -379,11 +379,12 @@ async def scoring(settings: Settings) -> AsyncIterator[Scoring]:
 
 @pytest.fixture
 async def env(settings: Settings):
-    """Store and pool without the service (for replays and subprocess tests)."""
+    """Store and pool without the service (for replays and subprocess tests); the pool is the
+    scoring role's, in its schema, as the service's is."""
     nc = await connect(settings, "test")
     store = EventStore(nc, settings)
     await store.ensure_streams()
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, service="scoring")
     async with pool.acquire() as conn:
         await migrate(conn, [SCORING_MIGRATIONS])
     yield nc, store, pool

@@ -8,6 +8,7 @@ from services.scoring import queries
 from services.scoring.domain.calendar import parse_period
 from services.scoring.projections import ScoringProjection
 from services.scoring.settings import BUILTIN_DIR
+from shared.eventstore import connect
 from shared.projection import replay
 from tests.integration.scoring.conftest import at, community, scoring_service, visit, worker
 
@@ -52,7 +53,13 @@ async def test_a_new_rulebook_version_rescores_the_past_by_replay(settings, tmp_
         stale = await svc.get(f"/v1/communities/bairuijing/board?period={day}&as_of={day}")
         assert stale["rulebook"] == {"id": "5plus1", "version": 2} and stale["rescore_needed"]
 
-        result = await replay(ScoringProjection(rules), nc=svc.runtime.nc, pool=svc.pool, settings=svc.settings)
+        # as `gridwork replay` does: NATS as the admin (a replay's reader is an ephemeral consumer,
+        # which no service user may make), PostgreSQL as the scoring role
+        admin = await connect(settings, "test-replay")
+        try:
+            result = await replay(ScoringProjection(rules), nc=admin, pool=svc.pool, settings=svc.settings)
+        finally:
+            await admin.close()
         assert result["schema"] == "proj_scoring"
         after = await svc.get(f"/v1/communities/bairuijing/board?period={day}&as_of={day}")
         assert not after["rescore_needed"]

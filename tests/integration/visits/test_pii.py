@@ -97,7 +97,7 @@ async def test_erasure_removes_the_personal_data_everywhere_but_keeps_the_visit_
     conn = await asyncpg.connect(f.settings.database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT key, erased_at FROM visits_household_keys WHERE household_id = $1", "h-p4-b4-2-301"
+            "SELECT key, erased_at FROM visits.visits_household_keys WHERE household_id = $1", "h-p4-b4-2-301"
         )
     finally:
         await conn.close()
