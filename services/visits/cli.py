@@ -92,7 +92,7 @@ async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, i
     from .pii import KeyStore
 
     keyring = keyring_from_settings(settings)
-    pool = await create_pool(settings, max_size=2)
+    pool = await create_pool(settings, service="visits", max_size=2)
     try:
         keys = KeyStore(pool, keyring)
         report = await keys.rewrap(batch=batch) if rewrap else None

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from services.cli.main import main as gridwork
 from services.visits.app import MIGRATIONS, build_app
 from services.visits.pii import key_context
-from shared.db import migrate
+from shared.db import create_pool, migrate
 from shared.eventstore import EventStore, connect
 from shared.keywrap import LocalKeyring
 from shared.settings import Settings
@@ -90,14 +90,14 @@ async def table(f: Field, sql: str, *args: Any) -> list[asyncpg.Record]:
 async def test_a_dump_of_the_keys_table_opens_no_residents_data_without_the_kek(bairuijing: Field) -> None:
     f = bairuijing
     blob = await sealed_name(f, ELDER)
-    rows = await table(f, "SELECT * FROM visits_household_keys")  # what pg_dump or a replica holds
+    rows = await table(f, "SELECT * FROM visits.visits_household_keys")  # what pg_dump or a replica holds
     assert len(rows) == 2
     tried = 0
     for row in rows:
         for value in row.values():
             for key in candidate_keys(value):
                 tried += 1
-                assert opens(key, blob, ELDER) is None, f"a column of visits_household_keys opens {ELDER}"
+                assert opens(key, blob, ELDER) is None, f"a column of visits.visits_household_keys opens {ELDER}"
     assert tried > 0
     # With the KEK, which is not in the database, the same row does open: the dump holds the key, wrapped.
     [row] = [r for r in rows if r["household_id"] == ELDER]
@@ -112,8 +112,8 @@ async def test_a_wrapped_key_copied_onto_another_households_row_does_not_open(ba
     conn = await asyncpg.connect(f.settings.database_url)
     try:
         await conn.execute(
-            "UPDATE visits_household_keys AS b SET wrapped_key = a.wrapped_key, kek_id = a.kek_id "
-            "FROM visits_household_keys AS a WHERE a.household_id = $1 AND b.household_id = $2",
+            "UPDATE visits.visits_household_keys AS b SET wrapped_key = a.wrapped_key, kek_id = a.kek_id "
+            "FROM visits.visits_household_keys AS a WHERE a.household_id = $1 AND b.household_id = $2",
             ELDER,
             NEIGHBOUR,
         )
@@ -130,13 +130,13 @@ async def test_a_wrapped_key_copied_onto_another_households_row_does_not_open(ba
 async def test_erasure_leaves_no_key_wrapped_or_plain(bairuijing: Field) -> None:
     f = bairuijing
     await f.post(f"/households/{ELDER}/erasure", {"reason": "resident moved away"}, headers=f.secretary)
-    [row] = await table(f, "SELECT * FROM visits_household_keys WHERE household_id = $1", ELDER)
+    [row] = await table(f, "SELECT * FROM visits.visits_household_keys WHERE household_id = $1", ELDER)
     assert row["erased_at"] is not None
     assert (row["key"], row["wrapped_key"], row["kek_id"]) == (None, None, None)
     # and the tombstone is never filled again
     r = await f.client.patch(f.url(f"/households/{ELDER}"), headers=f.secretary, json={"personal": {"name": NAME}})
     assert r.status_code == 409
-    [row] = await table(f, "SELECT wrapped_key FROM visits_household_keys WHERE household_id = $1", ELDER)
+    [row] = await table(f, "SELECT wrapped_key FROM visits.visits_household_keys WHERE household_id = $1", ELDER)
     assert row["wrapped_key"] is None
 
 
@@ -180,23 +180,24 @@ async def test_keys_stored_plain_by_an_older_release_are_wrapped_when_the_servic
     old.mkdir(parents=True)
     (old / "0001_visits_pii.sql").write_text((MIGRATIONS / "0001_visits_pii.sql").read_text())
     plain = AESGCM.generate_key(bit_length=256)
-    conn = await asyncpg.connect(settings.database_url)
+    pool = await create_pool(settings, service="visits", max_size=1)  # as the visits role, in its schema
     try:
-        await migrate(conn, [old])
-        await conn.execute(
-            "INSERT INTO visits_household_keys (community, household_id, key) VALUES ($1, $2, $3)", C, ELDER, plain
-        )
+        async with pool.acquire() as conn:
+            await migrate(conn, [old])
+            await conn.execute(
+                "INSERT INTO visits_household_keys (community, household_id, key) VALUES ($1, $2, $3)", C, ELDER, plain
+            )
     finally:
-        await conn.close()
+        await pool.close()
 
     async with running(build_app(settings)):
         conn = await asyncpg.connect(settings.database_url)
         try:
-            row = await conn.fetchrow("SELECT * FROM visits_household_keys WHERE household_id = $1", ELDER)
+            row = await conn.fetchrow("SELECT * FROM visits.visits_household_keys WHERE household_id = $1", ELDER)
             # nothing writes a plain key any more
             with pytest.raises(asyncpg.CheckViolationError):
                 await conn.execute(
-                    "INSERT INTO visits_household_keys (community, household_id, key) VALUES ($1, 'h-new', $2)",
+                    "INSERT INTO visits.visits_household_keys (community, household_id, key) VALUES ($1, 'h-new', $2)",
                     C,
                     plain,
                 )
@@ -231,7 +232,7 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_then_go(
         assert "re-wrapped 2 keys" in out
         new_id = LocalKeyring(base64.b64decode(new)).key_id
         assert f"2  {new_id} (current)" in out
-        assert {r["kek_id"] for r in await table(f, "SELECT kek_id FROM visits_household_keys")} == {new_id}
+        assert {r["kek_id"] for r in await table(f, "SELECT kek_id FROM visits.visits_household_keys")} == {new_id}
     # 3. the old KEK retires: the service runs on the new one alone, and the old one opens nothing
     rotated = settings.model_copy(update={"kek": new})
     async with running(build_app(rotated)) as client:
