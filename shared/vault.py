@@ -83,6 +83,8 @@ async def provision(conn: asyncpg.Connection, roles: Mapping[str, str]) -> None:
         await conn.execute(f"SET LOCAL ROLE {_quoted(owner)}")  # the tables belong to visits
         await conn.execute(TABLES)
         await conn.execute("RESET ROLE")
+        for table in ("text_keys", "texts"):  # also when another role made them first
+            await conn.execute(f"ALTER TABLE {SCHEMA}.{table} OWNER TO {_quoted(owner)}")
         for service, rights in GRANTS.items():
             role = roles.get(service)
             if role is not None:
