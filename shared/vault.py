@@ -182,6 +182,46 @@ class TextVault:
 
     # ------------------------------------------------------------------ keys
 
+    async def check_keks(self) -> None:
+        """Refuse (RuntimeError) when a community's text key is wrapped under a KEK this process does
+        not hold: a wrong KEK is found at start-up, not at the first text revealed."""
+        async with self.pool.acquire() as conn:
+            ids = [r["kek_id"] for r in await conn.fetch(f"SELECT DISTINCT kek_id FROM {SCHEMA}.text_keys")]
+        unknown = sorted(i for i in ids if not self.keyring.knows(i))
+        if unknown:
+            raise RuntimeError(
+                f"the vault's text keys are wrapped under KEK {', '.join(unknown)}, which this process does not "
+                f"hold (its KEK is {self.keyring.key_id}): configure that KEK, or keep it as a retired KEK "
+                "while `gridwork keys rewrap` moves the keys to the new one"
+            )
+
+    async def kek_counts(self) -> dict[str, int]:
+        """How many communities' text keys are wrapped under each KEK id."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT kek_id, count(*) AS n FROM {SCHEMA}.text_keys GROUP BY 1 ORDER BY 1")
+        return {r["kek_id"]: int(r["n"]) for r in rows}
+
+    async def rewrap(self) -> int:
+        """Re-wrap every text key under a retired KEK with the current one (a key per community: a
+        few rows); the number re-wrapped.  Safe while services run, and to run again."""
+        moved = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT community, wrapped, kek_id FROM {SCHEMA}.text_keys WHERE kek_id <> $1 FOR UPDATE",
+                self.keyring.key_id,
+            )
+            for r in rows:
+                context = f"vault/{r['community']}".encode()
+                key = await self.keyring.unwrap(bytes(r["wrapped"]), r["kek_id"], context)
+                await conn.execute(
+                    f"UPDATE {SCHEMA}.text_keys SET wrapped = $2, kek_id = $3 WHERE community = $1",
+                    r["community"],
+                    await self.keyring.wrap(key, context),
+                    self.keyring.key_id,
+                )
+                moved += 1
+        return moved
+
     async def _key(self, community: str, *, create: bool = True) -> bytes | None:
         key = self._keys.get(community)
         if key is not None:

@@ -44,6 +44,7 @@ async def bootstrap(runtime: Runtime[Any]) -> IssuesDeps:
     settings = issues_settings(runtime.settings)
     vault = TextVault(runtime.pool, keyring_from_settings(settings))
     await vault.ensure()
+    await vault.check_keks()
     runtime.store.seal = vault.seal_events
     return IssuesDeps(
         settings=settings,

@@ -71,6 +71,7 @@ async def prepare_household_keys(runtime: Runtime[Any]) -> None:
     start is refused), and keys left plain by an older release are wrapped (migration 0002)."""
     keys: KeyStore = runtime.deps.keys
     await runtime.deps.vault.ensure()
+    await runtime.deps.vault.check_keks()
     await keys.check_keks()
     report = await keys.rewrap(plain_only=True)
     if report.wrapped_plain:

@@ -88,6 +88,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, int], Any]:
     from shared.db import create_pool
     from shared.keywrap import keyring_from_settings
+    from shared.vault import TextVault
 
     from .pii import KeyStore
 
@@ -95,7 +96,10 @@ async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, i
     pool = await create_pool(settings, service="visits", max_size=2)
     try:
         keys = KeyStore(pool, keyring)
+        vault = TextVault(pool, keyring)
         report = await keys.rewrap(batch=batch) if rewrap else None
+        if rewrap:
+            print(f"re-wrapped {await vault.rewrap()} of the vault's text keys (one per community)")
         async with pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT CASE WHEN erased_at IS NOT NULL THEN 'erased (no key)' WHEN key IS NOT NULL "
@@ -103,6 +107,9 @@ async def _keys(settings: Any, *, rewrap: bool, batch: int) -> tuple[dict[str, i
                 "FROM visits_household_keys GROUP BY 1 ORDER BY 1"
             )
         counts = {(f"{r['kek']} (current)" if r["kek"] == keyring.key_id else r["kek"]): int(r["n"]) for r in rows}
+        for kek, n in (await vault.kek_counts()).items():
+            label = f"{kek} (current)" if kek == keyring.key_id else kek
+            counts[f"{label}, vault text keys"] = n
         return counts, report
     finally:
         await pool.close()

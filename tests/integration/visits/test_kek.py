@@ -214,6 +214,8 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_then_go(
     old_kek, new = settings.kek, new_kek()
     async with running(build_app(settings)) as client:
         await seed(Field(client, settings))
+        # free text too: the vault's text key of the community is wrapped by the same KEK
+        await Field(client, settings).post("/face-to-face-sessions", {"station": "四期驿站", "topics": ["dog walking"]})
     # 1. the services get the new KEK, the old one as retired: they unwrap with either
     rotating = settings.model_copy(update={"kek": new, "kek_retired": old_kek})
     async with running(build_app(rotating)) as client:
@@ -229,7 +231,7 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_then_go(
             monkeypatch.setenv(f"GRIDWORK_{name}", str(value))
         assert await asyncio.to_thread(gridwork, ["keys", "rewrap"]) == 0
         out = capsys.readouterr().out
-        assert "re-wrapped 2 keys" in out
+        assert "re-wrapped 2 keys" in out and "re-wrapped 1 of the vault's text keys" in out
         new_id = LocalKeyring(base64.b64decode(new)).key_id
         assert f"2  {new_id} (current)" in out
         assert {r["kek_id"] for r in await table(f, "SELECT kek_id FROM visits.visits_household_keys")} == {new_id}
@@ -238,6 +240,8 @@ async def test_rotating_the_kek_rewraps_every_key_and_the_old_kek_can_then_go(
     async with running(build_app(rotated)) as client:
         f = Field(client, rotated)
         assert (await f.household(ELDER, headers=f.w07))["personal"]["name"] == NAME
+        [session] = await f.get("/face-to-face-sessions")
+        assert (session["station"], session["topics"]) == ("四期驿站", ["dog walking"])
     with pytest.raises(RuntimeError, match="which this process does not hold"):
         async with running(build_app(settings)):
             pass
