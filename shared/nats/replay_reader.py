@@ -35,17 +35,29 @@ _HDR_LINE = len(b"NATS/1.0\r\n")  # the header block's version line, before the 
 Handler = Callable[[bytes, bytes, bytes, bytes], None]
 
 
-class _Parser(Parser):
-    """nats-py's parser, except that deliveries to registered sids go straight to their handler."""
+def _shared(name: str) -> Any:
+    """An attribute of the parsing state that lives on the original parser (one copy for both)."""
+    return property(lambda self: getattr(self.original, name), lambda self, value: setattr(self.original, name, value))
 
-    def __init__(self, nc: NATS, original: Parser) -> None:
-        super().__init__(nc)
+
+class _Parser(Parser):
+    """nats-py's parser, except that deliveries to registered sids go straight to their handler.
+
+    The parsing state (buffer, state, bytes needed, header size, message arguments) is the
+    original parser's own, read and written through: swapping parsers in or out never leaves one
+    of them with a stale copy — the original may be suspended mid-parse (awaiting a callback) when
+    a reader registers, and a stale header size once cut the head off the next message without
+    headers (a consumer-info reply that would not parse)."""
+
+    buf = _shared("buf")
+    state = _shared("state")
+    needed = _shared("needed")
+    header_needed = _shared("header_needed")
+    msg_arg = _shared("msg_arg")
+
+    def __init__(self, nc: NATS, original: Parser) -> None:  # not Parser.__init__: that resets the state
+        self.nc = nc
         self.original = original
-        self.buf = original.buf
-        self.state = original.state
-        self.needed = original.needed
-        self.header_needed = original.header_needed
-        self.msg_arg = original.msg_arg
         self.fast: dict[bytes, Handler] = {}
         self._lines = Parser(nc)  # parses the one-line operations, exactly as nats-py does
 
@@ -157,10 +169,8 @@ def _unregister(nc: NATS, sid: int) -> None:
     parser = nc._ps
     if isinstance(parser, _Parser):
         parser.fast.pop(str(sid).encode(), None)
-        if not parser.fast and parser.state == AWAITING_CONTROL_LINE:
-            original = parser.original
-            original.buf, original.state = parser.buf, parser.state
-            nc._ps = original
+        if not parser.fast:
+            nc._ps = parser.original  # the state is the original's already: nothing to copy back
 
 
 class ReplayReader(PullConsumer):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from nats.aio.client import Client
+from nats.protocol.parser import Parser
 
 from shared.nats import patches
+from shared.nats.replay_reader import _register, _unregister
 
 
 @pytest.fixture
@@ -68,3 +70,32 @@ def test_every_patched_library_is_bounded_to_the_releases_its_patch_was_written_
     assert f"<{major}.{minor + 1}" in spec["faststream"]
     assert f"<{max(INSTRUMENTATOR_SUPPORTED) + 1}" in spec["prometheus-fastapi-instrumentator"]
     assert faststream_supported()  # the installed release is one of them
+
+
+class _Connection:
+    """What the protocol parsers use of a connection: the message callback and the counters."""
+
+    def __init__(self) -> None:
+        self.stats = {"in_msgs": 0, "in_bytes": 0}
+        self.got: list[tuple[int, bytes, bytes | None]] = []
+        self._ps: Parser = Parser(self)
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, payload: bytes, hdr: bytes | None) -> None:
+        self.got.append((sid, payload, hdr))
+
+
+async def test_a_replay_parser_swapped_in_mid_message_and_out_again_keeps_one_parsing_state() -> None:
+    nc = _Connection()
+    original = nc._ps
+    hdr, body = b"NATS/1.0\r\nNats-Msg-Id: e1\r\n\r\n", b'{"event": 1}'
+    line = b"HMSG gw.c.visits.visit.v1.VisitLogged 1 $JS.ACK.S.C.1.1.1.1.0 %d %d\r\n" % (len(hdr), len(hdr) + len(body))
+    await original.parse(line + hdr[:5])  # the live consumer's delivery, half arrived
+    assert original.header_needed == len(hdr)
+    _register(nc, 7, lambda *delivery: None)  # a replay starts on the same connection
+    await nc._ps.parse(hdr[5:] + body + b"\r\n")  # the rest arrives through the replay's parser
+    _unregister(nc, 7)  # the replay ends
+    assert nc._ps is original
+    # The next message has no headers (a JetStream API reply): it must arrive whole.
+    reply = b'{"type": "io.nats.jetstream.api.v1.consumer_info_response", "name": "c"}'
+    await nc._ps.parse(b"MSG _INBOX_admin.x.y 2 %d\r\n" % len(reply) + reply + b"\r\n")
+    assert nc.got == [(1, body, hdr), (2, reply, None)]
