@@ -19,7 +19,7 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -143,6 +143,18 @@ def keyring_from_settings(settings: Settings) -> LocalKeyring:
         for i, value in enumerate(v for v in retired_text.replace(",", "\n").split() if v)
     ]
     return LocalKeyring(current, retired)
+
+
+def require_known_keks(wrapper: KeyWrapper, kek_ids: Iterable[str], what: str) -> None:
+    """Refuse (RuntimeError) when ``what`` (keys) are wrapped under a KEK ``wrapper`` does not hold:
+    a wrong or missing KEK is found at start-up, not at the first key unwrapped."""
+    unknown = sorted(i for i in set(kek_ids) if not wrapper.knows(i))
+    if unknown:
+        raise RuntimeError(
+            f"{what} are wrapped under KEK {', '.join(unknown)}, which this process does not hold "
+            f"(its KEK is {wrapper.key_id}): configure that KEK as GRIDWORK_KEK_FILE, or as a retired "
+            "KEK (GRIDWORK_KEK_RETIRED_FILE) while `gridwork keys rewrap` moves the keys to the new one"
+        )
 
 
 #: The services holding residents' personal data, and so the KEK: visits (household keys, free

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 
 from .events import Event
-from .keywrap import KeyWrapper
+from .keywrap import KeyWrapper, require_known_keks
 
 #: Where the vault's tables live (a schema of its own, shared by the services that seal and show texts).
 SCHEMA = "vault"
@@ -186,14 +186,8 @@ class TextVault:
         """Refuse (RuntimeError) when a community's text key is wrapped under a KEK this process does
         not hold: a wrong KEK is found at start-up, not at the first text revealed."""
         async with self.pool.acquire() as conn:
-            ids = [r["kek_id"] for r in await conn.fetch(f"SELECT DISTINCT kek_id FROM {SCHEMA}.text_keys")]
-        unknown = sorted(i for i in ids if not self.keyring.knows(i))
-        if unknown:
-            raise RuntimeError(
-                f"the vault's text keys are wrapped under KEK {', '.join(unknown)}, which this process does not "
-                f"hold (its KEK is {self.keyring.key_id}): configure that KEK, or keep it as a retired KEK "
-                "while `gridwork keys rewrap` moves the keys to the new one"
-            )
+            rows = await conn.fetch(f"SELECT DISTINCT kek_id FROM {SCHEMA}.text_keys")
+        require_known_keks(self.keyring, (r["kek_id"] for r in rows), "the vault's text keys")
 
     async def kek_counts(self) -> dict[str, int]:
         """How many communities' text keys are wrapped under each KEK id."""

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.auth import Principal
-from shared.keywrap import KeyWrapper
+from shared.keywrap import KeyWrapper, require_known_keks
 
 from .domain.households import ERASED
 
@@ -150,17 +150,8 @@ class KeyStore:
         """Refuse (RuntimeError) when stored keys are wrapped under a KEK this process does not
         hold: a wrong or missing KEK found at start-up, not at a resident's first reveal."""
         async with self.pool.acquire() as conn:
-            ids = [
-                r["kek_id"]
-                for r in await conn.fetch("SELECT DISTINCT kek_id FROM visits_household_keys WHERE kek_id IS NOT NULL")
-            ]
-        unknown = sorted(i for i in ids if not self.wrapper.knows(i))
-        if unknown:
-            raise RuntimeError(
-                f"household keys are wrapped under KEK {', '.join(unknown)}, which this process does not hold "
-                f"(its KEK is {self.wrapper.key_id}): configure that KEK as GRIDWORK_KEK_FILE, or as a retired "
-                "KEK (GRIDWORK_KEK_RETIRED_FILE) while `gridwork keys rewrap` moves the keys to the new one"
-            )
+            rows = await conn.fetch("SELECT DISTINCT kek_id FROM visits_household_keys WHERE kek_id IS NOT NULL")
+        require_known_keks(self.wrapper, (r["kek_id"] for r in rows), "household keys")
 
     async def rewrap(self, *, plain_only: bool = False, batch: int = 500) -> RewrapReport:
         """Wrap every key still stored plain (rows from before migration 0002) and, unless

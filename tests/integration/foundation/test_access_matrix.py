@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared.auth import Principal
 from shared.settings import Settings
 from tests.harness import auth, eventually, four_services
 from tests.unit.test_authorization_path import PUBLIC
@@ -29,22 +30,9 @@ A, B = "acc-a", "acc-b"  # two communities in two streets
 S1, S2 = "s1", "s2"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """One principal of the matrix: a role and its scope claims."""
-
-    name: str
-    role: str
-    community: str | None = None
-    street: str | None = None
-    grid: str | None = None
-    worker_id: str | None = None
-    agency: str | None = None
-    agency_kind: str | None = None
-
-    def claims(self) -> dict[str, Any]:
-        keys = ("community", "street", "grid", "worker_id", "agency", "agency_kind")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+def Caller(name: str, role: str, **scope: str) -> Principal:
+    """One principal of the matrix: a role and its scope claims (``sub`` names it in the report)."""
+    return Principal.model_validate({"sub": name, "role": role, **scope})
 
 
 CALLERS = (
@@ -78,7 +66,7 @@ class Case:
     agencies: list[str] = field(default_factory=list)
     worker: str = "w1"
 
-    def expects(self, who: Caller) -> bool:
+    def expects(self, who: Principal) -> bool:
         """Whether the policy lets ``who`` call this route on this case."""
         rule = self.allow.get(who.role)
         if rule is None:
@@ -248,20 +236,19 @@ async def test_every_route_answers_every_caller_as_the_policy_says(settings: Set
         client = four.clients[four.ops[case.op]]
         path = _path(template, case, four.fixtures)
         for who in CALLERS:
-            kw: dict[str, Any] = {"headers": auth(settings, who.role, sub=who.name, **who.claims())}
+            claims = who.model_dump(exclude_none=True, exclude={"sub", "role"})
+            kw: dict[str, Any] = {"headers": auth(settings, who.role, sub=who.sub, **claims)}
             if case.upload:
                 kw["files"] = {"file": (case.upload, b"household_id,building_id\n", "text/csv")}
             elif case.body is not None:
                 kw["json"] = _body(case.body, four.fixtures)
             r = await client.request(method, path, **kw)
             cells += 1
-            assert r.status_code != 401, f"{case.op} as {who.name}: {r.text}"
+            assert r.status_code != 401, f"{case.op} as {who.sub}: {r.text}"
             allowed = r.status_code != 403
             if allowed != case.expects(who):
                 verdict = "allowed" if allowed else "denied"
-                unexpected.append(
-                    f"{case.op} [{case.params}] as {who.name}: {verdict} ({r.status_code} {r.text[:160]})"
-                )
+                unexpected.append(f"{case.op} [{case.params}] as {who.sub}: {verdict} ({r.status_code} {r.text[:160]})")
     assert unexpected == [], f"{len(unexpected)} of {cells} cells differ from docs/access-policy.toml:\n" + "\n".join(
         unexpected
     )
