@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -30,7 +31,7 @@ from prometheus_client import Counter, Histogram, Summary
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("gridwork.http")
 
@@ -62,6 +63,69 @@ def add_ingress(app: FastAPI, ingress: Sequence[Callable[[ASGIApp], ASGIApp]]) -
         return stack
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+class BodyLimit:
+    """The outermost layer of every service: a request body over its limit is answered 413 at once —
+    by its Content-Length before a byte of it is read, and while it streams in when it has none —
+    before the token, the route or the JSON parser sees anything of it.
+
+    The limit is ``max_body_bytes`` of the app's settings (1 MiB), or the larger one a path ending
+    in one of ``larger`` takes (a ledger import); Open311's paths answer in Open311's error format.
+    """
+
+    def __init__(self, app: ASGIApp, larger: Sequence[tuple[str, str]] = ()) -> None:
+        self.app = app
+        #: (path suffix, name of the settings field holding that path's limit)
+        self.larger = tuple(larger)
+
+    def _limit(self, scope: Scope) -> int:
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        path: str = scope["path"]
+        for suffix, setting in self.larger:
+            if path.endswith(suffix):
+                return int(getattr(settings, setting, 20 * 1024 * 1024))
+        return int(getattr(settings, "max_body_bytes", 1024 * 1024))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self._limit(scope)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > limit:
+                return await self._refuse(scope, send, limit)
+            return await self.app(scope, receive, send)  # the server reads no more than declared
+        # No length declared (chunked): read it here, up to the limit, then hand it on as it came.
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                return await self._refuse(scope, send, limit)
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+        message = f"the request body is larger than {limit} bytes"
+        if scope["path"].startswith("/open311/"):
+            body = json.dumps([{"code": 413, "description": message}]).encode()
+        else:
+            body = json.dumps({"error": {"code": "too_large", "message": message, "field": "body"}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+        http_metrics().observe(scope.get("method", "POST"), "4xx", "body_limit", 0, len(body), 0.0)
 
 
 class RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):

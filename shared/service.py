@@ -38,7 +38,7 @@ from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
 from .eventstore import ADMIN_USER, AppendError, ConcurrencyError, EventStore, connect, nats_credentials
-from .http_adapter import SideServer, add_ingress, instrument
+from .http_adapter import BodyLimit, SideServer, add_ingress, instrument
 from .logs import configure_logging
 from .nats import patches
 from .nats.broker_metrics import BrokerMetrics
@@ -157,6 +157,8 @@ class ServiceSpec(Generic[DepsT]):
     #: The community → street lookup on the service's own projection, for street admins' scope
     #: (:func:`shared.auth.require`); a service without one refuses street admins on community routes.
     street_of: Callable[[DepsT, str], Awaitable[str | None]] | None = None
+    #: Routes taking a body above ``max_body_bytes``: (path suffix, settings field with its limit).
+    body_limits: Sequence[tuple[str, str]] = ()
     #: Checks of the settings run before anything connects; one raising RuntimeError refuses the
     #: start (a secret the service cannot run without, like the JWT secret's check).
     checks: Sequence[Callable[[Settings], None]] = ()
@@ -332,8 +334,13 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
     for middleware in reversed(spec.middleware):
         app.add_middleware(middleware)
     instrument(app)
-    if spec.ingress:
-        add_ingress(app, spec.ingress)
+    # The body limit runs first of all, in front of the service's own ingress (the visits fast path).
+    larger = spec.body_limits
+
+    def limited(inner: ASGIApp) -> ASGIApp:
+        return BodyLimit(inner, larger)
+
+    add_ingress(app, [limited, *spec.ingress])
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, err: DomainError) -> JSONResponse:

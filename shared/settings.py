@@ -74,6 +74,16 @@ class Settings(BaseSettings):
         default=300, ge=0, description="How far in the future a phone's occurred_at may be (clock drift)"
     )
     max_backdate_days: float = Field(default=30, gt=0, description="Oldest occurred_at accepted, in days")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body any route reads (413 before anything is read or checked)",
+    )
+    ledger_import_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest ledger file POST …/ledger/import takes (its own limit, above max_body_bytes)",
+    )
 
     # auth
     jwt_secret: str = Field(default="", description="HS256 secret for bearer tokens")

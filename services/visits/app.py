@@ -45,6 +45,7 @@ SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     background=list(REACTIONS),
     wire=bootstrap,
     street_of=street_of,
+    body_limits=[("/ledger/import", "ledger_import_max_bytes")],
     checks=[require_kek],
     on_start=[prepare_household_keys],
     migrations=[MIGRATIONS],

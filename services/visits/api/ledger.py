@@ -15,7 +15,6 @@ from .common import ERRORS, own_grid
 
 router = APIRouter(prefix="/v1/communities", tags=["ledger"], responses=ERRORS)
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["bairuijing"])
-MAX_UPLOAD = 50 * 1024 * 1024
 
 
 @router.post("/{community}/ledger/import", response_model=ImportReport)
@@ -28,9 +27,10 @@ async def import_ledger(
     """Import a ledger sheet: per-row validation, a report of every rejected row with its line and reason;
     importing the same file again registers nothing twice.  Columns: see ``gridwork import --help``."""
     deps = bootstrap.deps(request)
-    content = await file.read(MAX_UPLOAD + 1)
-    if len(content) > MAX_UPLOAD:
-        raise Invalid(f"the file is larger than {MAX_UPLOAD // (1024 * 1024)} MB", field="file")
+    limit = deps.settings.ledger_import_max_bytes  # the whole request was already held to it (413)
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise Invalid(f"the file is larger than {limit} bytes", field="file")
     sheet = parse_upload(content, file.filename or "ledger.csv", deps.settings.import_max_rows)
     return await handlers.import_ledger(community, sheet, principal, deps=deps)
 
