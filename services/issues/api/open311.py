@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from shared.cells import xml_text
 from shared.errors import DomainError
 from shared.events import Category, Place, Severity, now
 
@@ -68,7 +69,7 @@ def _xml(tag: str, value: Any) -> ET.Element:
     elif isinstance(value, bool):
         el.text = "true" if value else "false"
     elif value is not None:
-        el.text = str(value)
+        el.text = xml_text(str(value))  # a control character would leave the feed unparseable
     return el
 
 

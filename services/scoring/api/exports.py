@@ -15,6 +15,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from shared.cells import safe_cell
+
 #: (field, header) — the header bilingual, Chinese first as on the printed sheet.
 WORKER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("rank", "排名 Rank"),
@@ -60,7 +62,7 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = 
     writer = csv.writer(buf)
     writer.writerow([h for _, h in cols])
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c, _ in cols])
+        writer.writerow(["" if row.get(c) is None else safe_cell(row.get(c)) for c, _ in cols])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -71,14 +73,14 @@ def to_xlsx(sheets: Sequence[tuple[str, str, Sequence[dict[str, Any]], Sequence[
     for name, title, rows, columns in sheets:
         ws = wb.create_sheet(name[:31])
         cols = _columns(rows, columns)
-        ws.append([title])
+        ws.append([safe_cell(title)])
         ws["A1"].font = Font(bold=True, size=14)
         ws.append([h for _, h in cols])
         for cell in ws[2]:
             cell.font = Font(bold=True)
             cell.alignment = Alignment(wrap_text=True, vertical="center")
         for row in rows:
-            ws.append([row.get(c) for c, _ in cols])
+            ws.append([safe_cell(row.get(c)) for c, _ in cols])
         for i, (c, h) in enumerate(cols, start=1):
             letter = get_column_letter(i)
             ws.column_dimensions[letter].width = max(10, min(28, len(h) + 2))

@@ -8,6 +8,7 @@ import io
 import json
 
 from shared.auth import Principal
+from shared.cells import safe_cell
 from shared.events import Event, now
 from shared.eventstore import AppendResult, ConcurrencyError
 
@@ -180,7 +181,8 @@ async def export_ledger(community: str, principal: Principal, *, deps: VisitsDep
                 reads.append((hid, sorted(personal)))
         missing = [f for f in REQUIRED_LEDGER_FIELDS if f not in r["fields_present"]]
         writer.writerow(
-            [
+            safe_cell(value)
+            for value in [
                 hid,
                 r["building_id"],
                 r["unit"] or "",

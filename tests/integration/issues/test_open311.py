@@ -205,3 +205,27 @@ async def test_bad_posts_get_the_specification_error_format(service: Service) ->
         x = xml((await c.post(f"{BASE}/requests.xml", data=form)).content)
         assert x.tag == "errors" and x.find("error/code").text == str(status)
     assert (await c.post(f"{BASE}/services.json", data=ok)).status_code == 404
+
+
+async def test_a_control_character_in_a_report_leaves_the_xml_feed_parseable(service: Service) -> None:
+    """#15 item 7: one control character made requests.xml unparseable for every client."""
+    c = service.client
+    form = {
+        "api_key": "app-key-1",
+        "service_code": "conflicts_disputes.pets",
+        "address_string": "phase 3\x0b building 3",
+        "description": "dogs off the lead\x01 at 7 am",
+    }
+    posted = await c.post(f"{BASE}/requests.json", data=form)
+    assert posted.status_code == 201, posted.text
+    rid = posted.json()[0]["service_request_id"]
+
+    async def listed() -> bytes | None:
+        r = await c.get(f"{BASE}/requests/{rid}.xml")
+        return r.content if r.status_code == 200 else None
+
+    feed = xml(await eventually(listed, what="the request on the feed"))  # parses
+    assert feed.find("request/description").text == "dogs off the lead\ufffd at 7 am"
+    assert feed.find("request/address").text == "phase 3\ufffd building 3"
+    [as_json] = (await c.get(f"{BASE}/requests/{rid}.json")).json()
+    assert as_json["description"] == "dogs off the lead\x01 at 7 am"  # JSON carries it as typed

@@ -11,6 +11,8 @@ from tests.harness import auth
 from tests.integration.scoring.conftest import (
     BAIRUIJING,
     STREET,
+    WorkerRegistered,
+    WorkerRegisteredData,
     at,
     community,
     erased,
@@ -226,3 +228,27 @@ async def test_the_service_describes_itself(scoring) -> None:
     assert ready["status"] == "ready" and ready["projections"][0]["projection"] == "scoring"
     rulebooks = await scoring.get("/v1/rulebooks", role="ops")
     assert rulebooks["default"] == "5plus1@1" and {b["id"] for b in rulebooks["rulebooks"]} == {"5plus1", "4plus1"}
+
+
+async def test_exports_are_safe_to_open_whatever_a_name_holds(scoring) -> None:
+    """A worker named as a formula, or with a control character (#15 items 2 and 7): the CSV and
+    XLSX exports answer, and their cells read as text, not as formulas."""
+    hostile = WorkerRegistered.new(
+        community=BAIRUIJING,
+        aggregate_id="w66",
+        actor="ops",
+        occurred_at=at("2025-01-02"),
+        data=WorkerRegisteredData(worker_id="w66", name='=HYPERLINK("http://x.example","bad\x0bname")', grid_id="g"),
+    )
+    await scoring.folded(await scoring.append(hostile, *_day_of_work("w66", 5)))
+    sec = auth(scoring.settings, "secretary", community=BAIRUIJING)
+    base = f"/v1/communities/bairuijing/board/export?period={DAY}&as_of={DAY}"
+    csv_resp = await scoring.client.get(f"{base}&format=csv", headers=sec)
+    assert csv_resp.status_code == 200
+    [row] = [r for r in csv.reader(io.StringIO(csv_resp.content.decode("utf-8-sig"))) if r[1:2] == ["w66"]]
+    assert row[2] == '\'=HYPERLINK("http://x.example","bad\ufffdname")'
+    xlsx = await scoring.client.get(f"{base}&format=xlsx", headers=sec)
+    assert xlsx.status_code == 200, xlsx.text[:200]
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    [name] = [r[2].value for r in sheet.iter_rows(min_row=3) if r[1].value == "w66"]
+    assert name.startswith("'=") and "\x0b" not in name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import asyncpg
 import pytest
 
@@ -122,3 +125,20 @@ async def test_erasure_removes_the_personal_data_everywhere_but_keeps_the_visit_
     assert (await f.post("/visits", {"household_id": "h-p4-b4-2-301", "mode": "priority", "minutes": 5}))[
         "special_assistance"
     ] is True
+
+
+async def test_the_ledger_export_is_safe_to_open_in_a_spreadsheet(bairuijing: Field) -> None:
+    """#15 item 2: a household named as a formula lands as text, not as a live formula."""
+    f = bairuijing
+    personal = {"name": '=HYPERLINK("http://x.example","click")', "phone": "+8613907110000", "address": "@SUM(1)"}
+    household = {"household_id": "h-formula", "building_id": "p4-b4", "room": "-1", "personal": personal}
+    await f.post("/households", household, headers=f.secretary)
+
+    async def exported() -> list[list[str]]:
+        export = (await f.client.get(f.url("/ledger/export.csv"), headers=f.secretary)).text
+        return [r for r in csv.reader(io.StringIO(export)) if r and r[0] == "h-formula"]
+
+    [row] = await eventually(exported, timeout=WAIT, what="the household in the ledger")
+    assert '\'=HYPERLINK("http://x.example","click")' in row and "'@SUM(1)" in row
+    assert "'-1" in row  # the room
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
