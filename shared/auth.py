@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import jwt
 from fastapi import Depends, HTTPException, Request
@@ -243,3 +243,26 @@ def require(*roles: str, scoped: bool = True) -> Callable[..., Awaitable[Princip
         return principal
 
     return dependency
+
+
+def _guard_of(route: Any) -> Callable[..., Awaitable[Principal]] | None:
+    """The :func:`require` dependency of ``route`` (None for a public route)."""
+    stack = list(getattr(getattr(route, "dependant", None), "dependencies", ()))
+    while stack:
+        dep = stack.pop()
+        call = dep.call
+        if getattr(call, "__qualname__", "").startswith("require.<locals>"):
+            guard: Callable[..., Awaitable[Principal]] = call
+            return guard
+        stack.extend(dep.dependencies)
+    return None
+
+
+async def check_caller(request: Request) -> None:
+    """Run the matched route's :func:`require` on ``request`` (HTTPException 401/403 when it
+    refuses): the request's body was found invalid before the route's dependencies ran, and a
+    caller the route would refuse learns nothing of what its body got wrong."""
+    guard = _guard_of(request.scope.get("route"))
+    if guard is not None:
+        principal = await current_principal(request, await _bearer(request))
+        await guard(request, principal)

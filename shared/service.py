@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import gc
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .auth import check_signing_secret
+from .auth import check_caller, check_signing_secret
 from .db import create_pool, migrate
 from .errors import DomainError
 from .events import Event
@@ -277,6 +277,17 @@ def _quiet_gc() -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
+def _field_error(error: Mapping[str, Any]) -> dict[str, str]:
+    """One validation error as ``{field, message}``: a JSON syntax error names the body, not the
+    character offset FastAPI puts in its location."""
+    if error.get("type") == "json_invalid":
+        where = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+        at = f" at character {where}" if where is not None else ""
+        return {"field": "body", "message": f"the body is not valid JSON{at}: {error.get('msg', '')}".rstrip(": ")}
+    field = ".".join(str(p) for p in error["loc"] if p != "body")
+    return {"field": field or "body", "message": error["msg"]}  # the body as a whole (a form, plain text)
+
+
 def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quiet_gc: bool = False) -> FastAPI:
     """The FastAPI app of a service; its lifespan owns every connection.  ``quiet_gc``: a service
     process of its own (:func:`serve`) freezes what start-up built, out of the GC's reach."""
@@ -384,10 +395,14 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
         return JSONResponse({"error": detail}, status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in err.errors()
-        ]
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI reads and validates a body before the route's dependencies: authenticate first,
+        # so that a caller without a valid token gets 401 (and one out of scope 403), never a 422.
+        try:
+            await check_caller(request)
+        except HTTPException as refused:
+            return await _http_error(request, refused)
+        errors = [_field_error(e) for e in err.errors()]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return JSONResponse(
             {

@@ -88,6 +88,25 @@ async def test_bad_input_names_the_field_and_conflicts_say_why(settings: Setting
         bad = await client.post("/v1/communities/bairuijing/notes", json={"text": ""}, headers=headers)
         assert bad.status_code == 422
         assert bad.json()["error"]["field"] == "text"
+        # A JSON syntax error names the body (and where), not a character offset as the field.
+        broken = await client.post(
+            "/v1/communities/bairuijing/notes",
+            content=b'{"text": "hi",}',
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert broken.status_code == 422 and broken.json()["error"]["field"] == "body"
+        assert "not valid JSON at character" in broken.json()["error"]["message"]
+        # A form or plain text where JSON is expected: the body as a whole is at fault.
+        form = await client.post("/v1/communities/bairuijing/notes", data={"text": "hi"}, headers=headers)
+        assert form.status_code == 422 and form.json()["error"]["field"] == "body"
+        # Authentication comes before the body's errors: no token 401, out of scope 403 — never 422.
+        for who, status in ((None, 401), (auth(settings, "secretary", community="elsewhere"), 403)):
+            r = await client.post(
+                "/v1/communities/bairuijing/notes",
+                content=b"{not json",
+                headers={"Content-Type": "application/json", **(who or {})},
+            )
+            assert r.status_code == status, (status, r.text)
         conflict = await client.post("/v1/communities/bairuijing/notes", json={"text": "stale"}, headers=headers)
         assert conflict.status_code == 409
         assert conflict.json()["error"] == {
