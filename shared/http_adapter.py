@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -65,10 +66,17 @@ def add_ingress(app: FastAPI, ingress: Sequence[Callable[[ASGIApp], ASGIApp]]) -
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
+#: The vault's reference brackets (shared.vault), as a body may spell them: UTF-8, a JSON escape,
+#: form encoding.  No request may carry them: a reference typed into any field would otherwise be
+#: revealed as the text it stands for.
+_RESERVED = re.compile(rb"\xe2\x9f[\xa6\xa7]|\\u27e[67]|%e2%9f%a[67]", re.IGNORECASE)
+
+
 class BodyLimit:
     """The outermost layer of every service: a request body over its limit is answered 413 at once —
     by its Content-Length before a byte of it is read, and while it streams in when it has none —
-    before the token, the route or the JSON parser sees anything of it.
+    before the token, the route or the JSON parser sees anything of it.  A body carrying the
+    vault's reserved reference brackets (``⟦``, ``⟧``) is answered 422.
 
     The limit is ``max_body_bytes`` of the app's settings (1 MiB), or the larger one a path ending
     in one of ``larger`` takes (a ledger import); Open311's paths answer in Open311's error format.
@@ -92,11 +100,12 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         limit = self._limit(scope)
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None:
-            if not declared.isdigit() or int(declared) > limit:
-                return await self._refuse(scope, send, limit)
-            return await self.app(scope, receive, send)  # the server reads no more than declared
-        # No length declared (chunked): read it here, up to the limit, then hand it on as it came.
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await self._refuse(scope, send, limit)
+        if declared == b"0" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        # Read the body here (at most the limit: a declared length is all the server reads), look
+        # for reserved characters, then hand it on as it came.
         messages: list[Message] = []
         received = 0
         while True:
@@ -109,23 +118,34 @@ class BodyLimit:
                 return await self._refuse(scope, send, limit)
             if not message.get("more_body", False):
                 break
+        raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if _RESERVED.search(raw) or _RESERVED.search(scope.get("query_string", b"")):
+            return await self._answer(
+                scope, send, 422, "invalid", "the characters ⟦ and ⟧ are reserved and may not be sent"
+            )
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
 
+    @classmethod
+    async def _refuse(cls, scope: Scope, send: Send, limit: int) -> None:
+        await cls._answer(scope, send, 413, "too_large", f"the request body is larger than {limit} bytes")
+
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-        message = f"the request body is larger than {limit} bytes"
+    async def _answer(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
         if scope["path"].startswith("/open311/"):
-            body = json.dumps([{"code": 413, "description": message}]).encode()
+            body = json.dumps([{"code": status, "description": message}], ensure_ascii=False).encode()
         else:
-            body = json.dumps({"error": {"code": "too_large", "message": message, "field": "body"}}).encode()
+            error = {"code": code, "message": message, "field": "body"}
+            body = json.dumps({"error": error}, ensure_ascii=False).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        if status == 413:
+            headers.append((b"connection", b"close"))  # the rest of the body is not read
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        http_metrics().observe(scope.get("method", "POST"), "4xx", "body_limit", 0, len(body), 0.0)
+        http_metrics().observe(scope.get("method", "POST"), "4xx", "body_screen", 0, len(body), 0.0)
 
 
 class RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):

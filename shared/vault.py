@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.texts (
     erased_at   timestamptz,
     PRIMARY KEY (community, ref)
 );
+-- the household a text was written about (a visit's notes, a talent…): erased with it by that link
+ALTER TABLE {SCHEMA}.texts ADD COLUMN IF NOT EXISTS subject text;
+CREATE INDEX IF NOT EXISTS texts_subject ON {SCHEMA}.texts (community, subject) WHERE subject IS NOT NULL;
 """
 DDL = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA};\n{TABLES}"
 
@@ -157,9 +160,10 @@ def names_any(text: str, wanted: Sequence[str]) -> bool:
 
 @dataclass
 class _Sealing:
-    """The rows a batch of events adds to the vault."""
+    """The rows a batch of events adds to the vault: (community, ref) → (sealed text, subject)."""
 
-    rows: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    rows: dict[tuple[str, str], tuple[bytes, str | None]] = field(default_factory=dict)
+    subject: str | None = None  # the household the event being sealed is about
 
 
 class TextVault:
@@ -175,7 +179,10 @@ class TextVault:
         the admin made them, owned by visits, and granted the others what they use)."""
         async with self.pool.acquire() as conn:
             present = await conn.fetchval(
-                f"SELECT to_regclass('{SCHEMA}.texts') IS NOT NULL AND to_regclass('{SCHEMA}.text_keys') IS NOT NULL"
+                "SELECT count(*) = 2 FROM information_schema.columns WHERE table_schema = $1 "
+                "AND ((table_name = 'texts' AND column_name = 'subject') OR "
+                "(table_name = 'text_keys' AND column_name = 'wrapped'))",
+                SCHEMA,
             )
             if not present:
                 await conn.execute(DDL)
@@ -265,6 +272,7 @@ class TextVault:
                 continue
             key = await self._key(event.community)
             assert key is not None
+            sealing.subject = getattr(event.data, "household_id", None)
             data = self._seal_model(event.data, key, event.community, event.type, sealing)
             out.append(event.model_copy(update={"data": data}))
         if store and sealing.rows:
@@ -295,7 +303,7 @@ class TextVault:
         ref = self._ref(key, community, where, value)
         nonce = os.urandom(_NONCE)
         sealed = nonce + self._aead(key).encrypt(nonce, value.encode(), f"{community}/{ref}".encode())
-        sealing.rows[(community, ref)] = sealed
+        sealing.rows[(community, ref)] = (sealed, sealing.subject)
         return f"⟦{ref}⟧"
 
     async def _store(self, sealing: _Sealing) -> None:
@@ -303,11 +311,13 @@ class TextVault:
         async with self.pool.acquire() as conn:
             # An erased text stays erased: a retried command does not bring it back.
             await conn.execute(
-                f"INSERT INTO {SCHEMA}.texts (community, ref, sealed) "
-                "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (community, ref) DO NOTHING",
+                f"INSERT INTO {SCHEMA}.texts (community, ref, sealed, subject) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) "
+                "ON CONFLICT (community, ref) DO NOTHING",
                 [c for c, _ in keys],
                 [r for _, r in keys],
-                [sealing.rows[k] for k in keys],
+                [sealing.rows[k][0] for k in keys],
+                [sealing.rows[k][1] for k in keys],
             )
 
     # ------------------------------------------------------------------ reveal
@@ -360,26 +370,31 @@ class TextVault:
 
     # ------------------------------------------------------------------ erase
 
-    async def erase_naming(self, community: str, personal: Mapping[str, str | None]) -> int:
-        """Erase every text of ``community`` that names the household described by ``personal``
-        (its name, phone, ID number, address); the number of texts erased."""
+    async def erase_naming(
+        self, community: str, personal: Mapping[str, str | None], *, household_id: str | None = None
+    ) -> int:
+        """Erase every text of ``community`` written about the household ``household_id`` (a visit's
+        notes, a talent…) or naming it as ``personal`` describes it (its name, phone, ID number,
+        address — wherever it was typed: a 12345 request, an Open311 address); the number erased."""
         wanted = needles(personal)
-        if not wanted:
-            return 0
         key = await self._key(community, create=False)
-        if key is None:
+        if key is None or not (wanted or household_id):
             return 0
         aead = self._aead(key)
         erased: list[str] = []
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 cursor = conn.cursor(
-                    f"SELECT ref, sealed FROM {SCHEMA}.texts WHERE community = $1 AND sealed IS NOT NULL", community
+                    f"SELECT ref, sealed, subject FROM {SCHEMA}.texts WHERE community = $1 AND sealed IS NOT NULL",
+                    community,
                 )
                 async for r in cursor:
+                    if household_id is not None and r["subject"] == household_id:
+                        erased.append(r["ref"])
+                        continue
                     blob = bytes(r["sealed"])
                     aad = f"{community}/{r['ref']}".encode()
-                    if names_any(aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad).decode(), wanted):
+                    if wanted and names_any(aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad).decode(), wanted):
                         erased.append(r["ref"])
             if erased:
                 await conn.execute(

@@ -538,7 +538,7 @@ def day_events(c: Community, day: date, rng: random.Random) -> list[Event]:
                 )
             )
         if rng.random() < p.problem:
-            issue = f"{w}i{tag}"
+            issue = f"is-{w}i{tag}"
             cat = CATEGORIES[day.toordinal() % len(CATEGORIES)] if p.categories_in_turn else _pick_category(rng)
             h = rng.choice(mine)
             out.append(

@@ -209,6 +209,12 @@ async def receive_hotline_order(command: ReceiveHotlineOrder, *, deps: IssuesDep
         )
     except IllegalTransition:  # the order number is known: the hotline re-sent it
         state = (await read_history(community, command.issue_id, deps=deps)).state
+        if state.hotline_order_no != command.order_no:  # an issue that is not this order holds the id
+            raise IllegalTransition(
+                f"issue {command.issue_id} exists and is not work order {command.order_no}",
+                current_state=state.status,
+                version=state.revision,
+            ) from None
         return Outcome(state, [], duplicate=True)
 
 

@@ -33,6 +33,10 @@ RecipientId = Annotated[str, Path(pattern=TOKEN_PATTERN, description="Directory 
 NotificationId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
 
 DIRECTORY_ROLES = ("secretary", "street_admin", "ops")
+#: Who may change where escalations go: the community's secretary and its street's admin.  Ops
+#: reads the directory to operate deliveries but cannot point a recipient somewhere else (a
+#: redirected webhook would carry residents' texts out).
+DIRECTORY_WRITERS = ("secretary", "street_admin")
 
 
 # ---------------------------------------------------------------------------------------- directory
@@ -71,7 +75,7 @@ async def put_recipient(
     body: RecipientIn,
     request: Request,
     response: Response,
-    principal: Principal = Depends(require(*DIRECTORY_ROLES)),
+    principal: Principal = Depends(require(*DIRECTORY_WRITERS)),
 ) -> dict[str, Any]:
     notify = deps(request)
     entry, created = await handlers.put_recipient(PutRecipient(community, recipient_id, body), deps=notify)
@@ -88,7 +92,7 @@ async def delete_recipient(
     community: Community,
     recipient_id: RecipientId,
     request: Request,
-    principal: Principal = Depends(require(*DIRECTORY_ROLES)),
+    principal: Principal = Depends(require(*DIRECTORY_WRITERS)),
 ) -> Response:
     notify = deps(request)
     await handlers.remove_recipient(RemoveRecipient(community, recipient_id), deps=notify)
@@ -113,7 +117,7 @@ async def rotate_secret(
     recipient_id: RecipientId,
     body: SecretRotation,
     request: Request,
-    principal: Principal = Depends(require(*DIRECTORY_ROLES)),
+    principal: Principal = Depends(require(*DIRECTORY_WRITERS)),
 ) -> dict[str, Any]:
     notify = deps(request)
     command = RotateWebhookSecret(

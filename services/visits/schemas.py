@@ -249,8 +249,13 @@ class HouseholdTags(Strict):
 class ErasureIn(Strict):
     """A PIPL erasure request: the household's key is destroyed; counts stay."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "resident moved away"}]})
-    reason: str = Field(default="erasure_request", min_length=1, max_length=200)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "moved_away"}]})
+    reason: str = Field(
+        default="erasure_request",
+        pattern=r"^[a-z][a-z_]{0,39}$",
+        description="Why, as a short code (erasure_request, moved_away, deceased, duplicate…): the erasure "
+        "record itself outlives the erasure, so it holds no free text that could name the household",
+    )
 
 
 class HouseholdOut(BaseModel):

@@ -324,7 +324,7 @@ class ResidentBefriended(Event):
 
 class TrainingAttendedData(Payload):
     #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
-    free_text: ClassVar[tuple[str, ...]] = ("title",)
+    free_text: ClassVar[tuple[str, ...]] = ("title", "organiser")
 
     attendance_id: str
     worker_id: str

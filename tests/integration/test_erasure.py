@@ -101,6 +101,9 @@ async def test_erasing_a_household_leaves_its_name_phone_and_id_nowhere(
         await ok(await v.post(f"{base}/volunteer-services", json=service, headers=w1))
         redemption = {"household_id": "hh", "points": 1, "item": SAID}
         await ok(await v.post(f"{base}/volunteer-redemptions", json=redemption, headers=w1))
+        # Text about the household that does not name it: erased with it all the same.
+        about = {"household_id": "hh", "mode": "priority", "minutes": 20, "notes": "lives alone; diabetic"}
+        await ok(await v.post(f"{base}/visits", json=about, headers=w1))
 
         # An issue through its life, every note of it naming the resident.
         issues = f"{base}/issues"
@@ -166,7 +169,7 @@ async def test_erasing_a_household_leaves_its_name_phone_and_id_nowhere(
 
         board_before = await _counts(c, sec, settings)
         # ----------------------------------------------------------------- erase
-        await ok(await v.post(f"{base}/households/hh/erasure", json={"reason": "moved away"}, headers=sec))
+        await ok(await v.post(f"{base}/households/hh/erasure", json={"reason": "moved_away"}, headers=sec))
 
         shown = await ok(await i.get(f"{issues}/{iid}", headers=sec))
         assert shown["issue"]["description"] == "[erased]"
@@ -181,6 +184,12 @@ async def test_erasing_a_household_leaves_its_name_phone_and_id_nowhere(
 
     found = await _search_database(settings) + await _search_streams(settings)
     assert found == [], "\n".join(found)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        about = await conn.fetch("SELECT sealed FROM vault.texts WHERE community = $1 AND subject = 'hh'", C)
+    finally:
+        await conn.close()
+    assert len(about) == 6 and all(r["sealed"] is None for r in about)  # every text written about it
 
 
 async def _delivered(receiver: LocalReceiver) -> bool:

@@ -28,8 +28,8 @@ from shared.events import Event
 from shared.events.visits import HouseholdRegistered
 
 #: (events, sha-256 of every yielded event: id, type, aggregate, time and data, in order).
-TWO_COMMUNITIES_TWELVE_DAYS = (8583, "8a3297123bd69711b8059fae2ceb86db6a4dfc01decbe51866da0f13eeefb2d7")
-ONE_COMMUNITY_FORTY_DAYS = (8911, "3594043aacf1b8e341c6cbfcc0ecaa43ec8a74597dd5f9757eb831702a1d4cb7")
+TWO_COMMUNITIES_TWELVE_DAYS = (8583, "8d5d99e8134cdb8c3f7ad9915e08eeadf7aca282e51ec04bbaedb7b7b30cc84c")
+ONE_COMMUNITY_FORTY_DAYS = (8911, "a44522abb0594991892cf89bef8c5b8d11e49148c347e21d622c047441f110ba")
 #: sha-256 of the ledger CSV rows ``gridwork simulate --via api`` imports for c000 of the first run.
 C000_LEDGER = "032c703be0b692c99b08afcde93f13170dbbb2baa8e06180709ff37d38a6c8dd"
 

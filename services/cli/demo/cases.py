@@ -227,7 +227,7 @@ class FourCases(DemoBase):
             f"/v1/communities/{COMMUNITY}/issues",
             headers=self.worker_token(w),
             json={
-                "issue_id": f"case-{key}-{when:%m%d}",
+                "issue_id": f"is-case-{key}-{when:%m%d}",
                 "category": category,
                 "subcategory": sub,
                 "severity": severity,

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.auth import Principal, require
 from shared.errors import Forbidden
-from shared.events import Category, Level, Place, Severity, Target, now
+from shared.events import TOKEN_PATTERN, Category, Level, Place, Severity, Target, now
 from shared.events.issues import AssigneeKind
 from shared.timerules import check_occurred_at
 
@@ -71,7 +71,12 @@ class _Body(BaseModel):
 
 
 class ReportBody(_Body):
-    issue_id: IssueId | None = Field(default=None, description="Client-chosen id; a re-send is stored once")
+    issue_id: str | None = Field(
+        default=None,
+        pattern=r"^is-[A-Za-z0-9_-]{1,61}$",
+        description="Client-chosen id, starting with is- (hl- and o311- belong to the 12345 hotline and "
+        "Open311); a re-send is stored once",
+    )
     category: Category
     subcategory: str | None = Field(default=None, max_length=64)
     severity: Severity = "medium"
@@ -93,7 +98,9 @@ class VersionBody(_Body):
 
 class AssignBody(VersionBody):
     assignee_kind: AssigneeKind
-    assignee_id: str = Field(min_length=1, max_length=64)
+    assignee_id: str = Field(
+        pattern=TOKEN_PATTERN, description="The id of the worker, building leader, team or agency (not a name)"
+    )
     note: str | None = Field(default=None, max_length=1000)
 
 

@@ -280,7 +280,8 @@ async def post_request(request: Request, name: str) -> Response:
         description=description,
         photos=(media,) if media else (),
         source="open311",
-        reported_by=f"open311:{device[:48]}" if device else "open311",
+        # the app's device or account id is often a phone number or an e-mail: keep a digest only
+        reported_by=f"open311:{hashlib.sha256(device.encode()).hexdigest()[:16]}" if device else "open311",
         address=address,
     )
     outcome = await execute(

@@ -23,6 +23,10 @@ from .state import IssueState
 #: Assignee kinds that are outside agencies (an issue assigned to one is theirs to resolve).
 AGENCY_KINDS = frozenset({"property_management", "police", "street_office", "urban_management"})
 
+#: What a grid worker may not do to a case assigned to an outside agency (taking it back by
+#: reassigning it, closing it by a merge, or resolving it is the agency's or the secretary's).
+WITH_THE_AGENCY = frozenset({"resolve", "assign", "merge"})
+
 #: Actions on a 12345 work order that belong to the hotline's call-back.
 HOTLINE_ONLY = frozenset({"verify", "close"})
 
@@ -45,8 +49,9 @@ def agency_reached(who: Principal, state: IssueState) -> bool:
 
 
 def with_agency(state: IssueState) -> str | None:
-    """The outside agency the issue is currently assigned to (kind and id), if it is."""
-    if state.assignees and state.assignees[-1].kind in AGENCY_KINDS:
+    """The outside agency the issue is currently assigned to and with (kind and id), if it is —
+    once the agency's resolution was found wanting (reopened), the community takes it back."""
+    if state.status == "assigned" and state.assignees and state.assignees[-1].kind in AGENCY_KINDS:
         last = state.assignees[-1]
         return f"{last.kind} {last.id}"
     return None
@@ -62,8 +67,8 @@ def refusal(who: Principal, action: str, state: IssueState) -> str | None:
                 f"nor reported by or assigned to {who.worker_id or who.sub}"
             )
         agency = with_agency(state)
-        if action == "resolve" and agency:
-            return f"issue {state.issue_id} is assigned to {agency}: resolving it is theirs"
+        if action in WITH_THE_AGENCY and agency:
+            return f"issue {state.issue_id} is assigned to {agency}: it is theirs to {action}"
     elif who.role == "agency":
         if not agency_reached(who, state):
             return f"issue {state.issue_id} was not routed or assigned to agency {who.agency or who.agency_kind}"

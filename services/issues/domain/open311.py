@@ -43,18 +43,15 @@ def status_of(state: IssueState) -> str:
 
 
 def status_notes(state: IssueState) -> str:
-    """Our richer lifecycle, in words, for Open311's ``status_notes``."""
+    """Our richer lifecycle, in fixed words, for Open311's public ``status_notes``: never the
+    casework's own text (a resolution, a note, who it was assigned to), which may name residents."""
     notes = {
         "reported": "Reported; waiting for the community to accept it.",
         "accepted": "Accepted by the community (受理).",
-        "assigned": "Assigned to "
-        + ", ".join(f"{a.kind.replace('_', ' ')} {a.id}" for a in state.assignees[-2:])
-        + " (派遣)."
-        if state.assignees
-        else "Assigned.",
-        "resolved": f"Resolved: {state.resolution}. Waiting for verification (核查).",
+        "assigned": "Assigned (派遣).",
+        "resolved": "Resolved; waiting for verification (核查).",
         "verified": "Verified: the resident is satisfied.",
-        "reopened": f"Reopened: {state.last_note}." if state.last_note else "Reopened.",
+        "reopened": "Reopened.",
         "closed": "Closed (结案).",
         "merged": f"Merged into request {state.duplicate_of}.",
     }

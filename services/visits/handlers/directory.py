@@ -5,17 +5,23 @@ from __future__ import annotations
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden
 from shared.events.visits import CommunityRegisteredData
+from shared.eventstore import Loaded
 
 from ..aggregates import definition
 from ..bootstrap import VisitsDeps
-from ..domain.definitions import DefineEntry, MoveCommunity, decide_definition, decide_move
+from ..domain.definitions import DefineEntry, Definition, MoveCommunity, decide_definition, decide_move
 from ..schemas import Defined
 from .common import check_version
 
 
-async def define_entry(cmd: DefineEntry, principal: Principal, *, deps: VisitsDeps) -> Defined:
-    """Define or redefine a directory entry; the same definition again is a duplicate."""
-    loaded = await deps.store.load(definition(cmd.kind), cmd.community, cmd.entry_id)
+async def define_entry(
+    cmd: DefineEntry, principal: Principal, *, deps: VisitsDeps, loaded: Loaded[Definition] | None = None
+) -> Defined:
+    """Define or redefine a directory entry; the same definition again is a duplicate.  ``loaded``:
+    the entry as the caller already checked it — appended at exactly that version (a concurrent
+    change is a 409, not a silent "last wins")."""
+    if loaded is None:
+        loaded = await deps.store.load(definition(cmd.kind), cmd.community, cmd.entry_id)
     events = decide_definition(loaded.state, cmd, actor=principal.sub)
     if not events:
         return Defined(id=cmd.entry_id, version=loaded.version, duplicate=True)
@@ -44,7 +50,7 @@ async def register_community(cmd: DefineEntry, principal: Principal, *, deps: Vi
             )
     elif principal.role == "street_admin" and street != principal.street:
         raise Forbidden(f"street admin of {principal.street} cannot register a community of {street}", field="street")
-    return await define_entry(cmd, principal, deps=deps)
+    return await define_entry(cmd, principal, deps=deps, loaded=loaded)
 
 
 async def move_community(cmd: MoveCommunity, principal: Principal, *, deps: VisitsDeps) -> Defined:

@@ -129,16 +129,18 @@ async def erase_household(cmd: EraseResidentData, principal: Principal, *, deps:
     # ID number, an address); then the key: if the append fails, the data is already unreadable
     # and a retry records it.
     key = await deps.keys.key(community, household_id)
-    if key.key is not None:
-        personal = unseal(key.key, community, household_id, loaded.state.sealed)
-        erased = await deps.vault.erase_naming(community, personal)
-        log.info("household_texts_erased", community=community, texts=erased)
+    personal = unseal(key.key, community, household_id, loaded.state.sealed) if key.key is not None else {}
+    erased = await deps.vault.erase_naming(community, personal, household_id=household_id)
     await deps.keys.destroy(community, household_id)
     events = decide_erasure(loaded.state, cmd, actor=principal.sub)
     if not events:
         return Changed(id=household_id, version=loaded.version, duplicate=True)
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
     deps.directory.changed(community, household_id, res.version)
+    # Once more, now that nothing new can be written about the household: a text sealed while
+    # the first pass ran (a worker's note on it, a hotline request naming it) goes too.
+    erased += await deps.vault.erase_naming(community, personal, household_id=household_id)
+    log.info("household_texts_erased", community=community, texts=erased)
     return Changed(id=household_id, version=res.version, duplicate=res.duplicate)
 
 

@@ -91,3 +91,28 @@ async def test_a_content_length_that_is_not_a_number_is_refused(settings: Settin
         request.headers["content-length"] = "-1"
         r = await transport.handle_async_request(request)
         assert r.status_code == 413
+
+
+async def test_the_vaults_reference_brackets_are_refused_in_any_body(settings: Settings) -> None:
+    """A reference typed into a field (a worker's place, an Open311 attribute) would be revealed as
+    the text it stands for: no request may carry the brackets, however it spells them."""
+    s = limited(settings)
+    w07 = {**auth(s, "grid_worker", community="bairuijing", grid="g1", worker_id="w07")}
+    async with running(issues_app(s)) as issues:
+        ref = "⟦abcdefghijklmnopqrstuvwxyz⟧"
+        for body in (
+            {"category": "safety_hazards", "description": "x", "place": {"building": ref}},
+            {"category": "safety_hazards", "description": ref},
+        ):
+            r = await issues.post("/v1/communities/bairuijing/issues", json=body, headers=w07)  # JSON-escaped
+            assert r.status_code == 422 and r.json()["error"]["field"] == "body", r.text
+            raw = '{"category": "safety_hazards", "description": "' + ref + '"}'
+            r = await issues.post(
+                "/v1/communities/bairuijing/issues",
+                content=raw.encode(),
+                headers={**w07, "Content-Type": "application/json"},
+            )
+            assert r.status_code == 422
+        form = {"api_key": "k", "service_code": "x", "attribute[compound]": ref}
+        r = await issues.post("/open311/v2/requests.json", data=form)  # form-encoded
+        assert r.status_code == 422 and r.json()[0]["code"] == 422

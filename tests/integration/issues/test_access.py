@@ -95,6 +95,38 @@ async def test_a_worker_works_their_grids_issues_and_leaves_an_agencys_case_to_t
     ]
     refused = await service.act(issue, "resolve", v, expect=403, headers=mine, resolution="done")
     assert "police zhongnanlu-police" in refused["error"]["message"]
+    # Nor can the worker take it back from the police by reassigning it, or close it by a merge.
+    await service.act(issue, "assign", v, expect=403, headers=other, assignee_kind="worker", assignee_id="w12")
+    other_issue = (await service.report(category="public_facilities", description="another", headers=other))["issue"]
+    await service.act(issue, "merge", v, expect=403, headers=other, duplicate_of=other_issue["issue_id"])
+
+
+async def test_ids_of_the_hotline_and_open311_cannot_be_chosen_by_a_client(service: Service) -> None:
+    """A worker's report claiming hl-<order> would swallow that 12345 order (#15 item 9)."""
+    for claimed in ("hl-GD20261208001", "o311-abc", "w07-own-id"):
+        r = await service.client.post(
+            ISSUES,
+            json={"issue_id": claimed, "category": "public_facilities", "description": "x"},
+            headers=service.token(),
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "issue_id", r.text
+
+
+async def test_the_public_open311_feed_shows_no_casework_text(service: Service) -> None:
+    form = {"api_key": "app-key-1", "service_code": "conflicts_disputes.pets", "address_string": "phase 3"}
+    posted = await service.client.post("/open311/v2/requests.json", data=form)
+    rid = posted.json()[0]["service_request_id"]
+    state = await service.issue(rid)
+    v = (await service.act(rid, "accept", state["issue"]["version"]))["version"]
+    v = (await service.act(rid, "assign", v, assignee_kind="worker", assignee_id="w07", note="call 王秀英"))["version"]
+    await service.act(rid, "resolve", v, resolution="called 王秀英 on 13907110000 and fixed it")
+
+    async def resolved() -> dict[str, Any] | None:
+        r = await service.client.get(f"/open311/v2/requests/{rid}.json")
+        return r.json()[0] if r.status_code == 200 and r.json()[0]["status_notes"].startswith("Resolved") else None
+
+    public = await eventually(resolved, what="the resolution on the feed")
+    assert "王秀英" not in str(public) and "13907110000" not in str(public) and "w07" not in str(public)
 
 
 async def test_a_12345_order_is_verified_and_closed_only_by_the_hotlines_call_back(service: Service) -> None:

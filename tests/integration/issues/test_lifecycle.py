@@ -100,7 +100,7 @@ async def test_a_report_is_stored_once_however_often_it_is_sent_and_bad_input_na
     service: Service,
 ) -> None:
     body = {
-        "issue_id": "w07-20250414-1",
+        "issue_id": "is-w07-20250414-1",
         "category": "environmental_sanitation",
         "subcategory": "garbage",
         "place": PHASE2_B5,
@@ -109,7 +109,7 @@ async def test_a_report_is_stored_once_however_often_it_is_sent_and_bad_input_na
     first = await service.report(**body)
     again = await service.report(expect=200, **body)
     assert again["duplicate"] and again["issue"]["issue_id"] == first["issue"]["issue_id"]
-    assert await service.types("w07-20250414-1") == ["IssueReported"]
+    assert await service.types("is-w07-20250414-1") == ["IssueReported"]
     clash = await service.report(expect=409, **{**body, "description": "something else"})
     assert (clash["error"]["code"], clash["error"]["current_state"]) == ("illegal_transition", "reported")
     keyed = {"category": "environmental_sanitation", "description": "dog mess on the path"}
@@ -125,17 +125,17 @@ async def test_a_report_is_stored_once_however_often_it_is_sent_and_bad_input_na
     assert bad_photo["error"]["field"].startswith("photos")
     # found when? the visits API's window: not ahead of the server (beyond clock drift), not > 30 days back
     for when, reason in ((now() + timedelta(days=2), "future"), (now() - timedelta(days=40), "too_old")):
-        late = {"issue_id": f"w07-late-{reason}", "category": "safety_hazards", "description": "x"}
+        late = {"issue_id": f"is-w07-late-{reason}", "category": "safety_hazards", "description": "x"}
         answer = await service.report(expect=422, occurred_at=when.isoformat(), **late)
         assert (answer["error"]["field"], answer["error"]["reason"]) == ("occurred_at", reason), answer
         assert await service.types(late["issue_id"]) == []  # nothing stored
     yesterday = await service.report(
-        issue_id="w07-yesterday",
+        issue_id="is-w07-yesterday",
         category="safety_hazards",
         description="x",
         occurred_at=(now() - timedelta(days=1)).isoformat(),
     )
-    assert yesterday["issue"]["issue_id"] == "w07-yesterday"
+    assert yesterday["issue"]["issue_id"] == "is-w07-yesterday"
     missing = await service.act("nope", "accept", 1, expect=404)
     assert missing["error"]["code"] == "not_found"
     bad_version = await service.act("nope", "accept", -1, expect=422)

@@ -129,7 +129,7 @@ async def test_a_wrapped_key_copied_onto_another_households_row_does_not_open(ba
 
 async def test_erasure_leaves_no_key_wrapped_or_plain(bairuijing: Field) -> None:
     f = bairuijing
-    await f.post(f"/households/{ELDER}/erasure", {"reason": "resident moved away"}, headers=f.secretary)
+    await f.post(f"/households/{ELDER}/erasure", {"reason": "moved_away"}, headers=f.secretary)
     [row] = await table(f, "SELECT * FROM visits.visits_household_keys WHERE household_id = $1", ELDER)
     assert row["erased_at"] is not None
     assert (row["key"], row["wrapped_key"], row["kek_id"]) == (None, None, None)

@@ -91,7 +91,7 @@ async def test_erasure_removes_the_personal_data_everywhere_but_keeps_the_visit_
     await eventually(visited, timeout=WAIT, what="two visits counted")
     r = await f.client.post(f.url("/households/h-p4-b4-2-301/erasure"), headers=f.w07, json={})
     assert r.status_code == 403  # only the secretary erases
-    erased = await f.post("/households/h-p4-b4-2-301/erasure", {"reason": "resident moved away"}, headers=f.secretary)
+    erased = await f.post("/households/h-p4-b4-2-301/erasure", {"reason": "moved_away"}, headers=f.secretary)
     assert erased["duplicate"] is False
     again = await f.post("/households/h-p4-b4-2-301/erasure", {}, headers=f.secretary)
     assert again["duplicate"] is True
