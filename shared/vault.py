@@ -83,11 +83,12 @@ async def provision(conn: asyncpg.Connection, roles: Mapping[str, str]) -> None:
     async with conn.transaction():
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {_quoted(owner)}")
         await conn.execute(f"ALTER SCHEMA {SCHEMA} OWNER TO {_quoted(owner)}")
-        await conn.execute(f"SET LOCAL ROLE {_quoted(owner)}")  # the tables belong to visits
+        for table in ("text_keys", "texts"):  # visits' also when another role made them first
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{SCHEMA}.{table}"):
+                await conn.execute(f"ALTER TABLE {SCHEMA}.{table} OWNER TO {_quoted(owner)}")
+        await conn.execute(f"SET LOCAL ROLE {_quoted(owner)}")  # what is made now belongs to visits
         await conn.execute(TABLES)
         await conn.execute("RESET ROLE")
-        for table in ("text_keys", "texts"):  # also when another role made them first
-            await conn.execute(f"ALTER TABLE {SCHEMA}.{table} OWNER TO {_quoted(owner)}")
         for service, rights in GRANTS.items():
             role = roles.get(service)
             if role is not None:
