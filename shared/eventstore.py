@@ -16,10 +16,11 @@ one community, one context, one aggregate or one event type can be read alone wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -143,6 +144,19 @@ def _not_managed(namespace: str) -> RuntimeError:
     )
 
 
+@contextlib.contextmanager
+def _connection_lost() -> Iterator[None]:
+    """A write that met the connection being replaced is an :class:`AppendError` (503, send it
+    again), not a crash: while nats-py reconnects — a stream leader died — a request can be written
+    to the transport it is closing, and asyncio answers with a bare RuntimeError ("the handler is
+    closed") or an OSError.  Nothing was stored that a retry would store twice: appends are
+    idempotent by event id."""
+    try:
+        yield
+    except (RuntimeError, OSError) as err:
+        raise AppendError(f"the connection to NATS was lost during the write: {err}") from err
+
+
 class EventStore:
     """Append and read events on JetStream.  Built by the service's lifespan with a live connection."""
 
@@ -259,7 +273,8 @@ class EventStore:
             if self._filter(e) != filt:
                 raise ValueError("append() takes events of one aggregate; use append_many()")
         if expected_seq is None:
-            expected_seq = await self._seq_of_version(filt, expected_version, events)
+            with _connection_lost():
+                expected_seq = await self._seq_of_version(filt, expected_version, events)
             if expected_seq < 0:
                 return await self._duplicate_or_conflict(filt, expected_version, events)
         stamped = [e.model_copy(update={"aggregate_version": expected_version + i + 1}) for i, e in enumerate(events)]
@@ -270,7 +285,8 @@ class EventStore:
             return await self._publish_atomic(stamped, filt, expected_seq)
 
         try:
-            last = await self.broker_metrics.publish(first.context, len(stamped), publish)
+            with _connection_lost():
+                last = await self.broker_metrics.publish(first.context, len(stamped), publish)
         except PublishRejected as err:
             if err.err_code in (*WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
                 return await self._duplicate_or_conflict(filt, expected_version, events)
@@ -331,7 +347,8 @@ class EventStore:
             await asyncio.gather(*slow)
         if pipelined:
             counts = Counter(event.context for _, event in pipelined)
-            await self.broker_metrics.publish_many(counts, send_pipelined)
+            with _connection_lost():
+                await self.broker_metrics.publish_many(counts, send_pipelined)
         appended: Counter[str] = Counter()
         for i, fut in pending:
             events = batches[i][0]

@@ -27,3 +27,17 @@ def test_acks_are_read_as_jetstream_writes_them() -> None:
             b'"stream":"GW_EVENTS","seq":0}'
         )
     assert err.value.err_code == 10071
+
+
+def test_a_write_meeting_a_closing_transport_is_an_append_error_not_a_crash() -> None:
+    """While nats-py reconnects (a stream leader died) a request can be written to the transport it
+    is closing; asyncio raises a bare RuntimeError.  The event store answers AppendError (503, send
+    it again) — it was a 500 in the cluster failover test."""
+    from shared.eventstore import AppendError, _connection_lost
+
+    for err in (
+        RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ):
+        with pytest.raises(AppendError, match="lost during the write"), _connection_lost():
+            raise err
