@@ -122,14 +122,14 @@ async def run_bench(*, sequential: int, burst: int, concurrency: int, raw: int) 
                 return acked - t0, arrived[issue_id] - t0
 
             for i in range(min(20, sequential)):  # warm up connections and the consumers
-                await one(f"warm-{i}")
-            seq = [await one(f"seq-{i}") for i in range(sequential)]
+                await one(f"is-warm-{i}")
+            seq = [await one(f"is-seq-{i}") for i in range(sequential)]
 
             gate = asyncio.Semaphore(concurrency)
 
             async def gated(i: int) -> tuple[float, float]:
                 async with gate:
-                    return await one(f"burst-{i}")
+                    return await one(f"is-burst-{i}")
 
             started = time.perf_counter()
             burst_results = await asyncio.gather(*(gated(i) for i in range(burst)))
