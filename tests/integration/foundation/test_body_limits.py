@@ -116,3 +116,24 @@ async def test_the_vaults_reference_brackets_are_refused_in_any_body(settings: S
         form = {"api_key": "k", "service_code": "x", "attribute[compound]": ref}
         r = await issues.post("/open311/v2/requests.json", data=form)  # form-encoded
         assert r.status_code == 422 and r.json()[0]["code"] == 422
+
+
+async def test_a_nul_or_a_control_character_is_refused_wherever_it_comes(settings: Settings) -> None:
+    """#15 items 6 and 8: a NUL reached SQL (500) or an event no projection could fold."""
+    s = limited(settings)
+    w07 = auth(s, "grid_worker", community="bairuijing", grid="g1", worker_id="w07")
+    async with running(issues_app(s)) as issues:
+        r = await issues.post(
+            "/v1/communities/bairuijing/issues",
+            json={"category": "safety_hazards", "description": "a\x00b"},
+            headers=w07,
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "body" and "NUL" in r.json()["error"]["message"]
+        r = await issues.get("/v1/communities/bairuijing/issues?source=%00", headers=w07)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "query"
+        r = await issues.get("/v1/communities/bair%00uijing/issues", headers=w07)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "path"
+        r = await issues.get("/open311/v2/requests/%00.json")
+        assert r.status_code == 422 and r.json()[0]["code"] == 422
+        ok = await issues.get("/v1/communities/bairuijing/issues?source=grid_worker%0Aand", headers=w07)
+        assert ok.status_code == 200  # a line feed is text, not a control to refuse
