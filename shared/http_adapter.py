@@ -77,6 +77,12 @@ _NUL = re.compile(rb"\x00|\\u0000|%00", re.IGNORECASE)
 _QUERY_CONTROL = re.compile(rb"%(?:0[0-8bcef]|1[0-9a-f])|[\x00-\x08\x0b\x0c\x0e-\x1f]", re.IGNORECASE)
 
 
+def _is_text(scope: Scope) -> bool:
+    """Whether the request's body is text the screen reads (JSON, a form, plain text)."""
+    kind = next((v for k, v in scope["headers"] if k == b"content-type"), b"").split(b";", 1)[0].strip().lower()
+    return kind in (b"", b"application/json", b"application/x-www-form-urlencoded") or kind.startswith(b"text/")
+
+
 class BodyLimit:
     """The outermost layer of every service: a request body over its limit is answered 413 at once —
     by its Content-Length before a byte of it is read, and while it streams in when it has none —
@@ -130,6 +136,8 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if not _is_text(scope):  # a spreadsheet upload is binary: its parser reads it, cell by cell
+            raw = b""
         if _RESERVED.search(raw) or _RESERVED.search(scope.get("query_string", b"")):
             return await self._answer(
                 scope, send, 422, "invalid", "the characters ⟦ and ⟧ are reserved and may not be sent"
