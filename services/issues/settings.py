@@ -56,6 +56,12 @@ class IssuesSettings(Settings):
     open311_api_keys: dict[str, str] = Field(
         default_factory=dict, description="Open311 api_key → jurisdiction (community id), JSON object"
     )
+    open311_reports_per_minute: int = Field(
+        default=30, ge=1, description="Open311 reports one api_key may file per minute (429 beyond)"
+    )
+    open311_device_reports_per_hour: int = Field(
+        default=10, ge=1, description="Open311 reports one device or account may file per hour (429 beyond)"
+    )
     open311_public_sources: list[str] = Field(
         default=["open311"],
         description="Sources of the issues Open311 GET shows (public, unauthenticated): by default only "

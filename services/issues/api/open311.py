@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 from xml.etree import ElementTree as ET
@@ -48,10 +50,52 @@ _ITEMS = {
 class Open311Error(Exception):
     """A request GeoReport v2 refuses: answered as its error document with ``status``."""
 
-    def __init__(self, status: int, description: str) -> None:
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
+        self.retry_after = retry_after
+
+
+#: What a public reporter may say of a problem's severity: high and critical fire the escalation
+#: rules (the police at night) by themselves, so only the community raises a report that far.
+PUBLIC_SEVERITIES = ("low", "medium")
+#: The longest description a report may carry (the issue's own limit); longer is refused, not cut.
+MAX_DESCRIPTION = 4000
+
+
+class RateLimit:
+    """A sliding window of report times per key (an api_key, a device): at most ``limit`` within
+    ``seconds``.  Per process: with N API processes a key gets N times the rate."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+
+    def admit(self, checks: Sequence[tuple[str, int, float]], now: float) -> int | None:
+        """None when every ``(key, limit, seconds)`` admits one more now (and each is counted),
+        else the seconds to wait (nothing is counted)."""
+        waits = []
+        for key, limit, seconds in checks:
+            times = self._seen.setdefault(key, deque())
+            while times and times[0] <= now - seconds:
+                times.popleft()
+            if len(times) >= limit:
+                waits.append(max(1, int(times[0] + seconds - now) + 1))
+        if waits:
+            return max(waits)
+        for key, _, _ in checks:
+            self._seen[key].append(now)
+        if len(self._seen) > 100_000:  # keys not seen for an hour: forget them
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 3600}
+        return None
+
+
+def _limits(request: Request) -> RateLimit:
+    """The running app's own report counters."""
+    limits: RateLimit | None = getattr(request.app.state, "open311_limits", None)
+    if limits is None:
+        limits = request.app.state.open311_limits = RateLimit()
+    return limits
 
 
 # ---------------------------------------------------------------- rendering
@@ -118,7 +162,10 @@ def _guarded(fn: Callable[[Request, str], Awaitable[Response]]) -> Callable[[Req
         try:
             return await fn(request, name)
         except Open311Error as err:
-            return error(fmt, err.status, err.description)
+            answer = error(fmt, err.status, err.description)
+            if err.retry_after is not None:
+                answer.headers["Retry-After"] = str(err.retry_after)
+            return answer
         except DomainError as err:
             return error(fmt, 400 if err.status == 422 else err.status, err.message)
 
@@ -240,6 +287,7 @@ async def post_request(request: Request, name: str) -> Response:
     jurisdiction = fields.get("jurisdiction_id")
     if jurisdiction and jurisdiction != community:
         raise Open311Error(403, f"api_key is not valid for jurisdiction_id {jurisdiction}")
+    device = fields.get("device_id") or fields.get("account_id")
     code = fields.get("service_code")
     if not code:
         raise Open311Error(400, "service_code is required")
@@ -255,11 +303,18 @@ async def post_request(request: Request, name: str) -> Response:
     severity = fields.get("attribute[severity]", "medium")
     if severity not in SEVERITIES:
         raise Open311Error(400, f"attribute[severity] must be one of {', '.join(SEVERITIES)}")
+    if severity not in PUBLIC_SEVERITIES:
+        raise Open311Error(
+            400,
+            f"attribute[severity] may be {' or '.join(PUBLIC_SEVERITIES)} in a public report; the community raises it",
+        )
     try:
         place = Place(lat=lat, lon=lon, **{p: fields.get(f"attribute[{p}]") or None for p in PLACE_ATTRIBUTES})
     except ValidationError as err:
         raise Open311Error(400, f"attribute: {err.errors()[0]['msg']}") from err
-    description = (fields.get("description") or f"{found[0].name}: {found[1].name}")[:4000]
+    description = fields.get("description") or f"{found[0].name}: {found[1].name}"
+    if len(description) > MAX_DESCRIPTION:
+        raise Open311Error(400, f"description is longer than {MAX_DESCRIPTION} characters")
     media = fields.get("media_url")
     if media and not media.startswith(("http://", "https://")):
         raise Open311Error(400, "media_url must be an http(s) URL")
@@ -270,7 +325,14 @@ async def post_request(request: Request, name: str) -> Response:
         "\n".join(f"{k}={fields[k]}" for k in sorted(fields)).encode() + now().date().isoformat().encode()
     ).hexdigest()[:26]
     issue_id = f"o311-{digest}"
-    device = fields.get("device_id") or fields.get("account_id")
+    # Counted only for a report that would be stored: per app key a minute, per device an hour.
+    s = deps.settings
+    checks = [(f"key:{api_key}", s.open311_reports_per_minute, 60.0)]
+    if device:
+        checks.append((f"device:{api_key}:{device}", s.open311_device_reports_per_hour, 3600.0))
+    wait = _limits(request).admit(checks, time.monotonic())
+    if wait is not None:
+        raise Open311Error(429, "too many reports from this app or device; try again later", retry_after=wait)
     command = ReportIssue(
         issue_id=issue_id,
         category=cast(Category, found[0].code),  # the catalogue only holds the five categories

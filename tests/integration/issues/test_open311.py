@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from xml.etree import ElementTree as ET
 
+from services.issues.app import build_app
+from services.issues.settings import IssuesSettings
 from shared.events import now
-from tests.harness import eventually
+from tests.harness import eventually, running
 from tests.integration.issues.conftest import Service
 
 BASE = "/open311/v2"
@@ -229,3 +231,30 @@ async def test_a_control_character_in_a_report_leaves_the_xml_feed_parseable(ser
     assert feed.find("request/address").text == "phase 3\ufffd building 3"
     [as_json] = (await c.get(f"{BASE}/requests/{rid}.json")).json()
     assert as_json["description"] == "dogs off the lead\x01 at 7 am"  # JSON carries it as typed
+
+
+async def test_a_public_report_cannot_page_the_police_flood_the_community_or_be_cut(
+    issues_settings: IssuesSettings,
+) -> None:
+    """#15 item 4: rate limits per app and per device, no severity that fires a rule by itself, a
+    description too long refused rather than cut — each in Open311's error format."""
+    settings = issues_settings.model_copy(
+        update={"open311_reports_per_minute": 3, "open311_device_reports_per_hour": 2}
+    )
+    async with running(build_app(settings)) as c:
+        form = {"api_key": "app-key-1", "service_code": "conflicts_disputes.noise", "address_string": "gate 2"}
+        loud = await c.post(f"{BASE}/requests.json", data={**form, "attribute[severity]": "critical"})
+        assert loud.status_code == 400 and "low or medium" in loud.json()[0]["description"]
+        long = await c.post(f"{BASE}/requests.json", data={**form, "description": "x" * 4001})
+        assert long.status_code == 400 and "longer than 4000" in long.json()[0]["description"]
+        one_phone = {**form, "device_id": "phone-1"}
+        statuses = [
+            (await c.post(f"{BASE}/requests.json", data={**one_phone, "description": f"n{i}"})).status_code
+            for i in range(3)
+        ]
+        assert statuses == [201, 201, 429]  # the device's hour is spent
+        # the app's minute: two stored (the refused ones do not count), one more, then 429
+        other = await c.post(f"{BASE}/requests.json", data={**form, "device_id": "phone-2", "description": "n"})
+        limited = await c.post(f"{BASE}/requests.json", data={**form, "device_id": "phone-3", "description": "m"})
+        assert other.status_code == 201 and limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1 and limited.json()[0]["code"] == 429
