@@ -19,7 +19,7 @@ from shared.events.common import ContactMode, TalentField
 from shared.events.visits import ProblemNote
 
 Id = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=["h-p4-b4-2-301"])]
-Version = Annotated[int, Field(ge=0, description="The version you read; a stale one is refused with 409")]
+Version = Annotated[int, Field(ge=0, le=2**31 - 1, description="The version you read; a stale one is refused with 409")]
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
@@ -75,8 +75,8 @@ class CommunityIn(Strict):
     street: Id = Field(description="Street (街道) id")
     district: str | None = Field(default=None, max_length=64)
     city: str | None = Field(default=None, max_length=64)
-    area_km2: float | None = Field(default=None, ge=0)
-    residents: int | None = Field(default=None, ge=0)
+    area_km2: float | None = Field(default=None, ge=0, le=100_000)
+    residents: int | None = Field(default=None, ge=0, le=10_000_000, description="People living there (a count)")
 
 
 class CommunityMoveIn(Strict):

@@ -93,7 +93,7 @@ class ReportBody(_Body):
 
 
 class VersionBody(_Body):
-    version: int = Field(ge=0, description="The version of the issue the caller last saw")
+    version: int = Field(ge=0, le=2**31 - 1, description="The version of the issue the caller last saw")
 
 
 class AssignBody(VersionBody):

@@ -66,3 +66,12 @@ async def test_a_street_admin_cannot_take_over_a_community_and_ops_moves_it_on_t
     assert await summary_for(zhongnanlu) == 403
     r = await f.client.put(f.url(), json={**REGISTRATION, "street": "donghu"}, headers=donghu)
     assert r.status_code in (200, 201), r.text  # its new street corrects it as its own
+
+
+async def test_a_count_beyond_what_storage_holds_is_refused_before_it_is_stored(field: Field) -> None:
+    """#15 item 6: residents 2,147,483,648 (an int32 column) was accepted, then stalled the
+    directory's projection and was dead-lettered; a community answered 201 and then 404."""
+    r = await field.client.put(field.url(), json={**REGISTRATION, "residents": 2**31}, headers=field.ops)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "residents", r.text
+    r = await field.client.put(field.url(), json={**REGISTRATION, "residents": 25_799}, headers=field.ops)
+    assert r.status_code == 201
