@@ -21,6 +21,7 @@ seal (visits, issues), read by those that show texts (notify too), emptied by vi
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -258,7 +259,7 @@ class TextVault:
 
     @staticmethod
     def _aead(key: bytes) -> AESGCM:
-        return AESGCM(hashlib.sha256(b"gridwork vault text\0" + key).digest())
+        return _text_cipher(key)
 
     # ------------------------------------------------------------------ seal
 
@@ -303,7 +304,7 @@ class TextVault:
             return value
         ref = self._ref(key, community, where, value)
         nonce = os.urandom(_NONCE)
-        sealed = nonce + self._aead(key).encrypt(nonce, value.encode(), f"{community}/{ref}".encode())
+        sealed = nonce + self._aead(key).encrypt(nonce, value.encode(), _aad(community, ref))
         sealing.rows[(community, ref)] = (sealed, sealing.subject)
         return f"⟦{ref}⟧"
 
@@ -342,7 +343,7 @@ class TextVault:
         for r in rows:
             if r["sealed"] is not None:
                 blob = bytes(r["sealed"])
-                out[r["ref"]] = aead.decrypt(blob[:_NONCE], blob[_NONCE:], f"{community}/{r['ref']}".encode()).decode()
+                out[r["ref"]] = _open(aead, community, r["ref"], blob)
         return out
 
     async def reveal(self, community: str, value: Any) -> Any:
@@ -393,9 +394,7 @@ class TextVault:
                     if household_id is not None and r["subject"] == household_id:
                         erased.append(r["ref"])
                         continue
-                    blob = bytes(r["sealed"])
-                    aad = f"{community}/{r['ref']}".encode()
-                    if wanted and names_any(aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad).decode(), wanted):
+                    if wanted and names_any(_open(aead, community, r["ref"], bytes(r["sealed"])), wanted):
                         erased.append(r["ref"])
             if erased:
                 await conn.execute(
@@ -405,6 +404,22 @@ class TextVault:
                     erased,
                 )
         return len(erased)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_cipher(key: bytes) -> AESGCM:
+    """The AEAD of a community's text key (derived once per key, not per text)."""
+    return AESGCM(hashlib.sha256(b"gridwork vault text\0" + key).digest())
+
+
+def _aad(community: str, ref: str) -> bytes:
+    """What a sealed text is bound to: its community and reference (a copy elsewhere does not open)."""
+    return f"{community}/{ref}".encode()
+
+
+def _open(aead: AESGCM, community: str, ref: str, blob: bytes) -> str:
+    """The text sealed in ``blob`` (nonce first)."""
+    return aead.decrypt(blob[:_NONCE], blob[_NONCE:], _aad(community, ref)).decode()
 
 
 def _substitute(value: Any, texts: Mapping[str, str]) -> Any:
