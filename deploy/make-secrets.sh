@@ -23,18 +23,19 @@ mkdir -p deploy/secrets deploy/nats/certs
 chmod 0700 deploy/secrets deploy/nats/certs
 for name in jwt_secret postgres_password grafana_admin_password \
             nats_admin_password nats_visits_password nats_issues_password \
-            nats_scoring_password nats_notify_password \
+            nats_scoring_password nats_notify_password nats_console_password \
             postgres_visits_password postgres_issues_password postgres_scoring_password \
-            postgres_notify_password; do
+            postgres_notify_password postgres_console_password; do
     file="deploy/secrets/$name"
     if [ ! -s "$file" ]; then
         "$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$file"
         echo "made $file"
     fi
 done
-# AES-256 keys, base64 of 32 random bytes: notify's sealing key for channel secrets, and the
+# AES-256 keys, base64 of 32 random bytes: notify's sealing key for channel secrets, the
+# console's for password hashes in the stream, and the
 # key-encryption key (KEK) that wraps residents' household keys (the visits service only)
-for name in notify_secret_key kek; do
+for name in notify_secret_key console_secret_key kek; do
     file="deploy/secrets/$name"
     if [ ! -s "$file" ]; then
         "$PY" -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())' > "$file"

@@ -162,6 +162,9 @@ class ServiceSpec(Generic[DepsT]):
     #: Checks of the settings run before anything connects; one raising RuntimeError refuses the
     #: start (a secret the service cannot run without, like the JWT secret's check).
     checks: Sequence[Callable[[Settings], None]] = ()
+    #: Called with the built app, last: what a service adds besides routers (static files, the
+    #: exception handlers of an HTML front).
+    configure: Callable[[FastAPI], None] | None = None
 
 
 async def open_runtime(
@@ -494,6 +497,8 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
 
     for router in spec.routers:
         app.include_router(router)
+    if spec.configure is not None:
+        spec.configure(app)
     return app
 
 

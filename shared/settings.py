@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     issues_port: int = 8082
     scoring_port: int = 8083
     notify_port: int = 8084
+    console_port: int = 8085
     nats_port: int = 4222
     nats_monitor_port: int = 8222
     metrics_address: str | None = Field(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the operations tools that tests/e2e/ops uses, when they are missing:
+# Install the operations tools that tests/e2e/ops uses, and the browser the console's tests drive,
+# when they are missing:
 #   * promtool and prometheus — Debian package `prometheus` (rule unit tests, `check metrics`,
 #     a real Prometheus scraping a running service);
 #   * the docker compose v2 plugin — `docker compose config` validates docker-compose.yml without
@@ -35,4 +36,13 @@ if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1
     docker compose version
 fi
 
+# The console's browser tests drive Debian's Chromium (Playwright cannot download its own build
+# here); the CJK fonts make the Chinese pages render as a person sees them.
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then
+    echo "install-tools: installing chromium and fonts-noto-cjk from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk >/dev/null
+fi
+
 promtool --version 2>&1 | head -1
+chromium --version 2>&1 | head -1 || true

@@ -11,7 +11,7 @@ set -eu
 db=${POSTGRES_DB:-gridwork}
 admin=${POSTGRES_USER:-gridwork}
 prefix=${GRIDWORK_ROLE_PREFIX:-gridwork}   # tests make their own
-for service in visits issues scoring notify; do
+for service in visits issues scoring notify console; do
     password=$(cat "${GRIDWORK_SECRETS_DIR:-/run/secrets}/postgres_${service}_password")
     psql -v ON_ERROR_STOP=1 -q --username "$admin" --dbname "$db" \
          -v role="${prefix}_${service}" -v schema="$service" -v password="$password" -v db="$db" <<'SQL'

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.console.app import SPEC as CONSOLE
 from services.issues.app import SPEC as ISSUES
 from services.notify.app import SPEC as NOTIFY
 from services.scoring.app import SPEC as SCORING
 from services.visits.app import SPEC as VISITS
 from shared.settings import Settings
 
-SPECS = (VISITS, ISSUES, SCORING, NOTIFY)
+SPECS = (VISITS, ISSUES, SCORING, NOTIFY, CONSOLE)
 #: Every projection of every service, by name (for ``gridwork replay`` and the benchmarks).
 PROJECTIONS = {p.name: p for spec in SPECS for p in spec.projections}
 #: The service each projection belongs to (its role owns the projection's schema).

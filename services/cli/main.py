@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from services.console import cli as console_cli
 from services.issues import cli as issues_cli
 from services.notify import cli as notify_cli
 from services.scoring import cli as scoring_cli
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")
     replay.add_argument("projection", help="projection name: " + ", ".join(sorted(PROJECTIONS)))
     replay.set_defaults(handler=cmd_replay)
-    for module in (visits_cli, issues_cli, scoring_cli, notify_cli):
+    for module in (visits_cli, issues_cli, scoring_cli, notify_cli, console_cli):
         module.register(commands_, bench)
     return parser
 

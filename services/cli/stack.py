@@ -121,7 +121,7 @@ def register(
 
 # ---------------------------------------------------------------------------- gridwork up
 
-SERVICE_NAMES = ("visits", "issues", "scoring", "notify")
+SERVICE_NAMES = ("visits", "issues", "scoring", "notify", "console")
 
 
 class LocalStack:
@@ -186,7 +186,7 @@ class LocalStack:
         }
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
-        urls = {}
+        urls: dict[str, str] = {}
         # The KEK reaches only the services holding personal data (shared.keywrap.KEK_HOLDERS).
         env = {k: v for k, v in env.items() if not k.startswith("GRIDWORK_KEK")}
         kek_env = {"GRIDWORK_KEK_RETIRED": s.kek_retired} if s.kek_retired else {}
@@ -206,6 +206,8 @@ class LocalStack:
             }
             if name in KEK_HOLDERS:
                 service_env.update(kek_env)
+            if name == "console":  # the web front calls the others where they were started
+                service_env.update({f"GRIDWORK_CONSOLE_{other.upper()}_URL": u for other, u in urls.items()})
             if name in passwords:
                 # each service process knows its own password only
                 service_env.update(GRIDWORK_NATS_USER=name, GRIDWORK_NATS_PASSWORD=passwords[name])

@@ -13,12 +13,12 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from . import issues, notify, scoring, visits
+from . import console, issues, notify, scoring, visits
 from .common import CATEGORIES, LEVELS, Category, ContactMode, Level, Place, Severity, Target
 from .envelope import SHANGHAI, TOKEN_PATTERN, Event, Payload, now, shanghai_day, shanghai_day_key, uuid7
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for module in (visits, issues, scoring, notify) for cls in module.EVENTS
+    cls.__name__: cls for module in (visits, issues, scoring, notify, console) for cls in module.EVENTS
 }
 
 #: (type, stored version) → function raising a raw dict one version up.
@@ -27,6 +27,7 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     **issues.UPCASTERS,
     **scoring.UPCASTERS,
     **notify.UPCASTERS,
+    **console.UPCASTERS,
 }
 
 #: The discriminated union of every event model, built at run time (so, to a type checker, just a value).

@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, cast
 from xml.etree import ElementTree as ET
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 
 from shared.cells import xml_text
 from shared.errors import DomainError
+from shared.ratelimit import RateLimit
 from shared.events import Category, Place, Severity, now
 
 from .. import bootstrap, queries
@@ -62,32 +62,6 @@ class Open311Error(Exception):
 PUBLIC_SEVERITIES = ("low", "medium")
 #: The longest description a report may carry (the issue's own limit); longer is refused, not cut.
 MAX_DESCRIPTION = 4000
-
-
-class RateLimit:
-    """A sliding window of report times per key (an api_key, a device): at most ``limit`` within
-    ``seconds``.  Per process: with N API processes a key gets N times the rate."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, deque[float]] = {}
-
-    def admit(self, checks: Sequence[tuple[str, int, float]], now: float) -> int | None:
-        """None when every ``(key, limit, seconds)`` admits one more now (and each is counted),
-        else the seconds to wait (nothing is counted)."""
-        waits = []
-        for key, limit, seconds in checks:
-            times = self._seen.setdefault(key, deque())
-            while times and times[0] <= now - seconds:
-                times.popleft()
-            if len(times) >= limit:
-                waits.append(max(1, int(times[0] + seconds - now) + 1))
-        if waits:
-            return max(waits)
-        for key, _, _ in checks:
-            self._seen[key].append(now)
-        if len(self._seen) > 100_000:  # keys not seen for an hour: forget them
-            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 3600}
-        return None
 
 
 def _limits(request: Request) -> RateLimit:

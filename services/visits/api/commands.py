@@ -312,7 +312,10 @@ def offline_command(
 
 
 def community_definition(community: str, body: CommunityIn) -> DefineEntry:
-    """社区: a community under its street."""
+    """社区: a community under its street.  An id with a leading ``_`` is reserved (the console's
+    accounts are stored under ``_accounts``): no community takes one."""
+    if community.startswith("_"):
+        raise Invalid("a community id may not start with _ (reserved)", field="community")
     data = CommunityRegisteredData(community_id=community, **body.model_dump())
     return DefineEntry(community=community, entry_id=community, data=data, at=now())
 

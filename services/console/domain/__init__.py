@@ -1,0 +1,1 @@
+"""The console's pure domain: accounts (decide and evolve), no I/O."""

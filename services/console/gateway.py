@@ -1,0 +1,130 @@
+"""The console's calls to the four services, on the signed-in person's behalf.
+
+Each call carries a short-lived token minted for that person — their role and scope, nothing
+more — so every authorization decision stays in the service that owns the data: the console shows
+what the service answers and never widens it.  Tokens live in memory only and never reach a page.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.auth import Principal, mint_token
+
+from .settings import ConsoleSettings
+
+SERVICES = ("visits", "issues", "scoring", "notify")
+
+
+class ApiError(Exception):
+    """A service refused or failed a call: its status and its error body (``code``, ``message``, ``field``)."""
+
+    def __init__(self, status: int, error: dict[str, Any], service: str) -> None:
+        super().__init__(f"{service}: {status} {error.get('message', '')}")
+        self.status = status
+        self.error = error
+        self.service = service
+
+    @property
+    def message(self) -> str:
+        return str(self.error.get("message") or self.error.get("code") or self.status)
+
+    @property
+    def field(self) -> str | None:
+        field = self.error.get("field")
+        return str(field) if field else None
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"code": "error", "message": response.text[:200]}
+    if isinstance(body, dict):
+        err = body.get("error") or body.get("detail") or body
+        if isinstance(err, dict):
+            return err
+        if isinstance(err, list) and err and isinstance(err[0], dict):  # FastAPI's validation list
+            first = err[0]
+            loc = first.get("loc") or []
+            return {"code": "invalid", "message": first.get("msg", "invalid"), "field": str(loc[-1]) if loc else None}
+        return {"code": "error", "message": str(err)}
+    return {"code": "error", "message": str(body)[:200]}
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class Gateway:
+    """An HTTP client per process to the four services, minting each person's token as needed."""
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        self.settings = settings
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self._tokens: dict[str, _Token] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def token_for(self, who: Principal) -> str:
+        """A token of ``who``'s own role and scope, reused until a minute before it expires."""
+        key = who.model_dump_json()
+        now = time.time()
+        held = self._tokens.get(key)
+        if held is None or held.expires - now < 60:
+            ttl = self.settings.console_token_seconds
+            value = mint_token(
+                self.settings,
+                role=who.role,
+                sub=who.sub,
+                community=who.community,
+                street=who.street,
+                grid=who.grid,
+                worker_id=who.worker_id,
+                agency=who.agency,
+                agency_kind=who.agency_kind,
+                ttl_seconds=ttl,
+            )
+            if len(self._tokens) > 10_000:
+                self._tokens = {k: t for k, t in self._tokens.items() if t.expires > now}
+            held = self._tokens[key] = _Token(value, now + ttl)
+        return held.value
+
+    async def raw(self, who: Principal, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The service's answer as it came (an export's bytes); raises :class:`ApiError` on 4xx/5xx."""
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service}")
+        url = self.settings.service_url(service) + path
+        headers = {"Authorization": f"Bearer {self.token_for(who)}", **kwargs.pop("headers", {})}
+        try:
+            response = await self.client.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as err:
+            raise ApiError(
+                503, {"code": "unavailable", "message": f"the {service} service did not answer"}, service
+            ) from err
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _error_of(response), service)
+        return response
+
+    async def get(self, who: Principal, service: str, path: str, **params: Any) -> Any:
+        """GET a service's JSON (None-valued parameters are left out)."""
+        clean = {k: v for k, v in params.items() if v is not None and v != ""}
+        return (await self.raw(who, "GET", service, path, params=clean)).json()
+
+    async def send(self, who: Principal, method: str, service: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """A write with a JSON body; the service's JSON answer (None for an empty one)."""
+        response = await self.raw(who, method, service, path, json=body, **kwargs)
+        return response.json() if response.content else None
+
+    async def ready(self, service: str) -> dict[str, Any]:
+        """The service's ``/readyz`` (no token: it is public)."""
+        response = await self.client.get(self.settings.service_url(service) + "/readyz")
+        body: dict[str, Any] = response.json()
+        return body

@@ -1,0 +1,87 @@
+"""Pages and fragments from Jinja templates, with the person, the language and the CSRF token.
+
+A page is one template; a live region is one named block of it, rendered alone when the page is
+asked for ``?fragment=<block>`` (the live updates fetch exactly that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from .i18n import Translator
+from .sessions import LANG_COOKIE, Person
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+#: The pages each role finds in the navigation (path, label key), in order.
+NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
+    "secretary": (
+        ("/today", "nav_today"),
+        ("/board", "nav_board"),
+        ("/problems", "nav_problems"),
+        ("/statistics", "nav_statistics"),
+        ("/households", "nav_households"),
+        ("/directory", "nav_directory"),
+        ("/map", "nav_map"),
+        ("/accounts", "nav_accounts"),
+    ),
+    "street_admin": (
+        ("/board", "nav_board"),
+        ("/problems", "nav_problems"),
+        ("/statistics", "nav_statistics"),
+    ),
+    "agency": (("/problems", "nav_problems"),),
+    "hotline": (("/problems", "nav_problems"), ("/statistics", "nav_statistics")),
+    "ops": (("/accounts", "nav_accounts"), ("/directory", "nav_directory")),
+    "grid_worker": (("/board", "nav_board"),),
+}
+
+
+def language(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "zh")
+    return lang if lang in ("zh", "en") else "zh"
+
+
+def render(
+    request: Request,
+    template: str,
+    person: Person | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """The page (or, with ``?fragment=name``, that one block of it) as HTML."""
+    lang = language(request)
+    values = {
+        "request": request,
+        "t": Translator(lang),
+        "lang": lang,
+        "me": person,
+        "csrf": person.csrf if person else context.pop("pre_csrf", ""),
+        "nav": NAVIGATION.get(person.role, ()) if person else (),
+        "path": request.url.path,
+        **context,
+    }
+    tmpl = ENV.get_template(template)
+    fragment = request.query_params.get("fragment")
+    if fragment and fragment in tmpl.blocks:
+        html = "".join(tmpl.blocks[fragment](tmpl.new_context(values)))
+    else:
+        html = tmpl.render(values)
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    # pages carry personal data: never cached by the browser or anything between
+    response.headers["Cache-Control"] = "no-store"
+    return response

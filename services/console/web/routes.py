@@ -1,0 +1,9 @@
+"""The console's pages, one router per area; :data:`ROUTERS` is what the service serves."""
+
+from __future__ import annotations
+
+from .auth_pages import router as auth_router
+from .live_page import router as live_router
+from .work_pages import router as work_router
+
+ROUTERS = [auth_router, live_router, work_router]

@@ -1,0 +1,180 @@
+"""Today (the secretary's home), the board for every period with a worker's page, and its exports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from ..bootstrap import deps
+from ..gateway import ApiError
+from .guard import signed_in
+from .render import render
+from .sessions import Person
+
+router = APIRouter(include_in_schema=False)
+
+PERIODS = ("day", "week", "month", "quarter", "year")
+
+
+def period_key(kind: str, day: str) -> str | None:
+    """The scoring service's key of the ``kind`` period holding ``day`` (YYYY-MM-DD); None: this month."""
+    from datetime import date
+
+    d = date.fromisoformat(day)
+    if kind == "day":
+        return d.isoformat()
+    if kind == "week":
+        year, week, _ = d.isocalendar()
+        return f"{year}-W{week:02d}"
+    if kind == "quarter":
+        return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+    if kind == "year":
+        return str(d.year)
+    return f"{d.year}-{d.month:02d}"
+
+
+def _today() -> str:
+    from shared.events import now, shanghai_day
+
+    return shanghai_day(now()).isoformat()
+
+
+def _community(person: Person, request: Request) -> str:
+    """The community a page is about: the person's own, or (street admin, ops) the one asked for."""
+    asked = request.query_params.get("community")
+    if person.principal.community and not asked:
+        return person.principal.community
+    return asked or person.principal.community or ""
+
+
+@router.get("/today")
+async def today(request: Request, person: Person = Depends(signed_in("secretary"))) -> Response:
+    d = deps(request)
+    me = person.principal
+    community = me.community or ""
+    gw = d.gateway
+    day = _today()
+    board, problems, workers, notes = await asyncio.gather(
+        gw.get(me, "scoring", f"/v1/communities/{community}/board", period=day),
+        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", limit=50),
+        gw.get(me, "visits", f"/v1/communities/{community}/workers"),
+        gw.get(me, "notify", f"/v1/communities/{community}/notifications", limit=200),
+    )
+    worker_list = workers if isinstance(workers, list) else workers.get("workers", [])
+    shifts = await asyncio.gather(
+        *(gw.get(me, "visits", f"/v1/communities/{community}/workers/{w['worker_id']}/shift") for w in worker_list),
+        return_exceptions=True,
+    )
+    names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in worker_list}
+    on_shift = [
+        {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s.get("started_at")}
+        for s in shifts
+        if isinstance(s, dict) and s.get("open_shift_id")
+    ]
+    open_issues = problems.get("issues", [])
+    for issue in open_issues:
+        issue["overdue"] = _overdue(issue)
+    open_issues.sort(key=lambda i: (not i["overdue"], i.get("next_deadline") or "9999"))
+    by_level: dict[str, int] = {}
+    for issue in open_issues:
+        by_level[issue.get("level", "")] = by_level.get(issue.get("level", ""), 0) + 1
+    unacked = [n for n in notes.get("notifications", []) if n.get("ack_state") == "open"]
+    return render(
+        request,
+        "today.html",
+        person,
+        day=day,
+        board=board,
+        on_shift=on_shift,
+        open_issues=open_issues[:20],
+        open_total=problems.get("total", len(open_issues)),
+        by_level=by_level,
+        unacked=unacked[:20],
+        unacked_total=len(unacked),
+    )
+
+
+def _overdue(issue: dict[str, Any]) -> bool:
+    """Whether the issue's next deadline has passed (ISO timestamps in any zone)."""
+    from datetime import datetime
+
+    from shared.events import now
+
+    deadline = issue.get("next_deadline")
+    return isinstance(deadline, str) and datetime.fromisoformat(deadline) < now()
+
+
+@router.get("/board")
+async def board(
+    request: Request, person: Person = Depends(signed_in("secretary", "street_admin", "ops", "grid_worker"))
+) -> Response:
+    d = deps(request)
+    me = person.principal
+    kind = request.query_params.get("period", "month")
+    kind = kind if kind in PERIODS else "month"
+    day = request.query_params.get("day") or _today()
+    try:
+        key = period_key(kind, day)
+    except ValueError:
+        key, day = period_key(kind, _today()), _today()
+    street = None
+    if me.role in ("street_admin",) and not request.query_params.get("community"):
+        street = await d.gateway.get(me, "scoring", f"/v1/streets/{me.street}/board", period=key)
+        return render(request, "street_board.html", person, street=street, kind=kind, day=day, periods=PERIODS, key=key)
+    community = _community(person, request)
+    data = await d.gateway.get(me, "scoring", f"/v1/communities/{community}/board", period=key)
+    return render(
+        request, "board.html", person, board=data, kind=kind, day=day, periods=PERIODS, key=key, community=community
+    )
+
+
+@router.get("/board/export")
+async def board_export(
+    request: Request, person: Person = Depends(signed_in("secretary", "street_admin", "ops"))
+) -> Response:
+    """The board as CSV or XLSX, fetched from the scoring service as this person."""
+    d = deps(request)
+    me = person.principal
+    fmt = "csv" if request.query_params.get("format") == "csv" else "xlsx"
+    key = request.query_params.get("key")
+    community = request.query_params.get("community")
+    if me.role == "street_admin" and not community:
+        path = f"/v1/streets/{me.street}/board/export"
+    else:
+        path = f"/v1/communities/{community or me.community}/board/export"
+    answer = await d.gateway.raw(me, "GET", "scoring", path, params={"format": fmt, **({"period": key} if key else {})})
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "content-disposition")}
+    return Response(answer.content, headers=headers)
+
+
+@router.get("/board/workers/{worker_id}")
+async def worker_page(
+    request: Request,
+    worker_id: str,
+    person: Person = Depends(signed_in("secretary", "street_admin", "ops", "grid_worker")),
+) -> Response:
+    """One worker's 5+1 items for each period, met or not, and the day's records that counted."""
+    d = deps(request)
+    me = person.principal
+    community = _community(person, request)
+    day = request.query_params.get("day") or _today()
+    progress = await d.gateway.get(me, "scoring", f"/v1/communities/{community}/workers/{worker_id}/progress")
+    try:
+        records = await d.gateway.get(me, "visits", f"/v1/communities/{community}/workers/{worker_id}/days/{day}")
+    except ApiError as err:
+        if err.status not in (403, 404, 422):
+            raise
+        records = None
+    return render(
+        request,
+        "worker.html",
+        person,
+        progress=progress,
+        records=records,
+        worker_id=worker_id,
+        day=day,
+        community=community,
+    )
