@@ -92,9 +92,17 @@ def _check_manager(manager: Principal, scope: Scope) -> None:
 
 
 async def open_account(
-    username: str, display_name: str, scope: Scope, password: str, *, by: Principal | None, deps: AccountsDeps
+    username: str,
+    display_name: str,
+    scope: Scope,
+    password: str,
+    *,
+    by: Principal | None,
+    deps: AccountsDeps,
+    one_time: bool = True,
 ) -> None:
-    """Open an account with a one-time first password (``by`` None: the command line, as ops)."""
+    """Open an account with a one-time first password (``by`` None: the command line, as ops;
+    ``one_time`` False only for the demo's ready-made accounts)."""
     check_scope(scope)
     if by is not None:
         _check_manager(by, scope)
@@ -102,7 +110,9 @@ async def open_account(
     if loaded.state.exists:
         raise Conflict(f"the username {username} is taken", field="username")
     sealed = await deps.passwords.sealed_hash(password, username)
-    data = AccountOpenedData(username=username, display_name=display_name, scope=scope, password_sealed=sealed)
+    data = AccountOpenedData(
+        username=username, display_name=display_name, scope=scope, password_sealed=sealed, one_time=one_time
+    )
     try:
         await _append(loaded, username, by.sub if by else "cli", [(AccountOpened, data)], deps=deps)
     except ConcurrencyError as err:

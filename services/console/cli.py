@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from shared.events.console import Scope
 
@@ -68,8 +69,11 @@ def cmd_account_add(args: argparse.Namespace) -> int:
     return 0
 
 
-async def add_account(username: str, display_name: str, scope: Scope, password: str) -> None:
-    """Open one account through the event store, as the command line (ops) does."""
+async def add_account(
+    username: str, display_name: str, scope: Scope, password: str, *, settings: Any = None, one_time: bool = True
+) -> None:
+    """Open one account through the event store, as the command line (ops) does (``settings``: the
+    stack's, default those of the stack ``gridwork up`` runs)."""
     import re
 
     from services.cli.local import load_settings
@@ -86,12 +90,11 @@ async def add_account(username: str, display_name: str, scope: Scope, password: 
     if not re.match(USERNAME_PATTERN, username):
         raise DomainError("3–32 lower-case letters, digits, _ or -", field="username")
     patches.install()
-    base = load_settings()
-    settings = ConsoleSettings(**base.model_dump())
+    settings = ConsoleSettings(**(settings or load_settings()).model_dump())
     nc = await connect(settings, "gridwork-account")
     try:
         store = EventStore(nc, settings)
         deps = AccountsDeps(store=store, passwords=Passwords(settings.sealing_key()), policy=LockPolicy())
-        await open_account(username, display_name, scope, password, by=None, deps=deps)
+        await open_account(username, display_name, scope, password, by=None, deps=deps, one_time=one_time)
     finally:
         await nc.close()

@@ -85,13 +85,14 @@ class ConsoleAccounts:
                 scope = event.data.scope
                 await conn.execute(
                     "INSERT INTO accounts (username, display_name, role, community, street, grid, worker_id, agency,"
-                    " agency_kind, opened_at, opened_by, changed_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$10)"
-                    " ON CONFLICT (username) DO NOTHING",
+                    " agency_kind, opened_at, opened_by, changed_at, must_change)"
+                    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$10,$12) ON CONFLICT (username) DO NOTHING",
                     user,
                     event.data.display_name,
                     *(getattr(scope, c) for c in _SCOPE_COLUMNS),
                     at,
                     event.actor,
+                    event.data.one_time,
                 )
                 detail = scope.role
             elif isinstance(event, AccountRoleGranted):

@@ -48,8 +48,10 @@ class AccountOpenedData(Payload):
     username: str = Field(pattern=USERNAME_PATTERN)
     display_name: str = Field(min_length=1, max_length=100)
     scope: Scope
-    #: The first password's Argon2id hash, sealed; the person must set their own at first sign-in.
+    #: The first password's Argon2id hash, sealed.
     password_sealed: str = Field(max_length=1000)
+    #: The person must set their own at first sign-in (always, but for the demo's ready-made accounts).
+    one_time: bool = True
 
 
 class AccountOpened(_AccountEvent):

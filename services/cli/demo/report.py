@@ -8,9 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from shared.auth import mint_token
-
-from .community import COMMUNITY, WECOM_KEYS, working_days
+from .community import WECOM_KEYS, working_days
 from .run import Demo
 
 # ------------------------------------------------------------------------------------- output
@@ -93,14 +91,19 @@ def print_results(console: Console, demo: Demo, out: dict[str, Any], endpoints: 
     )
     urls = Table(title="Running services")
     urls.add_column("service")
-    urls.add_column("URL")
+    urls.add_column("URL", overflow="fold")
     for name, url in endpoints["services"].items():
-        urls.add_row(name, f"{url}/docs")
-    token = mint_token(demo.settings, role="secretary", community=COMMUNITY, ttl_seconds=7 * 86400)
-    urls.add_row("board page", f"{endpoints['services']['scoring']}/board#community={COMMUNITY}&token={token}")
-    urls.add_row("board (JSON)", f"{endpoints['services']['scoring']}/v1/communities/{COMMUNITY}/board")
-    urls.add_row("board export", f"{endpoints['services']['scoring']}/v1/communities/{COMMUNITY}/board/export")
+        urls.add_row(name, f"{url}/login" if name == "console" else f"{url}/docs")
     console.print(urls)
+    console_url = endpoints["services"].get("console")
+    if console_url:
+        people = Table(title=f"Sign in to the console at {console_url}/login")
+        people.add_column("who")
+        people.add_column("username")
+        people.add_column("password")
+        for account in getattr(demo, "accounts", []):
+            people.add_row(account.who, account.username, account.password)
+        console.print(people)
 
 
 def _fmt(value: Any) -> str:

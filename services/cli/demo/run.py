@@ -7,8 +7,10 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli.workload import ZHONGNANLU
 from services.notify.receiver import LocalReceiver, Received
 
+from .accounts import demo_accounts, open_demo_accounts
 from .cases import FourCases
 from .community import COMMUNITY, SMS_TOKEN, WEBHOOK_SECRETS, WECOM_KEYS
 from .month import Month
@@ -29,11 +31,18 @@ class Demo(Seeding, Month, FourCases):
             cases = progress.add_task("the four cases, the hotline and the police", total=1)
             self.cases = await self.four_cases()
             progress.advance(cases)
+            await self.open_accounts()
             settle = progress.add_task("projections catching up", total=1)
             await self.settle()
             progress.advance(settle)
         self.seconds = time.perf_counter() - started
         return await self.results()
+
+    async def open_accounts(self) -> None:
+        """The console's accounts of the people the demo played (printed with their passwords)."""
+        worker = self.plan.workers[0]
+        self.accounts = demo_accounts(ZHONGNANLU, worker.worker_id, worker.grid_id)
+        await open_demo_accounts(self.settings, self.accounts)
 
     async def results(self) -> dict[str, Any]:
         sec = self.token("secretary")

@@ -70,7 +70,7 @@ def evolve(state: AccountState, event: Event) -> AccountState:
             display_name=event.data.display_name,
             scope=event.data.scope,
             password_sealed=event.data.password_sealed,
-            must_change=True,
+            must_change=event.data.one_time,
         )
     if isinstance(event, AccountRoleGranted):
         return replace(state, scope=event.data.scope)

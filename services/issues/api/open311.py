@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from shared.cells import xml_text
 from shared.errors import DomainError
-from shared.ratelimit import RateLimit
 from shared.events import Category, Place, Severity, now
+from shared.ratelimit import RateLimit
 
 from .. import bootstrap, queries
 from ..bootstrap import IssuesDeps

@@ -12,7 +12,7 @@ import pytest
 
 from services.cli.demo import COMMUNITY, Demo, demo_environment, demo_receiver, demo_window, working_days
 from services.cli.embedded import free_port
-from services.cli.stack import LocalStack
+from services.cli.stack import SERVICE_NAMES, LocalStack
 from shared.auth import mint_token
 from shared.events import SHANGHAI, now
 from shared.settings import Settings
@@ -23,7 +23,7 @@ def stack(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     port = free_port()
     for key, value in demo_environment(port).items():
         monkeypatch.setenv(key, value)
-    ports = {f"{name}_port": free_port() for name in ("visits", "issues", "scoring", "notify")}
+    ports = {f"{name}_port": free_port() for name in SERVICE_NAMES}
     local = LocalStack(settings.model_copy(update=ports))
     endpoints = local.start(echo=lambda _line: None)
     yield local, endpoints, port

@@ -122,7 +122,8 @@ async def test_the_accounts_read_model_folds_the_sign_ins(
         conn = await asyncpg.connect(settings.database_url)
         try:
             return await conn.fetchrow(
-                "SELECT role, grid, failures FROM proj_console_accounts.accounts WHERE username = 'zhang-w01' AND failures = 1"
+                "SELECT role, grid, failures FROM proj_console_accounts.accounts"
+                " WHERE username = 'zhang-w01' AND failures = 1"
             )
         finally:
             await conn.close()
