@@ -671,8 +671,34 @@ class CompletionGroup(BaseModel):
     missing: dict[str, int] = Field(description="Households lacking each required field")
 
 
+class LedgerGap(BaseModel):
+    """A household lacking required ledger fields: which ones, by name (never a personal value)."""
+
+    household_id: str
+    unit: str | None = None
+    room: str | None = None
+    erased: bool = False
+    missing: list[str]
+
+
+class BuildingCompletion(BaseModel):
+    """Ledger completion of one building (楼栋), with each incomplete household and its gaps."""
+
+    building_id: str
+    number: str | None = Field(default=None, description="The building's number, as the directory holds it")
+    phase: str | None = None
+    grid_id: str | None = None
+    households: int
+    complete: int
+    rate: float
+    missing: dict[str, int] = Field(description="Households lacking each required field")
+    gaps: list[LedgerGap] = Field(description="Incomplete households (at most ``gaps`` per building), by id")
+    gaps_truncated: bool = Field(default=False, description="More incomplete households than listed")
+
+
 class Completion(BaseModel):
-    """Ledger completion (居民基础信息底册): per grid and for the community, against the > 90% bar."""
+    """Ledger completion (居民基础信息底册): per grid and for the community, against the > 90% bar;
+    with ``by=building`` also per building with each incomplete household's missing fields."""
 
     community: str
     required_fields: list[str]
@@ -683,6 +709,7 @@ class Completion(BaseModel):
     meets_bar: bool
     missing: dict[str, int]
     grids: list[CompletionGroup]
+    buildings: list[BuildingCompletion] | None = Field(default=None, description="Only with ``by=building``")
 
 
 def parse_version(if_match: str | None, expected_version: int | None) -> int | None:

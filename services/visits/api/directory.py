@@ -11,6 +11,7 @@ from shared.events import now
 
 from .. import bootstrap, handlers, queries
 from ..domain.definitions import MoveCommunity
+from ..domain.households import TAG_PATTERN
 from ..queries.households import LISTINGS
 from ..schemas import (
     BuildingIn,
@@ -46,6 +47,7 @@ router = APIRouter(prefix="/v1/communities", tags=["directory"], responses=ERROR
 
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Community id", examples=["bairuijing"])
 READERS = ("grid_worker", "secretary", "street_admin", "ops")
+TAG_QUERY = TAG_PATTERN.pattern
 
 
 @router.put("/{community}", response_model=Defined, status_code=201)
@@ -198,16 +200,35 @@ async def register_household(
 async def list_households(
     request: Request,
     community: str = COMMUNITY,
+    q: str | None = Query(
+        default=None,
+        max_length=100,
+        description="Search words (all must match): part of the household id, or exactly a room, a building's "
+        "number or id, or a tag.  Personal data (name, phone, ID number, address) is sealed and never searched.",
+        examples=["4 301"],
+    ),
+    tag: str | None = Query(default=None, pattern=TAG_QUERY, description="Only households with this tag"),
+    incomplete: bool = Query(default=False, description="Only households lacking a required ledger field"),
     grid: str | None = Query(default=None, description="Only this grid"),
     building: str | None = Query(default=None),
     limit: int = Query(default=200, ge=1, le=5000),
-    after: str | None = Query(default=None),
+    after: str | None = Query(default=None, description="Page on: the last household_id of the previous page"),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
-    """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
+    """Households (no personal data) with tags, ledger fields and the required fields each lacks
+    (``missing``), by household id; a grid worker sees their grid only.  ``q`` matches household id,
+    room, building number or tag — never personal data, which is sealed per household."""
     deps = bootstrap.deps(request)
     return await queries.list_households(
-        community, grid=own_grid(principal, grid), building=building, after=after, limit=limit, deps=deps
+        community,
+        grid=own_grid(principal, grid),
+        building=building,
+        after=after,
+        limit=limit,
+        q=q,
+        tag=tag,
+        incomplete=incomplete,
+        deps=deps,
     )
 
 
