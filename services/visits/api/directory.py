@@ -12,6 +12,7 @@ from shared.events import now
 from .. import bootstrap, handlers, queries
 from ..domain.definitions import MoveCommunity
 from ..domain.households import TAG_PATTERN
+from ..pii import AuditKind
 from ..queries.households import LISTINGS
 from ..schemas import (
     BuildingIn,
@@ -300,11 +301,16 @@ async def erase_household(
 async def audit_log(
     request: Request,
     community: str = COMMUNITY,
-    household: str | None = Query(default=None),
+    household: str | None = Query(default=None, description="Only this household"),
+    kind: AuditKind | None = Query(
+        default=None, description="reveal (personal fields shown), export, import (fields written), erasure"
+    ),
     limit: int = Query(default=100, ge=1, le=1000),
-    before: int | None = Query(default=None),
+    before: int | None = Query(default=None, ge=1, description="Page on: the last ``id`` of the previous page"),
     principal: Principal = Depends(require("secretary")),
 ) -> list[dict[str, Any]]:
-    """Who read which residents' personal fields, when and why (newest first)."""
+    """Who revealed, exported, imported or erased which household's personal fields, when and why (newest
+    first): ``id``, ``at``, ``kind``, ``household_id``, ``actor``, ``role``, ``fields`` (names only),
+    ``purpose``."""
     deps = bootstrap.deps(request)
-    return await deps.audit.entries(community, household_id=household, limit=limit, before_id=before)
+    return await deps.audit.entries(community, household_id=household, kind=kind, limit=limit, before_id=before)
