@@ -97,7 +97,17 @@ class BuildingIn(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"compound": "百瑞景", "phase": "4", "number": "4", "units": 3, "grid_id": "g-p4-east"}]
+            "examples": [
+                {
+                    "compound": "百瑞景",
+                    "phase": "4",
+                    "number": "4",
+                    "units": 3,
+                    "grid_id": "g-p4-east",
+                    "lat": 30.5236,
+                    "lon": 114.3412,
+                }
+            ]
         },
     )
     compound: str | None = Field(default=None, max_length=64)
@@ -105,6 +115,8 @@ class BuildingIn(Strict):
     number: str = Field(min_length=1, max_length=32)
     units: int = Field(default=1, ge=1, le=64)
     grid_id: Id | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude (WGS 84), given with lon")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="Longitude (WGS 84), given with lat")
 
 
 class GridIn(Strict):

@@ -179,6 +179,24 @@ for _what in LISTINGS:
     router.add_api_route(f"/{{community}}/{_what}", _lister(_what), methods=["GET"], name=f"list_{_what}")
 
 
+@router.get("/{community}/map", tags=["directory"])
+async def community_map(
+    request: Request,
+    community: str = COMMUNITY,
+    month: str | None = Query(
+        default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (Shanghai); default this month"
+    ),
+    principal: Principal = Depends(require("secretary", "street_admin", "grid_worker")),
+) -> dict[str, Any]:
+    """The community's plan: phases (期) and their buildings (楼栋) — number, grid, coordinates if known —
+    with households and visit coverage in the month (households visited in person at least once, a
+    regular or priority knock that found someone, / households).  A building's phase is the directory's;
+    without one, the prefix of its number ("4-4" → "4", ``phase_from`` says which); else it is drawn in
+    the phase ``null`` with every other building that has none."""
+    deps = bootstrap.deps(request)
+    return await queries.community_map(community, month or queries.this_month(), deps=deps)
+
+
 # ---------------------------------------------------------------- households
 
 

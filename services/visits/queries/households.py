@@ -33,7 +33,7 @@ async def community_summary(community: str, *, deps: VisitsDeps) -> dict[str, An
 #: What each directory list shows.
 LISTINGS: dict[str, str] = {
     "grids": "SELECT grid_id, name, worker_id, buildings, version FROM {s}.grids WHERE community = $1 ORDER BY 1",
-    "buildings": "SELECT building_id, compound, phase, number, units, grid_id, version FROM {s}.buildings "
+    "buildings": "SELECT building_id, compound, phase, number, units, grid_id, lat, lon, version FROM {s}.buildings "
     "WHERE community = $1 ORDER BY 1",
     "workers": "SELECT worker_id, name, role, grid_id, version FROM {s}.workers WHERE community = $1 ORDER BY 1",
     "persons": "SELECT person_id, role, building_id, household_id, display_name, version FROM {s}.persons "
