@@ -8,21 +8,22 @@ characters at most.
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.events import TOKEN_PATTERN, now
+from shared.events import TOKEN_PATTERN, now, uuid7
 
 from . import handlers, queries
 from .bootstrap import NotifyDeps, deps
 from .domain.acknowledgement import AcknowledgeNotification
-from .domain.delivery import RetryNotification
+from .domain.delivery import RetryNotification, SendTestMessage
 from .domain.directory import PutRecipient, RecipientIn, RemoveRecipient, RotateWebhookSecret
 from .signing import AckLink, LinkError, read_token
 
@@ -31,6 +32,7 @@ router = APIRouter(tags=["notify"])
 Community = Annotated[str, Path(pattern=TOKEN_PATTERN, description="Community (社区) id")]
 RecipientId = Annotated[str, Path(pattern=TOKEN_PATTERN, description="Directory entry id")]
 NotificationId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
+TOKEN = re.compile(TOKEN_PATTERN)
 
 DIRECTORY_ROLES = ("secretary", "street_admin", "ops")
 #: Who may change where escalations go: the community's secretary and its street's admin.  Ops
@@ -126,6 +128,58 @@ async def rotate_secret(
     return await handlers.rotate_webhook_secret(command, deps=notify)
 
 
+# ---------------------------------------------------------------------------------------- routing rules
+
+
+@router.get("/v1/communities/{community}/routing", summary="The routing rules as data")
+async def routing_rules(
+    community: Community, request: Request, principal: Principal = Depends(require("secretary", "ops"))
+) -> dict[str, Any]:
+    """The rules of ``routing.toml`` as the service loaded them, in order (the first match decides):
+    each rule's name, the facts it matches (``null``: anything), the recipient kinds and desks it
+    sends to with the community's directory entries each reaches and their channels, whether it is
+    urgent, and — when it must be acknowledged — each kind's acknowledgement deadline in seconds."""
+    return await queries.routing_rules(community, deps=deps(request))
+
+
+class TestMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    test_id: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        max_length=64,
+        description="The client's id of this test: the same id again sends nothing more (or use Idempotency-Key)",
+    )
+
+
+@router.post(
+    "/v1/communities/{community}/recipients/{recipient_id}/test",
+    status_code=202,
+    summary="Send a test message through the recipient's channels (idempotent by test id)",
+)
+async def send_test(
+    community: Community,
+    recipient_id: RecipientId,
+    request: Request,
+    body: TestMessage | None = None,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=64),
+    principal: Principal = Depends(require("secretary")),
+) -> dict[str, Any]:
+    """A test message to the recipient over each channel it has, through the outbox like every
+    notification (the recipient's quiet hours hold: ``due_at`` says when it goes).  Marked ``kind =
+    "test"``: no acknowledgement watch, not in any delivery-time figure.  The same ``test_id`` (body) or
+    ``Idempotency-Key`` (header) again sends nothing more and answers with the same notifications."""
+    given = body.test_id if body else None
+    if idempotency_key is not None and not TOKEN.match(idempotency_key):
+        raise Invalid(f"Idempotency-Key must match {TOKEN_PATTERN}", field="Idempotency-Key")
+    if given and idempotency_key and given != idempotency_key:
+        raise Invalid("test_id and Idempotency-Key differ: give one, or the same", field="test_id")
+    test_id = given or idempotency_key or uuid7().hex
+    command = SendTestMessage(community, recipient_id, test_id, requested_by=principal.sub, at=now())
+    return await handlers.send_test_message(command, deps=deps(request))
+
+
 # ---------------------------------------------------------------------------------------- notifications
 
 
@@ -141,6 +195,25 @@ async def list_notifications(
     notify = deps(request)
     found = await queries.list_notifications(community, subject_ref, state, limit, deps=notify)
     return {"community": community, "notifications": found}
+
+
+@router.get(
+    "/v1/communities/{community}/notifications/{notification_id}",
+    summary="One notification with its delivery attempts and acknowledgement",
+)
+async def get_notification(
+    community: Community,
+    notification_id: NotificationId,
+    request: Request,
+    principal: Principal = Depends(require(*DIRECTORY_ROLES)),
+) -> dict[str, Any]:
+    """The notification as listed, plus ``deliveries`` (each attempt: when it was sent, its outcome —
+    delivered, failed, dead_lettered, or null while in flight — when, and the error) and
+    ``acknowledgement`` (the watch, with its deadline, or null when none was asked)."""
+    found = await queries.notification_detail(community, notification_id, deps=deps(request))
+    if found is None:
+        raise NotFound(f"no notification {notification_id} in {community}", field="notification_id")
+    return found
 
 
 @router.post(

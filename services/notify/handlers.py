@@ -13,11 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 
 from .bootstrap import NotifyDeps
 from .domain.acknowledgement import AcknowledgeNotification, AckWatch, decide, evolve
-from .domain.delivery import RetryNotification
+from .domain.delivery import RetryNotification, SendTestMessage
 from .domain.directory import (
     PutRecipient,
     RemoveRecipient,
@@ -26,12 +26,13 @@ from .domain.directory import (
     public_channels,
     rotated_secrets,
     secret_hints,
+    send_at,
     webhook_hints,
 )
-from .domain.ids import as_uuid
+from .domain.ids import as_uuid, notification_id
 from .metrics import ACKNOWLEDGEMENTS
 from .projections import WAKE_CHANNEL
-from .queries import COLUMNS, public_view
+from .queries import COLUMNS, public_view, recipient_of
 from .sealing import bound_to
 from .steps import append_steps
 
@@ -132,6 +133,78 @@ async def retry_notification(command: RetryNotification, *, deps: NotifyDeps) ->
     if row is None:
         raise NotFound(f"no notification {command.notification_id} in {command.community}", field="notification_id")
     return {"notification_id": command.notification_id, "state": row["state"]}
+
+
+WRITE_TEST = """
+WITH written AS (
+    INSERT INTO notify_deliveries (notification_id, community, source_id, source_type, subject_ref, kind, rule,
+        recipient_id, recipient_kind, channel, urgent, facts, due_at)
+    SELECT n, $2, $3, 'TestMessageRequested', $4, 'test', 'test', $5, $6, ch, false, $7::jsonb, $8
+    FROM unnest($1::text[], $9::text[]) AS t(n, ch)
+    ON CONFLICT (notification_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS written,
+       (SELECT pg_notify($10, '') WHERE EXISTS (SELECT 1 FROM written)) AS woke
+"""
+
+
+async def send_test_message(command: SendTestMessage, *, deps: NotifyDeps) -> dict[str, Any]:
+    """Put a test message to the recipient in the outbox, one row per channel it has; the same
+    ``test_id`` again writes nothing and answers with the same notifications (and their state now)."""
+    community, recipient_id = command.community, command.recipient_id
+    async with deps.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM notify_recipients WHERE community = $1 AND recipient_id = $2",
+            community,
+            recipient_id,
+        )
+        if row is None:
+            raise NotFound(f"no recipient {recipient_id} in {community}", field="recipient_id")
+        recipient = recipient_of(row)
+        if not recipient.active:
+            raise Conflict(f"recipient {recipient_id} is not active: activate it to test it", field="recipient_id")
+        channels = list(recipient.channels)
+        ids = [notification_id(command.source_id, recipient_id, channel) for channel in channels]
+        facts = {"test_id": command.test_id, "recipient_name": recipient.name, "requested_by": command.requested_by}
+        written = await conn.fetchrow(
+            WRITE_TEST,
+            ids,
+            community,
+            command.source_id,
+            f"test:{command.test_id}",
+            recipient_id,
+            recipient.kind,
+            json.dumps(facts, ensure_ascii=False),
+            send_at(recipient, urgent=False, now=command.at),  # a test keeps the recipient's quiet hours too
+            channels,
+            WAKE_CHANNEL,
+        )
+        assert written is not None  # WRITE_TEST always returns its one row
+        rows = await conn.fetch(
+            "SELECT notification_id, channel, state, due_at FROM notify_deliveries "
+            "WHERE notification_id = ANY($1::text[]) AND community = $2",
+            ids,
+            community,
+        )
+    by_id = {r["notification_id"]: r for r in rows}
+    notifications = [
+        {
+            "notification_id": nid,
+            "channel": by_id[nid]["channel"],
+            "state": by_id[nid]["state"],
+            "due_at": by_id[nid]["due_at"].isoformat(),
+        }
+        for nid in ids
+        if nid in by_id
+    ]
+    return {
+        "test_id": command.test_id,
+        "recipient_id": recipient_id,
+        "notification_id": notifications[0]["notification_id"] if notifications else None,
+        "notifications": notifications,
+        "duplicate": written["written"] == 0,
+    }
 
 
 async def acknowledge(command: AcknowledgeNotification, *, deps: NotifyDeps) -> dict[str, Any]:

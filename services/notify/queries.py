@@ -7,14 +7,18 @@ shows; secrets never leave here other than as hints (their last four characters)
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
 from shared.db import Conn
+from shared.events.notify import NotificationSent
 
 from .bootstrap import NotifyDeps
-from .domain.directory import Recipient
+from .domain.directory import CHANNELS, Recipient
+from .domain.routing import RoutingRule
+from .steps import history
 
 #: The columns of a directory row.
 COLUMNS = (
@@ -155,6 +159,64 @@ async def list_notifications(
     return [_notification(r) for r in rows]
 
 
+#: The outcome a step event gives its attempt.
+_OUTCOMES = {
+    "NotificationDelivered": "delivered",
+    "NotificationFailed": "failed",
+    "NotificationDeadLettered": "dead_lettered",
+}
+
+
+async def notification_detail(community: str, notification_id: str, *, deps: NotifyDeps) -> dict[str, Any] | None:
+    """One notification as listed, its delivery attempts from its own event stream (the row keeps only
+    the last error) and its acknowledgement watch; None when there is no such notification."""
+    async with deps.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notify_deliveries d LEFT JOIN notify_acks a ON a.ack_id = d.ack_id "
+            "WHERE d.community = $1 AND d.notification_id = $2",
+            community,
+            notification_id,
+        )
+        watch = None
+        if row is not None and row["ack_id"] is not None:
+            watch = await conn.fetchrow(
+                "SELECT ack_id, recipient_id, state, starts_at, acknowledged_by, acknowledged_via, closed_at "
+                "FROM notify_acks WHERE ack_id = $1",
+                row["ack_id"],
+            )
+    if row is None:
+        return None
+    attempts: dict[int, dict[str, Any]] = {}
+    for event in await history(deps.store, NotificationSent, community, notification_id):
+        data: Any = event.data
+        step = attempts.setdefault(
+            data.attempt,
+            {"attempt": data.attempt, "sent_at": None, "outcome": None, "finished_at": None, "error": None},
+        )
+        at = event.occurred_at.isoformat()
+        if event.type == "NotificationSent":
+            step["sent_at"] = at
+        elif event.type in _OUTCOMES:
+            # A dead letter follows its attempt's failure: the attempt ends dead-lettered.
+            step.update(outcome=_OUTCOMES[event.type], finished_at=at, error=data.error or step["error"])
+    out = _notification(row)
+    out["test"] = row["kind"] == "test"
+    out["deliveries"] = [attempts[n] for n in sorted(attempts)]
+    out["acknowledgement"] = None
+    if watch is not None:
+        deadline = watch["starts_at"] + timedelta(seconds=deps.settings.ack_deadline(row["recipient_kind"]))
+        out["acknowledgement"] = {
+            "ack_id": watch["ack_id"],
+            "state": watch["state"],
+            "starts_at": watch["starts_at"].isoformat(),
+            "deadline_at": deadline.isoformat(),
+            "acknowledged_by": watch["acknowledged_by"],
+            "acknowledged_via": watch["acknowledged_via"],
+            "closed_at": watch["closed_at"].isoformat() if watch["closed_at"] else None,
+        }
+    return out
+
+
 async def list_acks(
     community: str, state: str | None, subject_ref: str | None, *, deps: NotifyDeps
 ) -> list[dict[str, Any]]:
@@ -204,3 +266,70 @@ async def notification_to_acknowledge(
         return None
     facts = await deps.vault.reveal(community, json.loads(row["facts"]))  # the description, as typed
     return {"subject_ref": row["subject_ref"], "facts": facts, "ack_state": row["state"]}
+
+
+# ---------------------------------------------------------------------------------------- routing rules
+
+
+def _sorted(values: frozenset[str] | None) -> list[str] | None:
+    return sorted(values) if values is not None else None
+
+
+def rule_view(position: int, rule: RoutingRule, directory: list[Recipient], *, deps: NotifyDeps) -> dict[str, Any]:
+    """One routing rule as data: what it matches, whom it reaches in this community's directory (by kind
+    and desk; a recipient's ``covers`` may still leave it out for a given place), over which channels,
+    and how long each kind has to acknowledge."""
+    send_to = []
+    for target in rule.send_to:
+        reached = [
+            {
+                "recipient_id": r.recipient_id,
+                "name": r.name,
+                "channels": [c for c in (rule.channels or CHANNELS) if c in r.channels],
+            }
+            for r in directory
+            if r.active and r.kind == target.kind and (target.desk is None or r.desk == target.desk)
+        ]
+        send_to.append(
+            {
+                "kind": target.kind,
+                "desk": target.desk,
+                "ack_deadline_seconds": deps.settings.ack_deadline(target.kind) if rule.ack else None,
+                "recipients": reached,
+            }
+        )
+    hours = None
+    if rule.hours is not None:
+        hours = f"{rule.hours[0].strftime('%H:%M')}-{rule.hours[1].strftime('%H:%M')}"
+    return {
+        "position": position,
+        "name": rule.name,
+        "on": sorted(rule.on),
+        "matches": {
+            "category": _sorted(rule.category),
+            "subcategory": _sorted(rule.subcategory),
+            "min_severity": rule.min_severity,
+            "hours": hours,
+            "target": _sorted(rule.target),
+            "to_level": _sorted(rule.to_level),
+            "reason": _sorted(rule.reason),
+            "place": {k: sorted(v) for k, v in rule.place.items()} if rule.place is not None else None,
+        },
+        "send_to": send_to,
+        "channels": list(rule.channels) if rule.channels is not None else None,
+        "urgent": rule.urgent,
+        "ack": rule.ack,
+        "mode": rule.mode,
+    }
+
+
+async def routing_rules(community: str, *, deps: NotifyDeps) -> dict[str, Any]:
+    """The routing rules as loaded (tried top to bottom, the first match decides), each with the
+    community's directory entries it reaches."""
+    async with deps.pool.acquire() as conn:
+        entries = await directory(conn, community)
+    return {
+        "community": community,
+        "first_match_decides": True,
+        "rules": [rule_view(i, rule, entries, deps=deps) for i, rule in enumerate(deps.rules.rules, start=1)],
+    }

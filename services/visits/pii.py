@@ -17,7 +17,7 @@ import base64
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from cryptography.exceptions import InvalidTag
@@ -189,42 +189,63 @@ class KeyStore:
         return RewrapReport(wrapped_plain, rewrapped, current)
 
 
+#: What an audit row records: a reveal of a household's personal fields, the ledger export that
+#: decrypted them, a ledger import that wrote them, or the erasure that destroyed their key.
+AuditKind = Literal["reveal", "export", "import", "erasure"]
+AUDIT_KINDS: tuple[AuditKind, ...] = ("reveal", "export", "import", "erasure")
+
+
 class AuditLog:
-    """Who read which residents' decrypted fields, when and why."""
+    """Who read, wrote or erased which residents' personal fields, when and why."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def record(
-        self, principal: Principal, community: str, reads: Iterable[tuple[str, Sequence[str]]], purpose: str
+        self,
+        principal: Principal,
+        community: str,
+        reads: Iterable[tuple[str, Sequence[str]]],
+        purpose: str,
+        *,
+        kind: AuditKind,
     ) -> int:
-        """One row per household read (``reads``: household id and the fields revealed)."""
+        """One row per household (``reads``: household id and the fields revealed, written or erased).
+        A household with no such field is left out, except for an erasure, which is always recorded."""
         rows = [
-            (community, household, principal.sub, principal.role, list(fields), purpose)
+            (community, household, principal.sub, principal.role, list(fields), purpose, kind)
             for household, fields in reads
-            if fields
+            if fields or kind == "erasure"
         ]
         if rows:
             async with self.pool.acquire() as conn:
                 await conn.executemany(
-                    "INSERT INTO visits_pii_audit (community, household_id, actor, role, fields, purpose) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO visits_pii_audit (community, household_id, actor, role, fields, purpose, kind) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     rows,
                 )
         return len(rows)
 
     async def entries(
-        self, community: str, *, household_id: str | None = None, limit: int = 100, before_id: int | None = None
+        self,
+        community: str,
+        *,
+        household_id: str | None = None,
+        kind: AuditKind | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest audit rows of a community, optionally for one household."""
+        """The newest audit rows of a community, optionally for one household or of one kind, before
+        ``before_id`` (the previous page's last ``id``)."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, at, household_id, actor, role, fields, purpose FROM visits_pii_audit "
+                "SELECT id, at, kind, household_id, actor, role, fields, purpose FROM visits_pii_audit "
                 "WHERE community = $1 AND ($2::text IS NULL OR household_id = $2) "
-                "AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+                "AND ($3::bigint IS NULL OR id < $3) AND ($5::text IS NULL OR kind = $5) ORDER BY id DESC LIMIT $4",
                 community,
                 household_id,
                 before_id,
                 limit,
+                kind,
             )
         return [dict(r) for r in rows]

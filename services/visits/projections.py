@@ -6,6 +6,8 @@
 * ``visits_activity``: what was done — visits per household, each worker's day (visits,
   special-assistance visits, minutes in the grid, problems found), sessions with whether they
   count, councils, and volunteer balances.
+* ``visits_coverage``: which households were visited in person in which month (the map's visit
+  coverage per building).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from .domain.households import PERSONAL_FIELDS
 #: Schemas of the two read models (``proj_<name>``), for the queries that read them.
 DIRECTORY = "proj_visits_directory"
 ACTIVITY = "proj_visits_activity"
+COVERAGE = "proj_visits_coverage"
+
+#: Knocks made at the door (定期敲 regular, 重点敲 priority); an online knock (网上敲) is not a visit in person.
+IN_PERSON_MODES = frozenset({"regular", "priority"})
 
 
 class DirectoryProjection:
@@ -55,7 +61,11 @@ class DirectoryProjection:
     CREATE TABLE IF NOT EXISTS buildings (
         community text NOT NULL, building_id text NOT NULL, compound text, phase text, number text NOT NULL,
         units integer NOT NULL, grid_id text, version integer NOT NULL,
+        lat double precision, lon double precision,
         PRIMARY KEY (community, building_id));
+    -- Coordinates came with BuildingRegistered v2: a read model from before gets the columns here.
+    ALTER TABLE buildings ADD COLUMN IF NOT EXISTS lat double precision;
+    ALTER TABLE buildings ADD COLUMN IF NOT EXISTS lon double precision;
     CREATE TABLE IF NOT EXISTS workers (
         community text NOT NULL, worker_id text NOT NULL, name text NOT NULL, role text NOT NULL,
         grid_id text, street text, version integer NOT NULL,
@@ -157,10 +167,12 @@ class DirectoryProjection:
                     )
             elif e.type == "BuildingRegistered":
                 await conn.execute(
-                    "INSERT INTO buildings VALUES ($1, $2, $3, $4, $5, $6, "
-                    "COALESCE($7, (SELECT grid_id FROM grids WHERE community = $1 AND $2 = ANY(buildings))), $8) "
-                    "ON CONFLICT (community, building_id) DO UPDATE SET compound = $3, phase = $4, number = $5, "
-                    "units = $6, grid_id = COALESCE($7, buildings.grid_id), version = $8",
+                    "INSERT INTO buildings (community, building_id, compound, phase, number, units, grid_id, "
+                    "version, lat, lon) VALUES ($1, $2, $3, $4, $5, $6, "
+                    "COALESCE($7, (SELECT grid_id FROM grids WHERE community = $1 AND $2 = ANY(buildings))), $8, "
+                    "$9, $10) ON CONFLICT (community, building_id) DO UPDATE SET compound = $3, phase = $4, "
+                    "number = $5, units = $6, grid_id = COALESCE($7, buildings.grid_id), version = $8, lat = $9, "
+                    "lon = $10",
                     c,
                     d.building_id,
                     d.compound,
@@ -169,6 +181,8 @@ class DirectoryProjection:
                     d.units,
                     d.grid_id,
                     v,
+                    d.lat,
+                    d.lon,
                 )
                 await conn.execute(
                     "UPDATE households h SET grid_id = b.grid_id FROM buildings b WHERE h.community = $1 "
@@ -420,4 +434,44 @@ class WorkActivityProjection:
                 "DO UPDATE SET earned = volunteer_points.earned + $3, redeemed = volunteer_points.redeemed + $4, "
                 "hours = volunteer_points.hours + $5",
                 [(c, h, int(e), int(r), hrs) for (c, h), (e, r, hrs) in points.items()],
+            )
+
+
+class VisitCoverageProjection:
+    """Households visited in person each month (Shanghai time): a knock at the door (regular or
+    priority mode) that found someone — ``not_home`` is a try, not a visit.  A projection of its own
+    (not a table of ``visits_activity``) so that it folds the whole history when it first starts."""
+
+    name = "visits_coverage"
+    event_types = ("VisitLogged",)
+    ddl = """
+    CREATE TABLE IF NOT EXISTS household_months (
+        community text NOT NULL, month text NOT NULL, household_id text NOT NULL,
+        in_person integer NOT NULL, last_visit_at timestamptz NOT NULL,
+        PRIMARY KEY (community, month, household_id));
+    """
+
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        """Count each batch's in-person visits per (community, month, household), then one upsert."""
+        counts: dict[tuple[str, str, str], list[Any]] = {}
+        for stored in events:
+            raw = json.loads(stored.data)  # the hot path of a sync burst, as in visits_activity
+            d = raw["data"]
+            if d.get("mode") not in IN_PERSON_MODES or d.get("outcome") == "not_home":
+                continue
+            at = _at(raw["occurred_at"])
+            key = (raw["community"], shanghai_day(at).strftime("%Y-%m"), d["household_id"])
+            row = counts.get(key)
+            if row is None:
+                counts[key] = [1, at]
+            else:
+                row[0] += 1
+                row[1] = max(row[1], at)
+        if counts:
+            await conn.executemany(
+                "INSERT INTO household_months VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (community, month, household_id) DO UPDATE SET "
+                "in_person = household_months.in_person + $4, "
+                "last_visit_at = GREATEST(household_months.last_visit_at, $5)",
+                [(c, m, h, n, at) for (c, m, h), (n, at) in counts.items()],
             )

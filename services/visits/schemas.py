@@ -97,7 +97,17 @@ class BuildingIn(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"compound": "百瑞景", "phase": "4", "number": "4", "units": 3, "grid_id": "g-p4-east"}]
+            "examples": [
+                {
+                    "compound": "百瑞景",
+                    "phase": "4",
+                    "number": "4",
+                    "units": 3,
+                    "grid_id": "g-p4-east",
+                    "lat": 30.5236,
+                    "lon": 114.3412,
+                }
+            ]
         },
     )
     compound: str | None = Field(default=None, max_length=64)
@@ -105,6 +115,8 @@ class BuildingIn(Strict):
     number: str = Field(min_length=1, max_length=32)
     units: int = Field(default=1, ge=1, le=64)
     grid_id: Id | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude (WGS 84), given with lon")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="Longitude (WGS 84), given with lat")
 
 
 class GridIn(Strict):
@@ -671,8 +683,34 @@ class CompletionGroup(BaseModel):
     missing: dict[str, int] = Field(description="Households lacking each required field")
 
 
+class LedgerGap(BaseModel):
+    """A household lacking required ledger fields: which ones, by name (never a personal value)."""
+
+    household_id: str
+    unit: str | None = None
+    room: str | None = None
+    erased: bool = False
+    missing: list[str]
+
+
+class BuildingCompletion(BaseModel):
+    """Ledger completion of one building (楼栋), with each incomplete household and its gaps."""
+
+    building_id: str
+    number: str | None = Field(default=None, description="The building's number, as the directory holds it")
+    phase: str | None = None
+    grid_id: str | None = None
+    households: int
+    complete: int
+    rate: float
+    missing: dict[str, int] = Field(description="Households lacking each required field")
+    gaps: list[LedgerGap] = Field(description="Incomplete households (at most ``gaps`` per building), by id")
+    gaps_truncated: bool = Field(default=False, description="More incomplete households than listed")
+
+
 class Completion(BaseModel):
-    """Ledger completion (居民基础信息底册): per grid and for the community, against the > 90% bar."""
+    """Ledger completion (居民基础信息底册): per grid and for the community, against the > 90% bar;
+    with ``by=building`` also per building with each incomplete household's missing fields."""
 
     community: str
     required_fields: list[str]
@@ -683,6 +721,7 @@ class Completion(BaseModel):
     meets_bar: bool
     missing: dict[str, int]
     grids: list[CompletionGroup]
+    buildings: list[BuildingCompletion] | None = Field(default=None, description="Only with ``by=building``")
 
 
 def parse_version(if_match: str | None, expected_version: int | None) -> int | None:

@@ -103,15 +103,27 @@ class BuildingRegisteredData(Payload):
     number: str
     units: int = Field(default=1, ge=1, le=64)
     grid_id: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude (WGS 84), with lon or not at all")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="Longitude (WGS 84)")
 
 
 class BuildingRegistered(Event):
-    """A building (楼栋) of the community was entered in the ledger."""
+    """A building (楼栋) of the community was entered in the ledger.
+
+    Schema v2: optional ``lat``/``lon`` (where the building stands, for the map).  v1 had none and
+    is upcast on load.
+    """
 
     context: ClassVar[str] = "visits"
     aggregate_kind: ClassVar[str] = "building"
     type: Literal["BuildingRegistered"] = "BuildingRegistered"
+    schema_version: Literal[2] = 2
     data: BuildingRegisteredData
+
+
+def upcast_building_registered_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """v1 (no coordinates) → v2: the building has no ``lat``/``lon``."""
+    return {**raw, "schema_version": 2}
 
 
 class PersonRegisteredData(Payload):
@@ -459,4 +471,7 @@ EVENTS: tuple[type[Event], ...] = (
     ResidentDataErased,
 )
 
-UPCASTERS = {("HouseholdTagged", 1): upcast_household_tagged_v1}
+UPCASTERS = {
+    ("HouseholdTagged", 1): upcast_household_tagged_v1,
+    ("BuildingRegistered", 1): upcast_building_registered_v1,
+}

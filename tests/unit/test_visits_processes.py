@@ -10,6 +10,10 @@ def test_a_process_runs_the_api_the_projections_or_both() -> None:
     both = spec_for(VisitsSettings(visits_role="all"))
     api = spec_for(VisitsSettings(visits_role="api"))
     folds = spec_for(VisitsSettings(visits_role="projections"))
-    assert both is SPEC and {p.name for p in both.projections} == {"visits_directory", "visits_activity"}
+    assert both is SPEC and {p.name for p in both.projections} == {
+        "visits_directory",
+        "visits_activity",
+        "visits_coverage",
+    }
     assert api.projections == [] and api.routers == SPEC.routers
     assert folds.routers == [] and folds.projections == SPEC.projections

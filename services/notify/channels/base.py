@@ -17,7 +17,7 @@ class Message:
     notification_id: str
     community: str
     subject_ref: str
-    kind: str  # escalation | overdue | digest
+    kind: str  # escalation | overdue | digest | test
     title: str
     text: str
     markdown: str

@@ -75,6 +75,25 @@ class RecordFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class SendTestMessage:
+    """Send a test message to a directory entry over each of its channels, once per ``test_id``.
+
+    A test goes through the outbox like any notification, as kind ``test``: no acknowledgement watch,
+    not in the escalation-delivery figures."""
+
+    community: str
+    recipient_id: str
+    test_id: str
+    requested_by: str
+    at: datetime
+
+    @property
+    def source_id(self) -> str:
+        """What the test's notification ids derive from: the same test id gives the same notifications."""
+        return f"test:{self.community}:{self.test_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class RetryNotification:
     """Give a dead-lettered notification a fresh retry budget (one not dead is left as it is)."""
 

@@ -1,4 +1,4 @@
-"""Message templates in Chinese and English: escalations, overdue reminders, the daily digest.
+"""Message templates in Chinese and English: escalations, overdue reminders, the daily digest, a test.
 
 ``render(kind, language, facts, ack_url)`` gives one :class:`Rendered` with a title, a plain text
 (email, webhook), a markdown text (WeCom) and a short text (SMS).  Facts are the snapshot the
@@ -230,7 +230,22 @@ def _digest(f: dict[str, Any], lang: str, ack_url: str | None) -> Rendered:
     return Rendered(title, "\n".join([title, "", *out]), "\n".join([f"## {title}", *(f"- {x}" for x in out)]), short)
 
 
-_KINDS = {"escalation": _escalation, "overdue": _overdue, "digest": _digest}
+def _test(f: dict[str, Any], lang: str, ack_url: str | None) -> Rendered:
+    test_id, name, by = f.get("test_id", ""), f.get("recipient_name", ""), f.get("requested_by", "")
+    if lang == "zh":
+        title = "【测试】网格通知测试消息，无需处理"
+        lines = [f"这是一条测试消息：{name} 能收到社区的网格通知。", f"测试编号：{test_id}", f"发起人：{by}"]
+        short = f"【网格测试】{name}测试消息（{test_id}），无需处理"
+    else:
+        title = "[Test] gridwork test message, no action needed"
+        lines = [f"This is a test: {name} receives the community's notifications.", f"Test: {test_id}", f"By: {by}"]
+        short = f"[gridwork] test message for {name} ({test_id}), no action needed"
+    return Rendered(
+        title, "\n".join([title, "", *lines]), "\n".join([f"## {title}", *(f"> {x}" for x in lines)]), short
+    )
+
+
+_KINDS = {"escalation": _escalation, "overdue": _overdue, "digest": _digest, "test": _test}
 
 
 def render(kind: str, language: str, facts: dict[str, Any], ack_url: str | None = None) -> Rendered:

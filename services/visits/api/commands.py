@@ -321,7 +321,10 @@ def community_definition(community: str, body: CommunityIn) -> DefineEntry:
 
 
 def building_definition(community: str, building_id: str, body: BuildingIn) -> DefineEntry:
-    """楼栋: a building of the community."""
+    """楼栋: a building of the community (where it stands: lat and lon together, or neither)."""
+    if (body.lat is None) != (body.lon is None):
+        missing = "lon" if body.lon is None else "lat"
+        raise Invalid("lat and lon are given together or not at all", field=missing)
     data = BuildingRegisteredData(building_id=building_id, **body.model_dump())
     return DefineEntry(community=community, entry_id=building_id, data=data, at=now())
 

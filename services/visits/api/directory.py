@@ -11,6 +11,8 @@ from shared.events import now
 
 from .. import bootstrap, handlers, queries
 from ..domain.definitions import MoveCommunity
+from ..domain.households import TAG_PATTERN
+from ..pii import AuditKind
 from ..queries.households import LISTINGS
 from ..schemas import (
     BuildingIn,
@@ -46,6 +48,7 @@ router = APIRouter(prefix="/v1/communities", tags=["directory"], responses=ERROR
 
 COMMUNITY = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Community id", examples=["bairuijing"])
 READERS = ("grid_worker", "secretary", "street_admin", "ops")
+TAG_QUERY = TAG_PATTERN.pattern
 
 
 @router.put("/{community}", response_model=Defined, status_code=201)
@@ -176,6 +179,24 @@ for _what in LISTINGS:
     router.add_api_route(f"/{{community}}/{_what}", _lister(_what), methods=["GET"], name=f"list_{_what}")
 
 
+@router.get("/{community}/map", tags=["directory"])
+async def community_map(
+    request: Request,
+    community: str = COMMUNITY,
+    month: str | None = Query(
+        default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (Shanghai); default this month"
+    ),
+    principal: Principal = Depends(require("secretary", "street_admin", "grid_worker")),
+) -> dict[str, Any]:
+    """The community's plan: phases (期) and their buildings (楼栋) — number, grid, coordinates if known —
+    with households and visit coverage in the month (households visited in person at least once, a
+    regular or priority knock that found someone, / households).  A building's phase is the directory's;
+    without one, the prefix of its number ("4-4" → "4", ``phase_from`` says which); else it is drawn in
+    the phase ``null`` with every other building that has none."""
+    deps = bootstrap.deps(request)
+    return await queries.community_map(community, month or queries.this_month(), deps=deps)
+
+
 # ---------------------------------------------------------------- households
 
 
@@ -198,16 +219,35 @@ async def register_household(
 async def list_households(
     request: Request,
     community: str = COMMUNITY,
+    q: str | None = Query(
+        default=None,
+        max_length=100,
+        description="Search words (all must match): part of the household id, or exactly a room, a building's "
+        "number or id, or a tag.  Personal data (name, phone, ID number, address) is sealed and never searched.",
+        examples=["4 301"],
+    ),
+    tag: str | None = Query(default=None, pattern=TAG_QUERY, description="Only households with this tag"),
+    incomplete: bool = Query(default=False, description="Only households lacking a required ledger field"),
     grid: str | None = Query(default=None, description="Only this grid"),
     building: str | None = Query(default=None),
     limit: int = Query(default=200, ge=1, le=5000),
-    after: str | None = Query(default=None),
+    after: str | None = Query(default=None, description="Page on: the last household_id of the previous page"),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> list[dict[str, Any]]:
-    """Households (no personal data) with tags and ledger fields; a grid worker sees their grid only."""
+    """Households (no personal data) with tags, ledger fields and the required fields each lacks
+    (``missing``), by household id; a grid worker sees their grid only.  ``q`` matches household id,
+    room, building number or tag — never personal data, which is sealed per household."""
     deps = bootstrap.deps(request)
     return await queries.list_households(
-        community, grid=own_grid(principal, grid), building=building, after=after, limit=limit, deps=deps
+        community,
+        grid=own_grid(principal, grid),
+        building=building,
+        after=after,
+        limit=limit,
+        q=q,
+        tag=tag,
+        incomplete=incomplete,
+        deps=deps,
     )
 
 
@@ -279,11 +319,16 @@ async def erase_household(
 async def audit_log(
     request: Request,
     community: str = COMMUNITY,
-    household: str | None = Query(default=None),
+    household: str | None = Query(default=None, description="Only this household"),
+    kind: AuditKind | None = Query(
+        default=None, description="reveal (personal fields shown), export, import (fields written), erasure"
+    ),
     limit: int = Query(default=100, ge=1, le=1000),
-    before: int | None = Query(default=None),
+    before: int | None = Query(default=None, ge=1, description="Page on: the last ``id`` of the previous page"),
     principal: Principal = Depends(require("secretary")),
 ) -> list[dict[str, Any]]:
-    """Who read which residents' personal fields, when and why (newest first)."""
+    """Who revealed, exported, imported or erased which household's personal fields, when and why (newest
+    first): ``id``, ``at``, ``kind``, ``household_id``, ``actor``, ``role``, ``fields`` (names only),
+    ``purpose``."""
     deps = bootstrap.deps(request)
-    return await deps.audit.entries(community, household_id=household, limit=limit, before_id=before)
+    return await deps.audit.entries(community, household_id=household, kind=kind, limit=limit, before_id=before)

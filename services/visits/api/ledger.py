@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
@@ -40,11 +42,19 @@ async def completion(
     request: Request,
     community: str = COMMUNITY,
     grid: str | None = Query(default=None, description="Only this grid"),
+    by: Literal["grid", "building"] = Query(
+        default="grid", description="``building``: also each building's figures and its incomplete households"
+    ),
+    gaps: int = Query(default=200, ge=0, le=5000, description="Incomplete households listed per building at most"),
     principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
 ) -> Completion:
-    """Which share of households hold every required ledger field, per grid and for the community (bar > 90%)."""
+    """Which share of households hold every required ledger field, per grid and for the community (bar > 90%);
+    with ``by=building`` also per building, each incomplete household with the names of the fields it lacks
+    (never a personal value)."""
     deps = bootstrap.deps(request)
-    return await queries.completion(community, own_grid(principal, grid), deps=deps)
+    return await queries.completion(
+        community, own_grid(principal, grid), by_building=by == "building", gaps=gaps, deps=deps
+    )
 
 
 @router.get(

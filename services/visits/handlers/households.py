@@ -137,6 +137,9 @@ async def erase_household(cmd: EraseResidentData, principal: Principal, *, deps:
         return Changed(id=household_id, version=loaded.version, duplicate=True)
     res = await deps.store.append(events, loaded.version, expected_seq=loaded.last_seq)
     deps.directory.changed(community, household_id, res.version)
+    if not res.duplicate:
+        # The erasure itself is audited: who, when, which household and which fields it held (names only).
+        await deps.audit.record(principal, community, [(household_id, sorted(personal))], cmd.reason, kind="erasure")
     # Once more, now that nothing new can be written about the household: a text sealed while
     # the first pass ran (a worker's note on it, a hotline request naming it) goes too.
     erased += await deps.vault.erase_naming(community, personal, household_id=household_id)
@@ -176,7 +179,9 @@ async def household_view(
             key = await deps.keys.key(community, household_id)
             personal = unseal(key.key, community, household_id, item["sealed"])
             if audited and key.key is not None:
-                await deps.audit.record(principal, community, [(household_id, sorted(personal))], "household_view")
+                await deps.audit.record(
+                    principal, community, [(household_id, sorted(personal))], "household_view", kind="reveal"
+                )
     elif reveal:
         raise Forbidden(f"role {principal.role} may not read residents' personal data", field="reveal")
     missing = ledger_missing(item["fields_present"], item["erased"])

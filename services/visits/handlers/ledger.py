@@ -92,9 +92,12 @@ async def import_ledger(community: str, sheet: LedgerSheet, principal: Principal
         batches.append((events, 0))
     results = await deps.store.append_many(batches) if batches else []
     new_rows = [r for r in fresh if keys[r.household_id].key is not None]
+    written: list[tuple[str, list[str]]] = []  # households whose personal fields the sheet wrote: audited
     for row, res in zip(new_rows, results, strict=True):
         if isinstance(res, AppendResult):
             registered += 0 if res.duplicate else 1
+            if not res.duplicate:
+                written.append((row.household_id, sorted(row.personal)))
         elif isinstance(res, ConcurrencyError):
             existing.append(row)  # registered meanwhile (or the projection lags): compare below
         else:
@@ -102,7 +105,7 @@ async def import_ledger(community: str, sheet: LedgerSheet, principal: Principal
 
     for row in existing:
         outcome = await _update_existing(
-            community, row, known.get(row.household_id), keys[row.household_id].key, principal, deps=deps
+            community, row, known.get(row.household_id), keys[row.household_id].key, principal, written, deps=deps
         )
         if outcome == "updated":
             updated += 1
@@ -111,6 +114,7 @@ async def import_ledger(community: str, sheet: LedgerSheet, principal: Principal
         else:
             rejected.append(RowRejection(line=row.line, reason=outcome))
     rejected.sort(key=lambda r: r.line)
+    await deps.audit.record(principal, community, written, "ledger_import", kind="import")
     return ImportReport(
         rows=sheet.total, registered=registered, updated=updated, unchanged=unchanged, rejected=rejected
     )
@@ -122,10 +126,12 @@ async def _update_existing(
     known: tuple[HouseholdState, int] | None,
     key: bytes | None,
     principal: Principal,
+    written: list[tuple[str, list[str]]],
     *,
     deps: VisitsDeps,
 ) -> str:
-    """Bring an existing household in line with its row: "updated", "unchanged", or why it could not."""
+    """Bring an existing household in line with its row: "updated", "unchanged", or why it could not;
+    the personal fields it wrote go to ``written`` (for the audit log)."""
     for attempt in range(3):
         # The projection's view first; after a conflict (it lagged), the household's own stream.
         if attempt == 0 and known is not None:
@@ -158,6 +164,8 @@ async def _update_existing(
         except ConcurrencyError:
             continue
         deps.directory.changed(community, row.household_id, res.version)
+        if changed and not res.duplicate:
+            written.append((row.household_id, sorted(changed)))
         return "updated"
     return "the household kept changing during the import; import the file again"
 
@@ -194,5 +202,5 @@ async def export_ledger(community: str, principal: Principal, *, deps: VisitsDep
                 "yes" if not missing else "no",
             ]
         )
-    await deps.audit.record(principal, community, reads, "ledger_export")
+    await deps.audit.record(principal, community, reads, "ledger_export", kind="export")
     return out.getvalue()

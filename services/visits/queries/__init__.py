@@ -3,16 +3,19 @@ the read model may lag), for the routes: the SQL lives here.
 
 * :mod:`.households` — the community, its directory lists, its households, one household;
 * :mod:`.work` — a worker's shift and day, face-to-face sessions, volunteer points;
-* :mod:`.ledger` — ledger completion, the CSV export, the rows an import compares with.
+* :mod:`.ledger` — ledger completion, the CSV export, the rows an import compares with;
+* :mod:`.map` — the community's plan: phases, buildings, visit coverage.
 """
 
 from __future__ import annotations
 
 from .households import community_summary, directory_entries, household_row, list_households
 from .ledger import completion, ledger_entries, ledger_export_rows
+from .map import community_map, this_month
 from .work import list_sessions, shift_status, volunteer_balance, worker_day
 
 __all__ = [
+    "community_map",
     "community_summary",
     "completion",
     "directory_entries",
@@ -22,6 +25,7 @@ __all__ = [
     "list_households",
     "list_sessions",
     "shift_status",
+    "this_month",
     "volunteer_balance",
     "worker_day",
 ]

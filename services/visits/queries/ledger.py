@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..bootstrap import VisitsDeps
-from ..domain.households import REQUIRED_LEDGER_FIELDS, HouseholdState
+from ..domain.households import REQUIRED_LEDGER_FIELDS, HouseholdState, ledger_missing
 from ..projections import DIRECTORY
-from ..schemas import Completion, CompletionGroup
+from ..schemas import BuildingCompletion, Completion, CompletionGroup, LedgerGap
 
 
-async def completion(community: str, grid_id: str | None, *, deps: VisitsDeps) -> Completion:
-    """Ledger completion per grid and for the community: households holding every required field."""
+async def completion(
+    community: str, grid_id: str | None, *, deps: VisitsDeps, by_building: bool = False, gaps: int = 200
+) -> Completion:
+    """Ledger completion per grid and for the community: households holding every required field;
+    ``by_building`` adds each building's figures and its incomplete households (``gaps`` at most each)."""
     present = ", ".join(
         f"count(*) FILTER (WHERE NOT '{f}' = ANY(fields_present)) AS missing_{f}" for f in REQUIRED_LEDGER_FIELDS
     )
@@ -54,7 +57,58 @@ async def completion(community: str, grid_id: str | None, *, deps: VisitsDeps) -
         meets_bar=total > 0 and complete / total > bar,
         missing={f: sum(g.missing[f] for g in grids) for f in REQUIRED_LEDGER_FIELDS},
         grids=grids,
+        buildings=await _by_building(community, grid_id, gaps, deps=deps) if by_building else None,
     )
+
+
+async def _by_building(community: str, grid_id: str | None, gaps: int, *, deps: VisitsDeps) -> list[BuildingCompletion]:
+    """Each building's completion, and its incomplete households with the names of the fields they lack.
+    An erased household lacks its personal fields (the erasure removed them from ``fields_present``)."""
+    required = list(REQUIRED_LEDGER_FIELDS)
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT h.building_id, b.number, b.phase, b.grid_id AS building_grid, count(*) AS households, "
+            "count(*) FILTER (WHERE h.fields_present @> $2::text[] AND NOT h.erased) AS complete, "
+            "coalesce(jsonb_agg(jsonb_build_object('household_id', h.household_id, 'unit', h.unit, 'room', h.room, "
+            "'erased', h.erased, 'fields_present', h.fields_present) ORDER BY h.household_id) "
+            "FILTER (WHERE NOT h.fields_present @> $2::text[] OR h.erased), '[]') AS incomplete "
+            f"FROM {DIRECTORY}.households h LEFT JOIN {DIRECTORY}.buildings b "
+            "ON b.community = h.community AND b.building_id = h.building_id "
+            "WHERE h.community = $1 AND ($3::text IS NULL OR h.grid_id = $3) "
+            "GROUP BY h.building_id, b.number, b.phase, b.grid_id ORDER BY h.building_id",
+            community,
+            required,
+            grid_id,
+        )
+    out = []
+    for r in rows:
+        incomplete = json.loads(r["incomplete"]) if isinstance(r["incomplete"], str) else r["incomplete"]
+        listed = [
+            LedgerGap(
+                household_id=h["household_id"],
+                unit=h["unit"],
+                room=h["room"],
+                erased=h["erased"],
+                missing=ledger_missing(h["fields_present"], h["erased"]),
+            )
+            for h in incomplete
+        ]
+        n = r["households"]
+        out.append(
+            BuildingCompletion(
+                building_id=r["building_id"],
+                number=r["number"],
+                phase=r["phase"],
+                grid_id=r["building_grid"],
+                households=n,
+                complete=r["complete"],
+                rate=round(r["complete"] / n, 4) if n else 0,
+                missing={f: sum(f in g.missing for g in listed) for f in REQUIRED_LEDGER_FIELDS},
+                gaps=listed[:gaps],
+                gaps_truncated=len(listed) > gaps,
+            )
+        )
+    return out
 
 
 EXPORT_COLUMNS = (
