@@ -156,6 +156,12 @@ async def settings(stack: Stack) -> AsyncIterator[Settings]:
     password is known, ``database_url``); a service app built from these settings connects as its
     own NATS user and its own PostgreSQL role (``database_urls``).
     """
+    yield await fresh_settings(stack)
+
+
+async def fresh_settings(stack: Stack) -> Settings:
+    """A fresh database and subject namespace on the session's servers (the ``settings`` fixture's;
+    a fixture of a wider scope calls it itself)."""
     n = next(_counter)
     tag = _namespace(n)
     stack.admit([_namespace(i) for i in range(n, n + NAMESPACES_PER_RELOAD)])
@@ -180,7 +186,7 @@ async def settings(stack: Stack) -> AsyncIterator[Settings]:
         await EventStore(nc, settings).ensure_streams()
     finally:
         await nc.close()
-    yield settings
+    return settings
 
 
 # ------------------------------------------------------------------------------ helpers
