@@ -38,7 +38,7 @@ from ..domain import (
     access,
 )
 from ..handlers import execute, existing_history, new_issue_id
-from .common import Community, IssueId, issue_view, outcome_view
+from .common import Community, IssueId, Token, issue_view, outcome_view
 
 #: Who reads a community's issues (each within their scope: a worker's grid, an agency's cases).
 READERS = ("grid_worker", "secretary", "street_admin", "agency")
@@ -344,13 +344,29 @@ async def list_issues(
     level: Annotated[list[Level], Query()] = [],  # noqa: B006
     source: str | None = None,
     open: bool = False,
+    agency: Annotated[
+        list[Token],
+        Query(
+            description="repeatable: an outside agency assigned the case (its id, e.g. police-a, or its kind, "
+            "e.g. police), or the agency kind the case was escalated to",
+        ),
+    ] = [],  # noqa: B006
+    grid: Annotated[list[Token], Query(description="repeatable: the grid of the issue's place")] = [],  # noqa: B006
+    overdue: bool = Query(
+        default=False,
+        description="only issues overdue now: open, and a pending deadline is past, or marked overdue at the top "
+        "of the ladder, or a 12345 order past its resolution (or, not accepted, its response) deadline",
+    ),
+    sort: Literal["newest", "overdue"] = Query(
+        default="newest", description="newest first, or overdue first, then the soonest next deadline"
+    ),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
     principal: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
-    """Issues of a community, newest first, filtered by state, category, level, source — those the
-    caller may see (a grid worker: their grid's, reported by or assigned to them; an agency: those
-    routed or assigned to it)."""
+    """Issues of a community filtered by state, category, level, source, agency, grid and overdue — those
+    the caller may see (a grid worker: their grid's, reported by or assigned to them; an agency: those
+    routed or assigned to it); newest first or ``sort=overdue``."""
     deps = bootstrap.deps(request)
     async with deps.pool.acquire() as conn:
         issues, total = await queries.list_issues(
@@ -363,6 +379,10 @@ async def list_issues(
             levels=level,
             source=source,
             open_only=open,
+            agencies=agency,
+            grids=grid,
+            overdue_only=overdue,
+            sort=sort,
             limit=limit,
             offset=offset,
         )

@@ -39,7 +39,7 @@ from .commands import (
 )
 from .lifecycle import ALLOWED, IllegalTransition, StaleVersion, decide, same_effect, timer_for_level
 from .policy import LEVEL_INDEX, SEVERITIES, Deadline, EscalationRule, Policy, PolicyError, next_level
-from .state import OPEN_STATES, IssueState, Status, evolve, fold, initial_state
+from .state import OPEN_STATES, IssueState, Status, evolve, fold, initial_state, overdue_at
 
 __all__ = [
     "ALLOWED",
@@ -79,6 +79,7 @@ __all__ = [
     "fold",
     "initial_state",
     "next_level",
+    "overdue_at",
     "same_effect",
     "service_code",
     "timer_for_level",

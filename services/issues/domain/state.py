@@ -107,6 +107,22 @@ class IssueState(BaseModel):
         return self.status in OPEN_STATES
 
 
+def overdue_at(state: IssueState, next_deadline: datetime | None, at: datetime) -> bool:
+    """Whether the issue is overdue at ``at`` (the queue's ``overdue`` filter, in Python): still open and
+    its next pending deadline is past, or it is marked overdue (a deadline ran out where it could climb
+    no further), or it is a 12345 work order past its resolution deadline, or past its response
+    deadline and not yet accepted."""
+    if not state.is_open:
+        return False
+    if state.overdue or (next_deadline is not None and next_deadline <= at):
+        return True
+    if state.hotline_order_no is None:
+        return False
+    late = state.resolution_deadline is not None and state.resolution_deadline <= at
+    unanswered = state.status == "reported" and state.response_deadline is not None and state.response_deadline <= at
+    return late or unanswered
+
+
 def initial_state() -> IssueState:
     """The state of an issue with no history (status ``new``)."""
     return IssueState()
