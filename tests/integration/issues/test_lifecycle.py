@@ -235,6 +235,7 @@ async def test_the_board_lists_filters_and_counts_open_problems_by_category_and_
         "hotline_feedback",
         "issue_filing",
         "issue_escalation",
+        "issue_statistics",
     }
     channels = str((await service.client.get("/asyncapi")).json())
     assert "IssueEscalated" in channels and "NotificationUnacknowledged" in channels
