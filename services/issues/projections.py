@@ -41,6 +41,7 @@ ISSUE_EVENT_TYPES = (
     "IssueOverdue",
     "HotlineOrderReceived",
     "HotlineFeedbackSent",
+    "IssueRedacted",
 )
 
 #: The schemas the queries and the workers read: the board, the hotline outbox, and the escalation

@@ -31,13 +31,16 @@ from ..domain import (
     EscalateIssue,
     IssueState,
     MergeIssue,
+    RedactIssue,
     ReopenIssue,
     ReportIssue,
     ResolveIssue,
     VerifyIssue,
     access,
 )
-from ..handlers import execute, existing_history, new_issue_id
+from ..domain.lifecycle import redaction_repeats
+from ..domain.open311 import request_view
+from ..handlers import Outcome, execute, existing_history, new_issue_id
 from .common import Community, IssueId, Token, issue_view, outcome_view
 
 #: Who reads a community's issues (each within their scope: a worker's grid, an agency's cases).
@@ -127,6 +130,19 @@ class ReopenBody(VersionBody):
 
 class MergeBody(VersionBody):
     duplicate_of: IssueId
+
+
+class RedactBody(_Body):
+    description: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="What the public Open311 feed shows instead of the description (omitted: unchanged)",
+    )
+    hide_photos: bool | Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=20)] = Field(
+        default=False, description="true: withhold every photo from the public feed; or the photo URLs to withhold"
+    )
+    reason: str = Field(min_length=1, max_length=1000, description="Why (kept in the issue's history)")
 
 
 # ---------------------------------------------------------------- writes
@@ -329,6 +345,43 @@ async def merge_issue(
     if reason is not None:
         raise Forbidden(reason, field="duplicate_of")
     return await _command(request, principal, community, issue_id, MergeIssue(into.state), body.version, "merge")
+
+
+@router.post("/communities/{community}/issues/{issue_id}/redact")
+async def redact_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: RedactBody,
+    principal: Principal = Depends(require("secretary")),
+) -> dict[str, Any]:
+    """Redact what the public Open311 feed shows of the issue (a name in the text, a face in a photo):
+    replacement text and/or photos withheld, with the reason.  Appended to the issue's history
+    (``IssueRedacted``: who, when, why); the staff API still shows the original and the redaction.
+    A redaction only hides more; it does not change the issue's version.  The answer carries the
+    issue and ``open311``, the service request as the public feed now shows it."""
+    deps = bootstrap.deps(request)
+    hide = tuple(body.hide_photos) if isinstance(body.hide_photos, list) else body.hide_photos
+    command = RedactIssue(reason=body.reason, description=body.description, hide_photos=hide)
+    history = await existing_history(community, issue_id, deps=deps)
+    guard(principal, "redact")(history.state)
+    # The same redaction sent again (its answer lost) appends nothing: compared with the texts revealed.
+    if redaction_repeats(await deps.vault.reveal(community, history.state), command):
+        outcome = Outcome(history.state, [], duplicate=True)
+    else:
+        outcome = await execute(
+            deps=deps,
+            community=community,
+            issue_id=issue_id,
+            command=command,
+            meta=_meta(principal, community),
+            authorize=guard(principal, "redact"),
+        )
+    async with deps.pool.acquire() as conn:
+        deadline = await queries.pending_deadline(conn, community, issue_id)
+    answer = {**outcome_view(outcome), "open311": request_view(outcome.state, deadline, deps.catalogue)}
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
 
 
 # ---------------------------------------------------------------- reads
