@@ -517,7 +517,9 @@ async def open_problems(
 
 @router.get("/categories")
 async def categories(request: Request, principal: Principal = Depends(require())) -> dict[str, Any]:
-    """The five categories and their subcategories."""
+    """The five categories, their subcategories and their response templates (``templates``: the
+    ``resolution`` of a case and the ``feedback`` to the 12345 hotline, each ``{zh, en}``), which the
+    console prefills its forms with."""
     del principal
     return {
         "categories": [
@@ -528,6 +530,7 @@ async def categories(request: Request, principal: Principal = Depends(require())
                 "subcategories": [
                     {"code": s.code, "name": s.name, "description": s.description} for s in c.subcategories
                 ],
+                "templates": {kind: {"zh": t.zh, "en": t.en} for kind, t in c.templates},
             }
             for c in bootstrap.deps(request).catalogue.categories
         ]
