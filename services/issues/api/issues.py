@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.auth import Principal, require
-from shared.errors import Forbidden
+from shared.errors import DomainError, Forbidden, Invalid
 from shared.events import TOKEN_PATTERN, Category, Level, Place, Severity, Target, now
 from shared.events.issues import AssigneeKind
 from shared.timerules import check_occurred_at
@@ -130,6 +130,15 @@ class ReopenBody(VersionBody):
 
 class MergeBody(VersionBody):
     duplicate_of: IssueId
+
+
+class BulkAssignBody(_Body):
+    issue_ids: list[IssueId] = Field(min_length=1, max_length=100, description="At most 100 issues, each once")
+    assignee_kind: AssigneeKind
+    assignee_id: str = Field(
+        pattern=TOKEN_PATTERN, description="The id of the worker, building leader, team or agency (not a name)"
+    )
+    note: str | None = Field(default=None, max_length=1000)
 
 
 class RedactBody(_Body):
@@ -258,6 +267,67 @@ async def assign_issue(
         body.version,
         "assign",
     )
+
+
+@router.post("/communities/{community}/issues/assign")
+async def assign_issues(
+    request: Request,
+    community: Community,
+    body: BulkAssignBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Give many cases to one assignee at once (批量派遣), each by the rule of the single assign — the
+    caller's case-level rights (a worker: their grid's, not a case with an agency) and the issue's
+    state — answering per issue ``{issue_id, ok, status, version, duplicate, error}`` with 200, in the
+    order asked.  Idempotent under retry: an issue whose latest assignment is already this assignee is
+    answered ok (``duplicate``) and not assigned again.  Each issue is assigned at its current version."""
+    if len(set(body.issue_ids)) != len(body.issue_ids):
+        raise Invalid("an issue is listed twice", field="issue_ids")
+    deps = bootstrap.deps(request)
+    command = AssignIssue(body.assignee_kind, body.assignee_id, body.note)
+    results = []
+    for issue_id in body.issue_ids:
+        state: IssueState | None = None
+        try:
+            history = await existing_history(community, issue_id, deps=deps)
+            state = history.state
+            guard(principal, "assign")(state)
+            last = state.assignees[-1] if state.assignees else None
+            if state.status == "assigned" and last and (last.kind, last.id) == (body.assignee_kind, body.assignee_id):
+                outcome = Outcome(state, [], duplicate=True)
+            else:
+                outcome = await execute(
+                    deps=deps,
+                    community=community,
+                    issue_id=issue_id,
+                    command=command,
+                    meta=_meta(principal, community),
+                    authorize=guard(principal, "assign"),
+                )
+        except DomainError as err:
+            results.append(
+                {
+                    "issue_id": issue_id,
+                    "ok": False,
+                    "status": getattr(state, "status", None),
+                    "version": getattr(state, "revision", None),
+                    "duplicate": False,
+                    "error": err.body()["error"],
+                }
+            )
+            continue
+        results.append(
+            {
+                "issue_id": issue_id,
+                "ok": True,
+                "status": outcome.state.status,
+                "version": outcome.state.revision,
+                "duplicate": outcome.duplicate,
+                "error": None,
+            }
+        )
+    assigned = sum(r["ok"] for r in results)
+    return {"assigned": assigned, "refused": len(results) - assigned, "results": results}
 
 
 @router.post("/communities/{community}/issues/{issue_id}/escalate")

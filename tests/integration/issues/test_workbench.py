@@ -125,3 +125,76 @@ async def test_the_secretary_finds_the_overdue_work_orders_first_and_filters_by_
     assert bad.status_code == 422 and "sort" in bad.text
     bad = await service.client.get(ISSUES, params={"agency": "police desk"}, headers=service.token("secretary"))
     assert bad.status_code == 422 and "agency" in bad.text
+
+
+async def bulk(service: Service, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    return await service.client.post(f"{ISSUES}/assign", json=body, headers=headers or service.token("secretary"))
+
+
+async def test_the_secretary_assigns_a_shortlist_at_once_and_each_issue_answers_for_itself(service: Service) -> None:
+    async def accepted(grid: str, description: str) -> str:
+        out = await service.report(
+            category="public_facilities",
+            description=description,
+            place={"grid": grid},
+            headers=service.token("secretary"),  # reported by the secretary: a worker is involved by grid only
+        )
+        await service.act(out["issue"]["issue_id"], "accept", out["version"])
+        return str(out["issue"]["issue_id"])
+
+    mine = await accepted("phase2-east", "broken bench by building 5")
+    also_mine = await accepted("phase2-east", "light out in unit 2")
+    elsewhere = await accepted("phase1-west", "railing loose by the pond")
+    waiting = (await service.report(category="public_facilities", description="not accepted yet"))["issue"]["issue_id"]
+
+    body = {
+        "issue_ids": [mine, also_mine, elsewhere, waiting, "is-nope"],
+        "assignee_kind": "worker",
+        "assignee_id": "w07",
+        "note": "this afternoon's round",
+    }
+    r = await bulk(service, **body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    results = {x["issue_id"]: x for x in answer["results"]}
+    assert [x["issue_id"] for x in answer["results"]] == body["issue_ids"]  # in the order asked
+    assert (answer["assigned"], answer["refused"]) == (3, 2)
+    for issue in (mine, also_mine, elsewhere):
+        assert results[issue] == {
+            "issue_id": issue,
+            "ok": True,
+            "status": "assigned",
+            "version": 3,
+            "duplicate": False,
+            "error": None,
+        }
+    refused = results[waiting]
+    assert (refused["ok"], refused["status"], refused["error"]["code"]) == (False, "reported", "illegal_transition")
+    assert results["is-nope"]["error"]["code"] == "not_found" and results["is-nope"]["status"] is None
+    assert await service.types(mine) == ["IssueReported", "IssueAccepted", "IssueAssigned"]
+
+    # The answer was lost: the console sends the same request again; nothing is assigned twice.
+    again = (await bulk(service, **body)).json()
+    assert [(x["ok"], x["duplicate"]) for x in again["results"][:3]] == [(True, True)] * 3
+    assert await service.types(mine) == ["IssueReported", "IssueAccepted", "IssueAssigned"]
+
+    # A grid worker hands the shortlist to the property company: their grid's cases only, and a case
+    # already with an agency is that agency's — each refusal named on its own line.
+    v = (await service.issue(also_mine))["issue"]["version"]
+    await service.act(also_mine, "assign", v, assignee_kind="police", assignee_id="police-ruijing")
+    worker = service.token()  # w07 of phase2-east
+    theirs = await accepted("phase1-west", "bins by the west gate")  # neither their grid nor theirs
+    body = {"issue_ids": [mine, also_mine, theirs], "assignee_kind": "property_management", "assignee_id": "pm-1"}
+    answer = (await bulk(service, worker, **body)).json()
+    results = {x["issue_id"]: x for x in answer["results"]}
+    assert results[mine]["ok"] and results[mine]["status"] == "assigned"
+    assert results[also_mine]["error"]["code"] == "forbidden" and "police" in results[also_mine]["error"]["message"]
+    assert results[theirs]["error"]["code"] == "forbidden" and results[theirs]["status"] == "accepted"
+    assert await service.types(theirs) == ["IssueReported", "IssueAccepted"]
+
+    # The route itself: a role that does no casework, a body too large or repeating an issue.
+    assert (await bulk(service, service.token("street_admin", street="x"), **body)).status_code == 403
+    too_many = {**body, "issue_ids": [f"is-{i}" for i in range(101)]}
+    assert (await bulk(service, **too_many)).status_code == 422
+    twice = await bulk(service, **{**body, "issue_ids": [mine, mine]})
+    assert twice.status_code == 422 and twice.json()["error"]["field"] == "issue_ids"
