@@ -32,6 +32,7 @@ from .reactions import (
     refresh_board_gauges,
 )
 from .settings import IssuesSettings, issues_settings
+from .statistics import IssueStatistics
 
 
 async def start_issues(runtime: Runtime[IssuesDeps]) -> None:
@@ -60,7 +61,7 @@ SPEC: ServiceSpec[IssuesDeps] = ServiceSpec(
         "management, police, the street and the 12345 hotline; Open311."
     ),
     routers=ROUTERS,
-    projections=[IssuesBoard(), HotlineOutbox(), ProblemFiling(), EscalationProcess()],
+    projections=[IssuesBoard(), HotlineOutbox(), ProblemFiling(), EscalationProcess(), IssueStatistics()],
     background=[fire_due_timers, deliver_hotline_feedback, refresh_board_gauges],
     on_start=[start_issues],
     outboxes=[hotline_feedback_outbox],

@@ -18,7 +18,7 @@ import structlog
 
 from shared.errors import Conflict, NotFound
 from shared.events import Event, uuid7
-from shared.events.issues import HotlineFeedbackSent, IssueEscalated
+from shared.events.issues import IssueEscalated
 from shared.eventstore import HDR_VERSION, ConcurrencyError, aggregate_filter
 
 from .bootstrap import IssuesDeps
@@ -37,6 +37,7 @@ from .domain import (
     same_effect,
 )
 from .domain.hotline import already_answered
+from .domain.state import UNVERSIONED
 from .metrics import ESCALATIONS, ISSUE_EVENTS, NO_TARGET
 
 log = structlog.get_logger("gridwork.issues")
@@ -114,7 +115,7 @@ async def _is_retry(
         produced = decide(state, command, meta, policy=deps.policy)
     except Exception:
         return False
-    following = [e for e in rest if not isinstance(e, HotlineFeedbackSent)][: len(produced)]
+    following = [e for e in rest if not isinstance(e, UNVERSIONED)][: len(produced)]
     # Stored events carry the vault's references for their free text: compare sealed with sealed.
     sealed = await deps.vault.seal_events(produced, store=False)
     return bool(produced) and same_effect(sealed, following)

@@ -41,6 +41,7 @@ ISSUE_EVENT_TYPES = (
     "IssueOverdue",
     "HotlineOrderReceived",
     "HotlineFeedbackSent",
+    "IssueRedacted",
 )
 
 #: The schemas the queries and the workers read: the board, the hotline outbox, and the escalation
@@ -83,6 +84,7 @@ class IssuesBoard:
     CREATE INDEX IF NOT EXISTS issues_filter ON issues (community, status, category, level);
     CREATE INDEX IF NOT EXISTS issues_nearby ON issues (community, category, compound, building) WHERE is_open;
     CREATE INDEX IF NOT EXISTS issues_reported ON issues (reported_at);
+    CREATE INDEX IF NOT EXISTS issues_grid ON issues (community, (state->'place'->>'grid'));
     CREATE TABLE IF NOT EXISTS history (
         community    text NOT NULL,
         issue_id     text NOT NULL,

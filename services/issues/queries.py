@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -15,6 +15,7 @@ from shared.db import Conn
 from shared.events import now
 
 from .domain import IssueState
+from .domain.access import AGENCY_KINDS
 from .domain.open311 import OPEN311_OPEN
 from .projections import BOARD, ESCALATION, OUTBOX
 
@@ -64,10 +65,18 @@ async def list_issues(
     levels: Sequence[str] = (),
     source: str | None = None,
     open_only: bool = False,
+    agencies: Sequence[str] = (),
+    grids: Sequence[str] = (),
+    overdue_only: bool = False,
+    sort: Literal["newest", "overdue"] = "newest",
+    at: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[IssueState], int]:
-    """Issues of a community filtered by state, category, level…; newest first, with the total count."""
+    """Issues of a community filtered by state, category, level, source, agency, grid and whether they
+    are overdue at ``at`` (default now, see :func:`overdue_condition`); newest first, or with
+    ``sort="overdue"`` the overdue ones first, then by their next deadline (soonest first, none last),
+    then newest.  With the total count."""
     where = ["community = $1"]
     args: list[Any] = [community]
 
@@ -87,17 +96,69 @@ async def list_issues(
         add("source = ${n}", source)
     if open_only:
         where.append("is_open")
+    if agencies:
+        add(_AGENCY_CONDITION, list(agencies))
+    if grids:
+        add("state->'place'->>'grid' = ANY(${n}::text[])", list(grids))
+    overdue = ""
+    if overdue_only:
+        args.append(at or now())
+        overdue = overdue_condition(len(args))
+        where.append(overdue)
     seen, seen_args = visibility(visible_to, len(args) + 1)
     where.append(seen)
     args.extend(seen_args)
     clause = " AND ".join(where)
     total = await conn.fetchval(f"SELECT count(*) FROM {BOARD}.issues WHERE {clause}", *args)
+    order = "reported_at DESC NULLS LAST, issue_id"
+    if sort == "overdue":
+        if not overdue:  # the moment is a parameter of the ordering only (the count does not name it)
+            args.append(at or now())
+            overdue = overdue_condition(len(args))
+        order = f"({overdue}) DESC, {_NEXT_DEADLINE} ASC NULLS LAST, {order}"
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM {BOARD}.issues WHERE {clause} "
-        f"ORDER BY reported_at DESC NULLS LAST, issue_id LIMIT {int(limit)} OFFSET {int(offset)}",
+        f"ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}",
         *args,
     )
     return [_state(r) for r in rows], int(total)
+
+
+#: An agency filter's value matches an outside agency assigned by id or by kind, or the agency kind the
+#: case was escalated (routed) to — what an agency's own token sees (:func:`visibility`), by name.
+_AGENCY_CONDITION = (
+    "(target = ANY(${n}::text[]) "
+    "OR EXISTS (SELECT 1 FROM jsonb_array_elements(state->'escalations') e WHERE e->>'target' = ANY(${n}::text[])) "
+    "OR EXISTS (SELECT 1 FROM jsonb_array_elements(state->'assignees') a "
+    f"WHERE a->>'kind' IN ({', '.join(repr(k) for k in sorted(AGENCY_KINDS))}) "
+    "AND (a->>'id' = ANY(${n}::text[]) OR a->>'kind' = ANY(${n}::text[]))))"
+)
+#: The deadline an issue is sorted by: its next pending deadline (the escalation process's timers) or,
+#: for a 12345 work order, the deadline it still has to meet (fired or not) if that is older.
+_NEXT_DEADLINE = (
+    f"least((SELECT min(t.due_at) FROM {ESCALATION}.timers t "
+    "WHERE t.community = issues.community AND t.issue_id = issues.issue_id AND t.state = 'pending'), "
+    "CASE WHEN hotline_order_no IS NOT NULL AND is_open THEN (state->>'resolution_deadline')::timestamptz END, "
+    "CASE WHEN hotline_order_no IS NOT NULL AND status = 'reported' "
+    "THEN (state->>'response_deadline')::timestamptz END)"
+)
+
+
+def overdue_condition(at_arg: int) -> str:
+    """The SQL condition of an issue overdue at ``$at_arg``: still open and either a pending deadline
+    of the escalation process is past (the deadline worker has not fired it yet), or it is marked
+    overdue (a deadline ran out where it could climb no further), or it is a 12345 work order past its
+    resolution deadline, or past its response deadline and still not accepted.  (A level deadline
+    that fired and sent the case up is not overdue any more: the new level has a fresh clock.)"""
+    at = f"${at_arg}::timestamptz"
+    return (
+        "is_open AND ("
+        "coalesce((state->>'overdue')::boolean, false) "
+        f"OR EXISTS (SELECT 1 FROM {ESCALATION}.timers t WHERE t.community = issues.community "
+        f"AND t.issue_id = issues.issue_id AND t.state = 'pending' AND t.due_at <= {at}) "
+        f"OR (hotline_order_no IS NOT NULL AND ((state->>'resolution_deadline')::timestamptz <= {at} "
+        f"OR (status = 'reported' AND (state->>'response_deadline')::timestamptz <= {at}))))"
+    )
 
 
 async def possible_duplicates(

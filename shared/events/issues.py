@@ -237,6 +237,29 @@ class HotlineFeedbackSent(_IssueEvent):
     data: HotlineFeedbackSentData
 
 
+class IssueRedactedData(Payload):
+    #: Typed by a person, it may name a resident: sealed in the vault (shared.vault).
+    free_text: ClassVar[tuple[str, ...]] = ("description", "reason")
+
+    issue_id: str
+    redacted_by: str
+    description: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="What the public feed shows instead of the description (None: as before)",
+    )
+    hidden_photos: list[str] = Field(default_factory=list, max_length=20, description="Photos the public feed omits")
+    reason: str = Field(max_length=1000)
+
+
+class IssueRedacted(_IssueEvent):
+    """The community redacted what the public Open311 feed shows of a problem: replacement text for its
+    description and/or photos withheld, with the reason.  The case itself and its history are unchanged."""
+
+    type: Literal["IssueRedacted"] = "IssueRedacted"
+    data: IssueRedactedData
+
+
 EVENTS: tuple[type[Event], ...] = (
     IssueReported,
     IssueAccepted,
@@ -250,5 +273,6 @@ EVENTS: tuple[type[Event], ...] = (
     IssueOverdue,
     HotlineOrderReceived,
     HotlineFeedbackSent,
+    IssueRedacted,
 )
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

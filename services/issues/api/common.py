@@ -7,13 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from shared.events import TOKEN_PATTERN
+from shared.events import TOKEN_PATTERN, now
 
-from ..domain import IssueState, service_code
+from ..domain import IssueState, overdue_at, service_code
 from ..handlers import Outcome
 
 Community = Annotated[str, Field(pattern=TOKEN_PATTERN)]
 IssueId = Annotated[str, Field(pattern=TOKEN_PATTERN)]
+#: An id in a query (an agency, a grid): letters, digits, - and _, at most 64.
+Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
 
 
 def issue_view(state: IssueState, deadline: datetime | None = None) -> dict[str, Any]:
@@ -25,6 +27,7 @@ def issue_view(state: IssueState, deadline: datetime | None = None) -> dict[str,
     data["is_open"] = state.is_open
     data["service_code"] = service_code(state.category, state.subcategory) if state.category else None
     data["next_deadline"] = deadline.isoformat() if deadline else None
+    data["overdue_now"] = overdue_at(state, deadline, now())
     return data
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.auth import Principal, require
-from shared.errors import Forbidden
+from shared.errors import DomainError, Forbidden, Invalid
 from shared.events import TOKEN_PATTERN, Category, Level, Place, Severity, Target, now
 from shared.events.issues import AssigneeKind
 from shared.timerules import check_occurred_at
@@ -31,14 +31,17 @@ from ..domain import (
     EscalateIssue,
     IssueState,
     MergeIssue,
+    RedactIssue,
     ReopenIssue,
     ReportIssue,
     ResolveIssue,
     VerifyIssue,
     access,
 )
-from ..handlers import execute, existing_history, new_issue_id
-from .common import Community, IssueId, issue_view, outcome_view
+from ..domain.lifecycle import redaction_repeats
+from ..domain.open311 import request_view
+from ..handlers import Outcome, execute, existing_history, new_issue_id
+from .common import Community, IssueId, Token, issue_view, outcome_view
 
 #: Who reads a community's issues (each within their scope: a worker's grid, an agency's cases).
 READERS = ("grid_worker", "secretary", "street_admin", "agency")
@@ -127,6 +130,28 @@ class ReopenBody(VersionBody):
 
 class MergeBody(VersionBody):
     duplicate_of: IssueId
+
+
+class BulkAssignBody(_Body):
+    issue_ids: list[IssueId] = Field(min_length=1, max_length=100, description="At most 100 issues, each once")
+    assignee_kind: AssigneeKind
+    assignee_id: str = Field(
+        pattern=TOKEN_PATTERN, description="The id of the worker, building leader, team or agency (not a name)"
+    )
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class RedactBody(_Body):
+    description: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="What the public Open311 feed shows instead of the description (omitted: unchanged)",
+    )
+    hide_photos: bool | Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=20)] = Field(
+        default=False, description="true: withhold every photo from the public feed; or the photo URLs to withhold"
+    )
+    reason: str = Field(min_length=1, max_length=1000, description="Why (kept in the issue's history)")
 
 
 # ---------------------------------------------------------------- writes
@@ -244,6 +269,67 @@ async def assign_issue(
     )
 
 
+@router.post("/communities/{community}/issues/assign")
+async def assign_issues(
+    request: Request,
+    community: Community,
+    body: BulkAssignBody,
+    principal: Principal = Depends(require(*WRITERS)),
+) -> dict[str, Any]:
+    """Give many cases to one assignee at once (批量派遣), each by the rule of the single assign — the
+    caller's case-level rights (a worker: their grid's, not a case with an agency) and the issue's
+    state — answering per issue ``{issue_id, ok, status, version, duplicate, error}`` with 200, in the
+    order asked.  Idempotent under retry: an issue whose latest assignment is already this assignee is
+    answered ok (``duplicate``) and not assigned again.  Each issue is assigned at its current version."""
+    if len(set(body.issue_ids)) != len(body.issue_ids):
+        raise Invalid("an issue is listed twice", field="issue_ids")
+    deps = bootstrap.deps(request)
+    command = AssignIssue(body.assignee_kind, body.assignee_id, body.note)
+    results = []
+    for issue_id in body.issue_ids:
+        state: IssueState | None = None
+        try:
+            history = await existing_history(community, issue_id, deps=deps)
+            state = history.state
+            guard(principal, "assign")(state)
+            last = state.assignees[-1] if state.assignees else None
+            if state.status == "assigned" and last and (last.kind, last.id) == (body.assignee_kind, body.assignee_id):
+                outcome = Outcome(state, [], duplicate=True)
+            else:
+                outcome = await execute(
+                    deps=deps,
+                    community=community,
+                    issue_id=issue_id,
+                    command=command,
+                    meta=_meta(principal, community),
+                    authorize=guard(principal, "assign"),
+                )
+        except DomainError as err:
+            results.append(
+                {
+                    "issue_id": issue_id,
+                    "ok": False,
+                    "status": getattr(state, "status", None),
+                    "version": getattr(state, "revision", None),
+                    "duplicate": False,
+                    "error": err.body()["error"],
+                }
+            )
+            continue
+        results.append(
+            {
+                "issue_id": issue_id,
+                "ok": True,
+                "status": outcome.state.status,
+                "version": outcome.state.revision,
+                "duplicate": outcome.duplicate,
+                "error": None,
+            }
+        )
+    assigned = sum(r["ok"] for r in results)
+    return {"assigned": assigned, "refused": len(results) - assigned, "results": results}
+
+
 @router.post("/communities/{community}/issues/{issue_id}/escalate")
 async def escalate_issue(
     request: Request,
@@ -331,6 +417,43 @@ async def merge_issue(
     return await _command(request, principal, community, issue_id, MergeIssue(into.state), body.version, "merge")
 
 
+@router.post("/communities/{community}/issues/{issue_id}/redact")
+async def redact_issue(
+    request: Request,
+    community: Community,
+    issue_id: IssueId,
+    body: RedactBody,
+    principal: Principal = Depends(require("secretary")),
+) -> dict[str, Any]:
+    """Redact what the public Open311 feed shows of the issue (a name in the text, a face in a photo):
+    replacement text and/or photos withheld, with the reason.  Appended to the issue's history
+    (``IssueRedacted``: who, when, why); the staff API still shows the original and the redaction.
+    A redaction only hides more; it does not change the issue's version.  The answer carries the
+    issue and ``open311``, the service request as the public feed now shows it."""
+    deps = bootstrap.deps(request)
+    hide = tuple(body.hide_photos) if isinstance(body.hide_photos, list) else body.hide_photos
+    command = RedactIssue(reason=body.reason, description=body.description, hide_photos=hide)
+    history = await existing_history(community, issue_id, deps=deps)
+    guard(principal, "redact")(history.state)
+    # The same redaction sent again (its answer lost) appends nothing: compared with the texts revealed.
+    if redaction_repeats(await deps.vault.reveal(community, history.state), command):
+        outcome = Outcome(history.state, [], duplicate=True)
+    else:
+        outcome = await execute(
+            deps=deps,
+            community=community,
+            issue_id=issue_id,
+            command=command,
+            meta=_meta(principal, community),
+            authorize=guard(principal, "redact"),
+        )
+    async with deps.pool.acquire() as conn:
+        deadline = await queries.pending_deadline(conn, community, issue_id)
+    answer = {**outcome_view(outcome), "open311": request_view(outcome.state, deadline, deps.catalogue)}
+    revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
+    return revealed
+
+
 # ---------------------------------------------------------------- reads
 
 
@@ -344,13 +467,29 @@ async def list_issues(
     level: Annotated[list[Level], Query()] = [],  # noqa: B006
     source: str | None = None,
     open: bool = False,
+    agency: Annotated[
+        list[Token],
+        Query(
+            description="repeatable: an outside agency assigned the case (its id, e.g. police-a, or its kind, "
+            "e.g. police), or the agency kind the case was escalated to",
+        ),
+    ] = [],  # noqa: B006
+    grid: Annotated[list[Token], Query(description="repeatable: the grid of the issue's place")] = [],  # noqa: B006
+    overdue: bool = Query(
+        default=False,
+        description="only issues overdue now: open, and a pending deadline is past, or marked overdue at the top "
+        "of the ladder, or a 12345 order past its resolution (or, not accepted, its response) deadline",
+    ),
+    sort: Literal["newest", "overdue"] = Query(
+        default="newest", description="newest first, or overdue first, then the soonest next deadline"
+    ),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
     principal: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
-    """Issues of a community, newest first, filtered by state, category, level, source — those the
-    caller may see (a grid worker: their grid's, reported by or assigned to them; an agency: those
-    routed or assigned to it)."""
+    """Issues of a community filtered by state, category, level, source, agency, grid and overdue — those
+    the caller may see (a grid worker: their grid's, reported by or assigned to them; an agency: those
+    routed or assigned to it); newest first or ``sort=overdue``."""
     deps = bootstrap.deps(request)
     async with deps.pool.acquire() as conn:
         issues, total = await queries.list_issues(
@@ -363,6 +502,10 @@ async def list_issues(
             levels=level,
             source=source,
             open_only=open,
+            agencies=agency,
+            grids=grid,
+            overdue_only=overdue,
+            sort=sort,
             limit=limit,
             offset=offset,
         )
@@ -444,7 +587,9 @@ async def open_problems(
 
 @router.get("/categories")
 async def categories(request: Request, principal: Principal = Depends(require())) -> dict[str, Any]:
-    """The five categories and their subcategories."""
+    """The five categories, their subcategories and their response templates (``templates``: the
+    ``resolution`` of a case and the ``feedback`` to the 12345 hotline, each ``{zh, en}``), which the
+    console prefills its forms with."""
     del principal
     return {
         "categories": [
@@ -455,6 +600,7 @@ async def categories(request: Request, principal: Principal = Depends(require())
                 "subcategories": [
                     {"code": s.code, "name": s.name, "description": s.description} for s in c.subcategories
                 ],
+                "templates": {kind: {"zh": t.zh, "en": t.en} for kind, t in c.templates},
             }
             for c in bootstrap.deps(request).catalogue.categories
         ]

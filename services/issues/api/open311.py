@@ -29,7 +29,7 @@ from shared.ratelimit import RateLimit
 from .. import bootstrap, queries
 from ..bootstrap import IssuesDeps
 from ..domain import SEVERITIES, CommandMeta, ReportIssue
-from ..domain.open311 import PLACE_ATTRIBUTES, request_view, service_attributes, service_list
+from ..domain.open311 import PLACE_ATTRIBUTES, public_state, request_view, service_attributes, service_list
 from ..handlers import execute
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -185,7 +185,8 @@ async def get_request(request: Request, name: str) -> Response:
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
     if not found:
         raise Open311Error(404, f"service_request_id {issue_id} not found")
-    found = await deps.vault.reveal_each([(s.community, s) for s in found])
+    # Redacted before it is revealed: the original text of a redacted issue is never opened here.
+    found = await deps.vault.reveal_each([(s.community, public_state(s)) for s in found])
     return render(
         fmt,
         "service_requests",
@@ -234,7 +235,8 @@ async def _list_requests(request: Request, fmt: str, deps: IssuesDeps) -> Respon
             statuses=statuses,
         )
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
-    found = await deps.vault.reveal_each([(s.community, s) for s in found])
+    # Redacted before it is revealed: the original text of a redacted issue is never opened here.
+    found = await deps.vault.reveal_each([(s.community, public_state(s)) for s in found])
     return render(
         fmt,
         "service_requests",

@@ -31,6 +31,7 @@ from .commands import (
     ReceiveHotlineOrder,
     RecordHotlineFeedback,
     RecordResidentCallback,
+    RedactIssue,
     ReopenIssue,
     ReportIssue,
     ResolveIssue,
@@ -39,7 +40,7 @@ from .commands import (
 )
 from .lifecycle import ALLOWED, IllegalTransition, StaleVersion, decide, same_effect, timer_for_level
 from .policy import LEVEL_INDEX, SEVERITIES, Deadline, EscalationRule, Policy, PolicyError, next_level
-from .state import OPEN_STATES, IssueState, Status, evolve, fold, initial_state
+from .state import OPEN_STATES, IssueState, Status, evolve, fold, initial_state, overdue_at
 
 __all__ = [
     "ALLOWED",
@@ -66,6 +67,7 @@ __all__ = [
     "ReceiveHotlineOrder",
     "RecordHotlineFeedback",
     "RecordResidentCallback",
+    "RedactIssue",
     "ReopenIssue",
     "ReportIssue",
     "ResolveIssue",
@@ -79,6 +81,7 @@ __all__ = [
     "fold",
     "initial_state",
     "next_level",
+    "overdue_at",
     "same_effect",
     "service_code",
     "timer_for_level",

@@ -26,13 +26,27 @@ class Subcategory:
 
 
 @dataclass(frozen=True)
+class Template:
+    """A short text the console prefills, in Chinese and English ({} marks what the person fills in)."""
+
+    zh: str
+    en: str
+
+
+#: The templates a category may carry: the case's resolution and the feedback to the 12345 hotline.
+TEMPLATE_KINDS = ("resolution", "feedback")
+
+
+@dataclass(frozen=True)
 class CategoryInfo:
-    """One of the five categories, its names in English and Chinese, and its subcategories."""
+    """One of the five categories, its names in English and Chinese, its subcategories and its
+    response templates (by kind: ``resolution``, ``feedback``)."""
 
     code: str
     name: str
     name_zh: str
     subcategories: tuple[Subcategory, ...]
+    templates: tuple[tuple[str, Template], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,38 @@ def catalogue_from_dict(raw: dict[str, Any]) -> Catalogue:
             Subcategory(str(s["code"]), str(s.get("name", s["code"])), str(s.get("description", "")))
             for s in entry.get("sub", [])
         )
-        cats.append(CategoryInfo(code, str(entry.get("name", code)), str(entry.get("name_zh", "")), subs))
+        cats.append(
+            CategoryInfo(
+                code,
+                str(entry.get("name", code)),
+                str(entry.get("name_zh", "")),
+                subs,
+                _templates(code, entry.get("templates", {})),
+            )
+        )
     extra = set(raw) - set(CATEGORIES)
     if extra:
         raise PolicyError(f"unknown categories in the catalogue: {sorted(extra)}")
     return Catalogue(tuple(cats))
+
+
+def _templates(category: str, raw: Any) -> tuple[tuple[str, Template], ...]:
+    """A category's templates: each kind of TEMPLATE_KINDS at most once, each with a zh and an en text."""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{category}.templates must be a table")
+    unknown = set(raw) - set(TEMPLATE_KINDS)
+    if unknown:
+        raise PolicyError(f"{category}.templates: unknown kinds {sorted(unknown)}; one of {', '.join(TEMPLATE_KINDS)}")
+    out = []
+    for kind in TEMPLATE_KINDS:
+        if kind not in raw:
+            continue
+        text = raw[kind]
+        if (
+            not isinstance(text, dict)
+            or set(text) != {"zh", "en"}
+            or not all(isinstance(v, str) and v for v in text.values())
+        ):
+            raise PolicyError(f"{category}.templates.{kind} must have a zh and an en text, nothing else")
+        out.append((kind, Template(zh=text["zh"], en=text["en"])))
+    return tuple(out)

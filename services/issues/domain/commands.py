@@ -124,6 +124,16 @@ class MergeIssue:
 
 
 @dataclass(frozen=True)
+class RedactIssue:
+    """Redact what the public Open311 feed shows: replacement text for the description (None: keep
+    it) and photos to withhold (True: every photo), with the reason."""
+
+    reason: str
+    description: str | None = None
+    hide_photos: bool | tuple[str, ...] = False
+
+
+@dataclass(frozen=True)
 class ApplyEscalationRules:
     """Reaction to IssueReported: escalate when a rule of the policy applies."""
 

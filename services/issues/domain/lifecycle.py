@@ -40,6 +40,8 @@ from shared.events.issues import (
     IssueMergedData,
     IssueOverdue,
     IssueOverdueData,
+    IssueRedacted,
+    IssueRedactedData,
     IssueReopened,
     IssueReopenedData,
     IssueReported,
@@ -63,6 +65,7 @@ from .commands import (
     ReceiveHotlineOrder,
     RecordHotlineFeedback,
     RecordResidentCallback,
+    RedactIssue,
     ReopenIssue,
     ReportIssue,
     ResolveIssue,
@@ -346,6 +349,44 @@ def _(cmd: MergeIssue, state: IssueState, meta: CommandMeta, policy: Policy) -> 
     return [
         _new(IssueMerged, state, meta, IssueMergedData(issue_id=state.issue_id, duplicate_of=into.issue_id), "merged")
     ]
+
+
+def redaction_repeats(state: IssueState, cmd: RedactIssue) -> bool:
+    """Whether the issue's redaction already says all that ``cmd`` says (its texts compared as given:
+    the caller reveals the state's sealed texts first)."""
+    before = state.redaction
+    if before is None:
+        return False
+    hide = state.photos if cmd.hide_photos is True else () if cmd.hide_photos is False else cmd.hide_photos
+    same_text = cmd.description is None or cmd.description == before.description
+    return same_text and set(hide) <= set(before.hidden_photos) and cmd.reason == before.reason
+
+
+@_decide.register
+def _(cmd: RedactIssue, state: IssueState, meta: CommandMeta, policy: Policy) -> list[Event]:
+    if state.status == "new":
+        raise NotFound(f"issue {state.issue_id or '?'} not found", field="issue_id")
+    if cmd.hide_photos is True:
+        hidden = list(state.photos)
+    elif cmd.hide_photos is False:
+        hidden = []
+    else:
+        unknown = [p for p in cmd.hide_photos if p not in state.photos]
+        if unknown:
+            raise Invalid(f"issue {state.issue_id} has no photo {unknown[0]}", field="hide_photos")
+        hidden = [p for p in state.photos if p in cmd.hide_photos]
+    if cmd.description is None and not hidden:
+        raise Invalid("a redaction replaces the description or hides photos (or both)", field="description")
+    if redaction_repeats(state, cmd):
+        return []  # said already: a retry, nothing to add
+    data = IssueRedactedData(
+        issue_id=state.issue_id,
+        redacted_by=meta.actor,
+        description=cmd.description,
+        hidden_photos=hidden,
+        reason=cmd.reason,
+    )
+    return [_new(IssueRedacted, state, meta, data, "redacted")]
 
 
 @_decide.register

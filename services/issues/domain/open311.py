@@ -73,8 +73,24 @@ def service_name(catalogue: Catalogue, code: str | None) -> str | None:
     return f"{found[0].name}: {found[1].name}" if found else None
 
 
+def public_state(state: IssueState) -> IssueState:
+    """The issue as the public feed may show it: a redaction's text instead of the description and
+    without the photos it withholds (unredacted: as reported)."""
+    r = state.redaction
+    if r is None:
+        return state
+    return state.model_copy(
+        update={
+            "description": r.description if r.description is not None else state.description,
+            "photos": [p for p in state.photos if p not in r.hidden_photos],
+        }
+    )
+
+
 def request_view(state: IssueState, expected: datetime | None, catalogue: Catalogue) -> dict[str, Any]:
-    """One issue as a GeoReport v2 service request (``expected``: its next deadline, if any)."""
+    """One issue as a GeoReport v2 service request (``expected``: its next deadline, if any), redacted
+    as the community redacted it (:func:`public_state`)."""
+    state = public_state(state)
     p = state.place
     address = (
         state.address

@@ -2,7 +2,8 @@
 
 ``evolve`` handles one event type per function (a ``singledispatch``) and ignores the types the
 aggregate does not fold.  Every event bumps the revision — the version a caller's write must name
-— except ``HotlineFeedbackSent``, a delivery receipt that changes nothing a caller decides on.
+— except ``HotlineFeedbackSent``, a delivery receipt, and ``IssueRedacted``, a change to what the
+public feed shows: neither changes anything a caller decides on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.events.issues import (
     IssueEscalated,
     IssueMerged,
     IssueOverdue,
+    IssueRedacted,
     IssueReopened,
     IssueReported,
     IssueResolved,
@@ -55,6 +57,19 @@ class EscalationStep(BaseModel):
     target: str | None = None
     reason: str
     note: str | None = None
+    at: datetime
+
+
+class Redaction(BaseModel):
+    """What the public Open311 feed shows of the issue instead of what was reported (the latest
+    redaction, with the text and photos of earlier ones kept: a redaction only ever hides more)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str | None = None
+    hidden_photos: list[str] = Field(default_factory=list)
+    reason: str
+    by: str
     at: datetime
 
 
@@ -100,11 +115,28 @@ class IssueState(BaseModel):
     timers_fired: list[str] = Field(default_factory=list)
     unacknowledged: list[str] = Field(default_factory=list)
     feedback_sent: list[str] = Field(default_factory=list)
+    redaction: Redaction | None = None
 
     @property
     def is_open(self) -> bool:
         """Whether someone still has to act (it can be escalated, it can fall overdue)."""
         return self.status in OPEN_STATES
+
+
+def overdue_at(state: IssueState, next_deadline: datetime | None, at: datetime) -> bool:
+    """Whether the issue is overdue at ``at`` (the queue's ``overdue`` filter, in Python): still open and
+    its next pending deadline is past, or it is marked overdue (a deadline ran out where it could climb
+    no further), or it is a 12345 work order past its resolution deadline, or past its response
+    deadline and not yet accepted."""
+    if not state.is_open:
+        return False
+    if state.overdue or (next_deadline is not None and next_deadline <= at):
+        return True
+    if state.hotline_order_no is None:
+        return False
+    late = state.resolution_deadline is not None and state.resolution_deadline <= at
+    unanswered = state.status == "reported" and state.response_deadline is not None and state.response_deadline <= at
+    return late or unanswered
 
 
 def initial_state() -> IssueState:
@@ -246,11 +278,33 @@ def _(event: HotlineFeedbackSent, state: IssueState) -> IssueState:
     return state.model_copy(update={"feedback_sent": [*state.feedback_sent, key]})
 
 
+@_evolve.register
+def _(event: IssueRedacted, state: IssueState) -> IssueState:
+    d = event.data
+    before = state.redaction
+    hidden = set(d.hidden_photos) | set(before.hidden_photos if before else ())
+    redaction = Redaction(
+        description=d.description if d.description is not None else (before.description if before else None),
+        hidden_photos=[p for p in state.photos if p in hidden],
+        reason=d.reason,
+        by=d.redacted_by,
+        at=event.occurred_at,
+    )
+    return state.model_copy(update={"redaction": redaction})
+
+
+#: Events that change nothing a caller decides casework on: they do not bump the revision (a
+#: hotline delivery receipt, a redaction of the public feed), so no one's pending write goes stale.
+UNVERSIONED = (HotlineFeedbackSent, IssueRedacted)
+
+
 def evolve(state: IssueState, event: Event) -> IssueState:
     """Fold one event into the state (pure)."""
     new = _evolve(event, state)
     if isinstance(event, HotlineFeedbackSent):
         return new
+    if isinstance(event, IssueRedacted):  # what the public sees changed: Open311's updated_datetime moves
+        return new.model_copy(update={"updated_at": event.occurred_at})
     return new.model_copy(update={"revision": state.revision + 1, "updated_at": event.occurred_at})
 
 

@@ -229,12 +229,18 @@ async def test_the_board_lists_filters_and_counts_open_problems_by_category_and_
     assert (await service.client.get(url, headers=hotline)).status_code == 403
     cats = (await service.client.get("/v1/categories", headers=h)).json()["categories"]
     assert len(cats) == 5
+    # Each with its response templates, which the console prefills its forms with.
+    templates = {c["code"]: c["templates"] for c in cats}
+    assert set(templates["conflicts_disputes"]) == {"resolution", "feedback"}
+    assert templates["conflicts_disputes"]["feedback"]["zh"].startswith("您反映的纠纷")
+    assert templates["conflicts_disputes"]["resolution"]["en"].startswith("The grid worker mediated")
     ready = (await service.client.get("/readyz")).json()
     assert {p["projection"] for p in ready["projections"]} == {
         "issues_board",
         "hotline_feedback",
         "issue_filing",
         "issue_escalation",
+        "issue_statistics",
     }
     channels = str((await service.client.get("/asyncapi")).json())
     assert "IssueEscalated" in channels and "NotificationUnacknowledged" in channels

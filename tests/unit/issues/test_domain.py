@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from services.issues.domain import (
     same_effect,
     timer_for_level,
 )
+from services.issues.domain.catalogue import catalogue_from_dict
 from services.issues.domain.policy import PolicyError, parse_duration, policy_from_dict
 from services.issues.rules_files import load_catalogue, load_policy
 from services.issues.settings import HERE
@@ -289,3 +291,18 @@ def test_policy_files_are_validated(tmp_path: Path) -> None:
         "conflicts_disputes",
         "livelihood_services",
     }
+
+
+def test_every_category_carries_a_bilingual_resolution_and_hotline_feedback_template() -> None:
+    catalogue = load_catalogue(HERE / "categories.toml")
+    for category in catalogue.categories:
+        templates = dict(category.templates)
+        assert set(templates) == {"resolution", "feedback"}, category.code
+        assert all(t.zh and t.en for t in templates.values()), category.code
+    raw = tomllib.loads((HERE / "categories.toml").read_text())
+    raw["safety_hazards"]["templates"]["apology"] = {"zh": "抱歉", "en": "Sorry"}
+    with pytest.raises(PolicyError, match="unknown kinds"):
+        catalogue_from_dict(raw)
+    raw["safety_hazards"]["templates"] = {"resolution": {"zh": "已处理"}}
+    with pytest.raises(PolicyError, match=r"safety_hazards.templates.resolution must have a zh and an en"):
+        catalogue_from_dict(raw)
