@@ -6,6 +6,7 @@
 * ``visits_activity``: what was done — visits per household, each worker's day (visits,
   special-assistance visits, minutes in the grid, problems found), sessions with whether they
   count, councils, and volunteer balances.
+* ``visits_on_shift``: the shifts open now (who is in the grid).
 * ``visits_coverage``: which households were visited in person in which month (the map's visit
   coverage per building).
 """
@@ -475,3 +476,35 @@ class VisitCoverageProjection:
                 "last_visit_at = GREATEST(household_months.last_visit_at, $5)",
                 [(c, m, h, n, at) for (c, m, h), (n, at) in counts.items()],
             )
+
+
+class OnShiftProjection:
+    """Who is in the grid now: each worker's open shift (ShiftStarted adds it, ShiftEnded removes
+    it) — the secretary's Today page.  A projection of its own so that it folds the whole history
+    when it first starts."""
+
+    name = "visits_on_shift"
+    event_types = ("ShiftStarted", "ShiftEnded")
+    ddl = """
+    CREATE TABLE IF NOT EXISTS open_shifts (
+        community text NOT NULL, worker_id text NOT NULL, shift_id text NOT NULL,
+        grid_id text, started_at timestamptz NOT NULL,
+        PRIMARY KEY (community, worker_id, shift_id));
+    """
+
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        for stored in events:
+            raw = json.loads(stored.data)
+            d = raw["data"]
+            key = (raw["community"], d["worker_id"], d["shift_id"])
+            if raw["type"] == "ShiftStarted":
+                await conn.execute(
+                    "INSERT INTO open_shifts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    *key,
+                    d.get("grid_id"),
+                    _at(raw["occurred_at"]),
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM open_shifts WHERE community = $1 AND worker_id = $2 AND shift_id = $3", *key
+                )

@@ -57,22 +57,17 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
     community = me.community or ""
     gw = d.gateway
     day = _today()
-    board, problems, workers, notes = await asyncio.gather(
+    board, problems, workers, notes, shifts = await asyncio.gather(
         gw.get(me, "scoring", f"/v1/communities/{community}/board", period=day),
-        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", limit=50),
+        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", sort="overdue", limit=50),
         gw.get(me, "visits", f"/v1/communities/{community}/workers"),
         gw.get(me, "notify", f"/v1/communities/{community}/notifications", limit=200),
+        gw.get(me, "visits", f"/v1/communities/{community}/shifts/open"),
     )
-    worker_list = workers if isinstance(workers, list) else workers.get("workers", [])
-    shifts = await asyncio.gather(
-        *(gw.get(me, "visits", f"/v1/communities/{community}/workers/{w['worker_id']}/shift") for w in worker_list),
-        return_exceptions=True,
-    )
-    names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in worker_list}
+    names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in workers}
     on_shift = [
-        {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s.get("started_at")}
-        for s in shifts
-        if isinstance(s, dict) and s.get("open_shift_id")
+        {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s["started_at"]}
+        for s in shifts["shifts"]
     ]
     open_issues = problems.get("issues", [])
     for issue in open_issues:

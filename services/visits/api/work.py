@@ -138,6 +138,16 @@ async def end_shift(
     return out
 
 
+@router.get("/{community}/shifts/open")
+async def open_shifts(
+    request: Request,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "street_admin")),
+) -> dict[str, Any]:
+    """Who is in the grid now: every open shift of the community, longest first."""
+    return {"community": community, "shifts": await queries.open_shifts(community, deps=bootstrap.deps(request))}
+
+
 @router.get("/{community}/workers/{worker_id}/shift")
 async def shift_status(
     request: Request, worker_id: Id, community: str = COMMUNITY, principal: Principal = Depends(require(*LOGGERS))

@@ -15,6 +15,17 @@ from ..domain.households import in_grid
 from ..projections import ACTIVITY
 
 
+async def open_shifts(community: str, *, deps: VisitsDeps) -> list[dict[str, Any]]:
+    """Every shift open now in the community (the ``visits_on_shift`` projection), longest first."""
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT worker_id, shift_id, grid_id, started_at FROM proj_visits_on_shift.open_shifts"
+            " WHERE community = $1 ORDER BY started_at",
+            community,
+        )
+    return [{**dict(r), "started_at": r["started_at"].isoformat()} for r in rows]
+
+
 async def shift_status(community: str, worker_id: str, *, deps: VisitsDeps) -> dict[str, Any]:
     """The worker's open shift (if any) and the shift log's version (for expected_version)."""
     loaded = await deps.store.load(SHIFT_LOG, community, worker_id)
