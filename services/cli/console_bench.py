@@ -181,7 +181,7 @@ async def bench_console(
                     await c.aclose()
             rows.append({"what": "board JSON (scoring API, baseline)", **board_json})
             rows.append({"what": "board page (console)", **board_page})
-            rows.append({"what": "Today page (console: 4 APIs + a shift per worker)", **today})
+            rows.append({"what": "Today page (console: 5 API calls in parallel)", **today})
             live = await _live(services["console"], services, stack.settings, demo, live_rounds)
             note = (
                 f"{people} signed-in people, {rounds} rounds each; Bairuijing, {days} days, {households:,} households. "
