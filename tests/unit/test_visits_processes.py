@@ -15,6 +15,7 @@ def test_a_process_runs_the_api_the_projections_or_both() -> None:
         "visits_activity",
         "visits_coverage",
         "visits_on_shift",
+        "visits_records",
     }
     assert api.projections == [] and api.routers == SPEC.routers
     assert folds.routers == [] and folds.projections == SPEC.projections

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .households import community_summary, directory_entries, household_row, list_households
 from .ledger import completion, ledger_entries, ledger_export_rows
 from .map import community_map, this_month
-from .work import list_sessions, open_shifts, shift_status, volunteer_balance, worker_day
+from .work import list_sessions, open_shifts, shift_status, volunteer_balance, worker_day, worker_records
 
 __all__ = [
     "community_map",
@@ -29,4 +29,5 @@ __all__ = [
     "this_month",
     "volunteer_balance",
     "worker_day",
+    "worker_records",
 ]
