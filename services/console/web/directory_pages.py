@@ -298,7 +298,7 @@ async def _save_recipient(
             person.principal, "notify", f"/v1/communities/{community}/recipients/{quote(recipient_id, safe='')}"
         )
     shown = {**values, "webhook_secret": "", "wecom_url": ""}  # a secret typed in is never sent back to the page
-    if not TOKEN.match(rid):
+    if not TOKEN.match(rid) or (recipient_id is None and rid == "new"):  # /recipients/new is the form
         return _recipient_form(
             request, person, community, values=shown, current=current, error=t("recipient_id_hint"),
             field="recipient_id", status=422,
