@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .account_pages import router as account_router
 from .auth_pages import router as auth_router
+from .directory_pages import router as directory_router
 from .live_page import router as live_router
 from .work_pages import router as work_router
 
-ROUTERS = [auth_router, live_router, work_router]
+ROUTERS = [auth_router, live_router, work_router, directory_router, account_router]
