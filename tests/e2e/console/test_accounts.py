@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.console.cli import add_account
+from services.console.provisioning import add_account
 from shared.events.console import Scope
 
 from .conftest import PHONE, Opener, Site, has_no_horizontal_scroll, sign_in
