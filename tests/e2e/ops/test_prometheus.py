@@ -22,6 +22,7 @@ import yaml
 from services.cli.embedded import free_port
 from services.cli.stack import SERVICE_NAMES, LocalStack
 from services.scoring.app import build_app
+from shared.events.console import ACCOUNTS_COMMUNITY, AccountOpened, AccountOpenedData, Scope
 from shared.events.visits import (
     CommunityRegistered,
     CommunityRegisteredData,
@@ -238,6 +239,16 @@ async def test_a_real_prometheus_scrapes_every_running_service(
             data=CommunityRegisteredData(community_id="bairuijing", name="白瑞景", street="s01"),
         )
         await EventStore(admin, settings).append([joined], 0)
+        # and an account is opened: the console's projection folds accounts, not communities
+        opened = AccountOpened.new(
+            community=ACCOUNTS_COMMUNITY,
+            aggregate_id="ops-one",
+            actor="admin",
+            data=AccountOpenedData(
+                username="ops-one", display_name="Ops", scope=Scope(role="ops"), password_sealed="not-a-hash"
+            ),
+        )
+        await EventStore(admin, settings).append([opened], 0)
     finally:
         await admin.close()
     async with httpx.AsyncClient(timeout=5) as http:

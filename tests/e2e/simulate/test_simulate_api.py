@@ -15,7 +15,7 @@ import pytest
 from services.cli.embedded import create_database, free_port
 from services.cli.player import ApiPlayer
 from services.cli.simulate import SYNC_KINDS, simulate_into_store, simulate_via_api
-from services.cli.stack import LocalStack
+from services.cli.stack import SERVICE_NAMES, LocalStack
 from services.cli.workload import generate
 from shared.auth import mint_token
 from shared.events import now
@@ -63,7 +63,7 @@ async def store_settings(settings: Settings, stack: Any) -> Settings:
 
 
 def _ports() -> dict[str, int]:
-    return {f"{name}_port": free_port() for name in ("visits", "issues", "scoring", "notify")}
+    return {f"{name}_port": free_port() for name in SERVICE_NAMES}
 
 
 @pytest.fixture
