@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .auth_pages import router as auth_router
+from .household_pages import router as household_router
 from .live_page import router as live_router
+from .map_pages import router as map_router
 from .work_pages import router as work_router
 
-ROUTERS = [auth_router, live_router, work_router]
+ROUTERS = [auth_router, live_router, work_router, household_router, map_router]
