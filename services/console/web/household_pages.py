@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -41,6 +42,8 @@ DONE = ("tagged", "erased")
 PAGE = 50
 AUDIT_PAGE = 50
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: How long a write waits for the household's read model to show it before the page moves on.
+SETTLE_SECONDS = 3.0
 
 READERS = ("secretary", "street_admin", "grid_worker")
 
@@ -216,6 +219,21 @@ async def _household(request: Request, person: Person, household_id: str, *, rev
     return await deps(request).gateway.get(person.principal, "visits", path, reveal="true" if reveal else None)
 
 
+async def _settled(request: Request, person: Person, household_id: str, version: int, *, erased: bool = False) -> None:
+    """Wait (briefly) until the visits read model shows the household at ``version`` (and erased, if
+    asked), so the page the person is sent to shows what they just did: the service's household
+    read is a projection, folded a moment after the event is stored."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            seen = await _household(request, person, household_id)
+        except ApiError:
+            return
+        if int(seen.get("version") or 0) >= version and (seen.get("erased") or not erased):
+            return
+        await asyncio.sleep(0.05)
+
+
 def _household_page(
     request: Request,
     person: Person,
@@ -284,7 +302,7 @@ async def tag(
         error = "hh_tag_invalid"
     else:
         try:
-            await deps(request).gateway.send(
+            changed = await deps(request).gateway.send(
                 person.principal, "POST", "visits", f"/v1/communities/{community}/households/{household_id}/tags", body
             )
         except ApiError as err:
@@ -292,6 +310,7 @@ async def tag(
                 raise
             error, status = ("hh_tag_stale" if err.status == 409 else err.message), err.status
         else:
+            await _settled(request, person, household_id, int(changed["version"]))
             return RedirectResponse(_household_url(person, community, household_id, "tagged"), status_code=303)
     household_data = await _household(request, person, household_id)
     return _household_page(request, person, household_data, status=status, error=error, error_field="add")
@@ -327,7 +346,7 @@ async def erase(request: Request, household_id: str, person: Person = Depends(si
         error, field = "hh_erase_confirm_mismatch", "confirm"
     else:
         try:
-            await deps(request).gateway.send(
+            changed = await deps(request).gateway.send(
                 person.principal,
                 "POST",
                 "visits",
@@ -339,6 +358,7 @@ async def erase(request: Request, household_id: str, person: Person = Depends(si
                 raise
             error, field, status = err.message, err.field or "reason", err.status
         else:
+            await _settled(request, person, household_id, int(changed["version"]), erased=True)
             return RedirectResponse(_household_url(person, community, household_id, "erased"), status_code=303)
     household_data = await _household(request, person, household_id)
     return render(
