@@ -247,6 +247,7 @@ def _household_page(
     community = community_of(person, request)
     personal = household.get("personal") if revealed else None
     done = request.query_params.get("done")
+    household["last_visit_local"] = shanghai_time(household.get("last_visit_at"))
     return render(
         request,
         "household.html",

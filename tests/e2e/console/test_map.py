@@ -97,5 +97,4 @@ async def test_the_map_fits_a_phone(open_as: Opener) -> None:
     page: Any = await open_as("shuji", viewport=PHONE)
     await page.goto("/map")
     await page.get_by_role("group", name="小区平面示意图").wait_for()
-    await page.screenshot(path="/tmp/c-households-map-phone.png", full_page=True)
     assert await has_no_horizontal_scroll(page)
