@@ -36,6 +36,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("/directory", "nav_directory"),
         ("/map", "nav_map"),
         ("/accounts", "nav_accounts"),
+        ("/audit", "nav_audit"),
     ),
     "street_admin": (
         ("/board", "nav_board"),
@@ -45,7 +46,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     "agency": (("/problems", "nav_problems"),),
     "hotline": (("/problems", "nav_problems"), ("/statistics", "nav_statistics")),
     "ops": (("/accounts", "nav_accounts"), ("/directory", "nav_directory")),
-    "grid_worker": (("/board", "nav_board"),),
+    "grid_worker": (("/board", "nav_board"), ("/households", "nav_households"), ("/map", "nav_map")),
 }
 
 
