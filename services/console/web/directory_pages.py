@@ -245,7 +245,7 @@ def _body_of(form: dict[str, str], current: dict[str, Any] | None, t: Translator
     if form["wecom_url"]:
         channels["wecom"] = {"url": form["wecom_url"]}
     elif current and (current.get("channels") or {}).get("wecom") and not form.get("drop_wecom"):
-        raise FormProblem(t("wecom_url_again"), "wecom_url")
+        channels["wecom"] = {}  # left blank: the service keeps the robot's URL it holds
     if form["email"]:
         channels["email"] = {"address": form["email"]}
     if form["sms"]:
@@ -356,12 +356,6 @@ async def set_active(request: Request, recipient_id: str, person: Person = Depen
     current = await d.gateway.get(person.principal, "notify", path)
     active = form.get("active") == "1"
     values = {**_form_values(current), "active": "1" if active else ""}
-    if (current.get("channels") or {}).get("wecom"):
-        # the robot's URL is a secret the service cannot keep across a PUT: ask for it in the form
-        return _recipient_form(
-            request, person, community, values=values, current=current, error=t("wecom_url_again"),
-            field="wecom_url", status=409,
-        )  # fmt: skip
     body = _body_of(values, current, t)
     await d.gateway.send(person.principal, "PUT", "notify", path, body)
     done = "recipient_activated" if active else "recipient_deactivated"

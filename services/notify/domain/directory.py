@@ -54,7 +54,9 @@ class WebhookChannel(_Model):
 class WecomChannel(_Model):
     """A WeCom group robot (企业微信群机器人): its webhook URL carries its key, so it is a secret."""
 
-    url: str = Field(pattern=URL_PATTERN)
+    url: str | None = Field(
+        default=None, pattern=URL_PATTERN, description="The robot's URL; omit on update to keep the current one"
+    )
 
 
 class EmailChannel(_Model):
@@ -217,7 +219,8 @@ class RemoveRecipient:
 def kept_secrets(channels: Channels, secrets: dict[str, Any]) -> dict[str, Any]:
     """The secrets an entry holds after a PUT of ``channels`` over the ``secrets`` it had.
 
-    A webhook given without its secret keeps the current one; a new secret replaces the current one
+    A webhook given without its secret keeps the current one, and a WeCom robot without its URL
+    its current URL; a new secret replaces the current one
     with no grace (a replacement, not a rotation); a channel left out loses its secrets.
     """
     secrets = dict(secrets)
@@ -232,7 +235,10 @@ def kept_secrets(channels: Channels, secrets: dict[str, Any]) -> dict[str, Any]:
         for key in ("webhook_secret", "webhook_previous", "webhook_previous_until"):
             secrets.pop(key, None)
     if channels.wecom is not None:
-        secrets["wecom_url"] = channels.wecom.url
+        if channels.wecom.url is not None:
+            secrets["wecom_url"] = channels.wecom.url
+        elif not secrets.get("wecom_url"):
+            raise Invalid("a new WeCom robot needs its URL", field="channels.wecom.url")
     else:
         secrets.pop("wecom_url", None)
     return secrets

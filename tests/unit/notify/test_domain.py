@@ -204,6 +204,14 @@ def test_a_new_secret_replaces_the_old_one_without_grace_and_a_dropped_channel_l
     assert secret_hints(only_robot)["wecom_url"] == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…0001"
 
 
+def test_a_wecom_robot_saved_without_its_url_keeps_the_one_it_has_and_a_new_one_needs_it() -> None:
+    robot = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=3f1c2e4d-wuye00000001"
+    kept = kept_secrets(Channels(wecom=WecomChannel()), {"wecom_url": robot})
+    assert kept == {"wecom_url": robot}
+    with pytest.raises(Invalid):
+        kept_secrets(Channels(wecom=WecomChannel()), {})
+
+
 def test_during_a_rotation_the_previous_key_signs_until_its_grace_ends() -> None:
     rotate = RotateWebhookSecret("bairuijing", "police-duty", NEW_SECRET, grace=timedelta(days=1), at=NIGHT)
     secrets = rotated_secrets({"webhook_secret": SECRET}, rotate)
