@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from .errors import Invalid
 
@@ -24,4 +24,21 @@ def check_occurred_at(
             "older work can no longer be logged",
             field=field,
             reason="too_old",
+        )
+
+
+#: The days any read may ask about: the years gridwork can hold work for (a query about year 1 or
+#: 9999 is a mistake, and the calendar and the database's ranges end before some of them).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+
+
+def check_day(day: date | datetime, field: str) -> None:
+    """422 naming ``field`` unless ``day`` falls in 2000–2100."""
+    plain = day.date() if isinstance(day, datetime) else day
+    if not FIRST_DAY <= plain <= LAST_DAY:
+        raise Invalid(
+            f"{field} {plain.isoformat()} is outside {FIRST_DAY.year}–{LAST_DAY.year}",
+            field=field,
+            reason="out_of_range",
         )

@@ -484,7 +484,7 @@ async def list_issues(
         default="newest", description="newest first, or overdue first, then the soonest next deadline"
     ),
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000_000),
     principal: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
     """Issues of a community filtered by state, category, level, source, agency, grid and overdue — those

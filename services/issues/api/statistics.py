@@ -9,6 +9,7 @@ system and does no casework, is not admitted.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,6 +19,7 @@ from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid
 from shared.events import CATEGORIES, SHANGHAI, now
 from shared.events.issues import IssueSource
+from shared.timerules import check_day
 
 from .. import bootstrap
 from ..projections import BOARD
@@ -39,6 +41,8 @@ def _range(first: str | None, last: str | None) -> tuple[str, str]:
         year, month = map(int, last.split("-"))
         year, month = (year, month - 11) if month > 11 else (year - 1, month + 1)
         first = f"{year:04d}-{month:02d}"
+    for field, key in (("from", first), ("to", last)):
+        check_day(date(int(key[:4]), int(key[5:7]), 1), field)
     if first > last:
         raise Invalid(f"from ({first}) is after to ({last})", field="from")
     if len(months_between(first, last)) > MAX_MONTHS:

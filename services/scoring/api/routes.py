@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import SHANGHAI, TOKEN_PATTERN, shanghai_day
+from shared.timerules import check_day
 
 from .. import handlers, queries
 from ..bootstrap import ScoringDeps
@@ -50,12 +51,17 @@ def _period(deps: ScoringDeps, key: str | None) -> Period:
     if key is None:
         return period_of("month", shanghai_day(deps.clock()))
     try:
-        return parse_period(key)
-    except ValueError as err:
+        period = parse_period(key)
+    except (ValueError, OverflowError) as err:
         raise Invalid(str(err), field="period") from err
+    check_day(period.start, "period")
+    check_day(period.end, "period")
+    return period
 
 
 def _as_of(deps: ScoringDeps, as_of: date | None) -> date:
+    if as_of is not None:
+        check_day(as_of, "as_of")
     return as_of or shanghai_day(deps.clock())
 
 
@@ -70,6 +76,8 @@ async def worker_progress(
     """A grid worker's progress now: today 3/5 households, 4.2/5 h… and the week, month, quarter, year."""
     if principal.role == "grid_worker" and principal.worker_id != worker_id:
         raise Forbidden("a grid worker sees only their own progress", field="worker_id")
+    if at is not None:
+        check_day(at, "at")
     moment = at or deps.clock()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=SHANGHAI)

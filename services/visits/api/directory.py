@@ -324,7 +324,9 @@ async def audit_log(
         default=None, description="reveal (personal fields shown), export, import (fields written), erasure"
     ),
     limit: int = Query(default=100, ge=1, le=1000),
-    before: int | None = Query(default=None, ge=1, description="Page on: the last ``id`` of the previous page"),
+    before: int | None = Query(
+        default=None, ge=1, le=2**63 - 1, description="Page on: the last ``id`` of the previous page"
+    ),
     principal: Principal = Depends(require("secretary")),
 ) -> list[dict[str, Any]]:
     """Who revealed, exported, imported or erased which household's personal fields, when and why (newest

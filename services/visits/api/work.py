@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from shared.auth import Principal, require
 from shared.errors import Invalid
 from shared.events import now, shanghai_day
+from shared.timerules import check_day
 
 from .. import bootstrap, handlers, queries
 from ..bootstrap import VisitsDeps
@@ -349,6 +350,8 @@ async def worker_records(
     today = shanghai_day(now())
     last = last or today
     first = first or last.replace(day=1)
+    check_day(first, "from")
+    check_day(last, "to")
     if last < first or (last - first).days > 366:
         raise Invalid("from..to must be a span of at most 366 days", field="to")
     unknown = sorted(set(kind) - set(RECORD_KINDS))
