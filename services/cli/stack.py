@@ -21,6 +21,7 @@ from shared.auth import ROLES, mint_token
 from shared.db import service_role
 from shared.keywrap import KEK_HOLDERS
 from shared.nats.users import load_permissions, render_authorization
+from shared.outbound import LOOPBACK_TARGETS
 from shared.projection import Projection
 from shared.settings import Settings
 
@@ -184,6 +185,10 @@ class LocalStack:
             "GRIDWORK_HOST": s.host,
             "GRIDWORK_STREAM_REPLICAS": str(s.stream_replicas),
         }
+        if "GRIDWORK_OUTBOUND_ALLOWED_TARGETS" not in os.environ:
+            # A laptop's stack: its receivers (the demo's, a developer's) listen on loopback.  Compose
+            # sets nothing, so a deployment reaches public addresses only unless its operator says so.
+            env["GRIDWORK_OUTBOUND_ALLOWED_TARGETS"] = json.dumps(s.outbound_allowed_targets or list(LOOPBACK_TARGETS))
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
         urls: dict[str, str] = {}

@@ -43,6 +43,7 @@ import structlog
 
 from shared.events import now
 from shared.events.notify import NotificationSent
+from shared.outbound import guarded_connector
 from shared.service import DUE_SOON_SECONDS, OutboxStatus, Runtime
 
 from ..bootstrap import NotifyDeps
@@ -152,7 +153,10 @@ class DeliveryWorker:
         s = self.settings
         # aiohttp rather than httpx here: on the delivery hot path its client costs a tenth as much
         # per request, and its pool does not slow down as connections grow (see the notify README).
-        connector = aiohttp.TCPConnector(limit=s.notify_concurrency, limit_per_host=min(s.notify_concurrency, 32))
+        # Every connection goes to an address the outbound policy admits (no webhook aimed inside).
+        connector = guarded_connector(
+            s.outbound_policy(), limit=s.notify_concurrency, limit_per_host=min(s.notify_concurrency, 32)
+        )
         timeout = aiohttp.ClientTimeout(total=s.notify_send_timeout_seconds)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             self.senders = build_senders(s, client)
