@@ -135,6 +135,23 @@ async def _bounded(check: Awaitable[T]) -> T | str:
         return type(err).__name__
 
 
+#: What a write meets when NATS or PostgreSQL is away for a moment: answered 503 with Retry-After
+#: (nothing half-written; the client sends the request again).  From PostgreSQL: a connection that
+#: failed or went away (08xxx), the server shutting down, restarting or not accepting connections
+#: yet (57P01–57P03), too many connections (53300), the driver's connection closed under it
+#: (InterfaceError) and a pool acquire that timed out (TimeoutError).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    AppendError,
+    nats.errors.Error,
+    TimeoutError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+
 #: A row due within this many seconds counts as owed now (``pending``), not ``scheduled``.
 DUE_SOON_SECONDS = 60
 
@@ -406,7 +423,7 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
             headers={"Retry-After": "1"},
         )
 
-    for unavailable in (AppendError, nats.errors.Error, TimeoutError, ConnectionError, asyncpg.PostgresConnectionError):
+    for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(HTTPException)

@@ -165,3 +165,34 @@ async def test_a_side_server_serves_beside_the_main_one_and_an_address_in_use_is
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{server.port}/metrics")
+
+
+async def test_a_database_away_is_a_503_with_retry_after_whatever_the_driver_calls_it() -> None:
+    """#15 item 17: the socket gone, the server not accepting connections yet or shutting down, too
+    many connections, the driver's connection closed, a pool acquire timing out."""
+    import asyncpg
+    from fastapi import APIRouter
+
+    errors: dict[str, Exception] = {
+        "gone": asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        "starting": asyncpg.CannotConnectNowError("the database system is starting up"),
+        "shutdown": asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        "crash": asyncpg.CrashShutdownError("terminating connection because of crash of another server process"),
+        "full": asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        "closed": asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        "acquire": TimeoutError(),
+        "reset": ConnectionResetError(LEAK),
+    }
+    router = APIRouter()
+
+    @router.get("/fail/{what}")
+    async def fail(what: str) -> None:
+        raise errors[what]
+
+    spec: ServiceSpec[Any] = ServiceSpec(name="probe", title="Probe", description="a probe", routers=[router])
+    app = create_app(spec, Settings(jwt_secret="x" * 64))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+        for what in errors:
+            r = await client.get(f"/fail/{what}")
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1", (what, r.text)
+            assert r.json()["error"]["code"] == "unavailable" and LEAK not in r.text
