@@ -570,6 +570,50 @@ class _Carry:
                 return
 
 
+async def _dead_seqs(conn: Conn, projection: str) -> set[int]:
+    """Stream sequences the live projection dead-lettered (the service's ``dead_letters``)."""
+    rows = await conn.fetch("SELECT stream_seq FROM dead_letters WHERE projection = $1", projection)
+    return {int(r["stream_seq"]) for r in rows}
+
+
+async def _fold_skipping(
+    conn: Conn,
+    projection: Projection,
+    schema: str,
+    events: Sequence[StoredEvent],
+    dead: set[int],
+    skipped: list[dict[str, Any]],
+) -> int:
+    """A replay's batch in the caller's transaction, past the events the live projection dead-lettered.
+
+    The batch in a savepoint; if it fails and holds a dead-lettered event, again event by event
+    (a savepoint each): a dead-lettered event that fails again is skipped and reported in
+    ``skipped``, one that folds now (its projection was fixed) is folded.  Any other failure is
+    raised: the live projection folded that event, so the replay must not silently differ.
+    """
+    try:
+        async with conn.transaction():
+            return await _fold(conn, projection, schema, events, lock=False)
+    except _CONNECTION_ERRORS:
+        raise
+    except Exception:
+        if not any(e.seq in dead for e in events):
+            raise
+    folded = 0
+    for event in events:
+        try:
+            async with conn.transaction():
+                folded += await _fold(conn, projection, schema, [event], lock=False)
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as err:
+            if event.seq not in dead:
+                raise
+            skipped.append({"seq": event.seq, "type": event.type, "error": type(err).__name__})
+            log.warning("replay_skipped", projection=projection.name, seq=event.seq, error=type(err).__name__)
+    return folded
+
+
 async def replay(
     projection: Projection,
     *,
@@ -586,13 +630,56 @@ async def replay(
     The live projection keeps serving and folding meanwhile; the swap holds its lock for the
     few events that arrived during the rebuild.  With ``swap=False`` the rebuilt schema is left
     in place under ``target_schema`` (tests compare it with the live one).
+
+    An event the live projection dead-lettered is folded if it folds now (the projection was
+    fixed: its dead letter is then cleared at the swap) and otherwise skipped and reported in the
+    result's ``skipped`` (seq, type, error class), so a replay works while the stream holds a
+    poison event.  A replay that fails leaves no half-built schema behind.
     """
     live = schema_of(projection)
     shadow = target_schema or f"{live}__replay"
+    try:
+        return await _replay(projection, nc, pool, settings, progress, swap, live, shadow, batch)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            async with pool.acquire(timeout=10) as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow}" CASCADE')
+        raise
+
+
+async def _replay(
+    projection: Projection,
+    nc: NATS,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    progress: Callable[[int, int], Awaitable[None] | None] | None,
+    swap: bool,
+    live: str,
+    shadow: str,
+    batch: int,
+) -> dict[str, Any]:
     js = nc.jetstream(timeout=10)
+    skipped: list[dict[str, Any]] = []
     async with pool.acquire() as conn:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow}" CASCADE')
         await create_schema(conn, projection, shadow)
+        dead = await _dead_seqs(conn, projection.name)
+
+    async def isolating(events: list[StoredEvent]) -> int:
+        async with pool.acquire() as conn, conn.transaction():
+            await _enter(conn, shadow, lock=False)
+            return await _fold_skipping(conn, projection, shadow, events, dead, skipped)
+
+    async def written(task: asyncio.Task[int], events: list[StoredEvent]) -> int:
+        try:
+            return await task
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:
+            if not any(e.seq in dead for e in events):
+                raise
+            return await isolating(events)  # the staged write failed on a dead-lettered event
+
     info = await js.stream_info(settings.stream_name())
     target = info.state.last_seq
     started = time.perf_counter()
@@ -610,34 +697,48 @@ async def replay(
             queue: asyncio.Queue[list[StoredEvent] | None] = asyncio.Queue(maxsize=2)
 
             async def fetch_ahead() -> None:
+                # The end (None) goes in when reading ends or fails, never on a cancellation: the
+                # consumer cancels only once it stopped reading, and a put on a full queue would
+                # then wait forever (a replay whose fold failed hung in the gather below).
                 try:
                     async for events in reader.until(target, batch):
                         await queue.put(events)
-                finally:
+                except Exception:
                     await queue.put(None)
+                    raise
+                await queue.put(None)
 
             fetcher = asyncio.create_task(fetch_ahead())
             # A Staged projection aggregates the next batch while the previous one is written.
             staged_fold = projection if isinstance(projection, Staged) else None
             writing: asyncio.Task[int] | None = None
-            written = 0  # stream sequence of the batch being written
+            writing_events: list[StoredEvent] = []  # the batch being written
             try:
                 while (events := await queue.get()) is not None:
                     if staged_fold is None:
-                        async with pool.acquire() as conn, conn.transaction():
-                            folded += await _fold(conn, projection, shadow, events, lock=False)
+                        folded += await isolating(events)
                         await _report(progress, events[-1].seq, target)
                         continue
-                    staged = await staged_fold.stage(events)
+                    try:
+                        staged = await staged_fold.stage(events)
+                    except Exception:
+                        if not any(e.seq in dead for e in events):
+                            raise
+                        staged = None  # a dead-lettered event it cannot stage: folded one by one below
                     if writing is not None:
-                        folded += await writing
-                        await _report(progress, written, target)
+                        folded += await written(writing, writing_events)
+                        writing = None
+                        await _report(progress, writing_events[-1].seq, target)
+                    if staged is None:
+                        folded += await isolating(events)
+                        await _report(progress, events[-1].seq, target)
+                        continue
                     writing = asyncio.create_task(_write_staged(pool, staged_fold, shadow, events, staged))
-                    written = events[-1].seq
+                    writing_events = events
                 if writing is not None:
-                    folded += await writing
+                    folded += await written(writing, writing_events)
                     writing = None
-                    await _report(progress, written, target)
+                    await _report(progress, writing_events[-1].seq, target)
             finally:
                 tasks = [t for t in (writing, fetcher) if t is not None]
                 for t in tasks:
@@ -647,17 +748,24 @@ async def replay(
                     if isinstance(res, Exception):
                         raise res  # the reader's (a delivery gap) or the write's error
         if not swap:
-            return {"schema": shadow, "events": folded, "seconds": time.perf_counter() - started}
+            return {"schema": shadow, "events": folded, "seconds": time.perf_counter() - started, "skipped": skipped}
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(live))
+            # under the live projection's lock: what it dead-lettered during the rebuild counts too
+            dead.update(await _dead_seqs(conn, projection.name))
             live_pos = None
             if await conn.fetchval("SELECT to_regclass($1)", f'"{live}"._checkpoint'):
                 live_pos = await conn.fetchval(f'SELECT position FROM "{live}"._checkpoint WHERE id = 1')
             shadow_pos = await conn.fetchval(f'SELECT position FROM "{shadow}"._checkpoint WHERE id = 1')
             if live_pos is not None and live_pos > shadow_pos:
                 async for events in reader.until(live_pos, batch):
-                    async with conn.transaction():
-                        folded += await _fold(conn, projection, shadow, events, lock=False)
+                    folded += await _fold_skipping(conn, projection, shadow, events, dead, skipped)
+            # The dead letters this rebuild folded are in the read model now: no longer held.
+            await conn.execute(
+                "DELETE FROM dead_letters WHERE projection = $1 AND NOT (stream_seq = ANY($2::bigint[]))",
+                projection.name,
+                [s["seq"] for s in skipped],
+            )
             old = f"{live}__old"
             await conn.execute(f'DROP SCHEMA IF EXISTS "{old}" CASCADE')
             if live_pos is not None:
@@ -668,7 +776,7 @@ async def replay(
         if collecting:
             gc.enable()
         await sub.stop()
-    return {"schema": live, "events": folded, "seconds": time.perf_counter() - started}
+    return {"schema": live, "events": folded, "seconds": time.perf_counter() - started, "skipped": skipped}
 
 
 async def _report(progress: Callable[[int, int], Awaitable[None] | None] | None, done: int, target: int) -> None:

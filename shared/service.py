@@ -51,6 +51,7 @@ log = structlog.get_logger("gridwork.service")
 #: A service's own typed dependency object (settings, loaded rules, repositories…), built by its
 #: composition root from the live connections.
 DepsT = TypeVar("DepsT")
+T = TypeVar("T")
 
 
 @dataclass
@@ -117,6 +118,39 @@ class OutboxStatus:
 
 #: How often a scrape of /metrics may refresh the projections' lag gauges (a query and a round trip each).
 LAG_REFRESH_SECONDS = 5.0
+
+#: How long one /readyz check (PostgreSQL, a projection's status, an outbox) may take; they run at
+#: once, so /readyz answers within about this long whatever is down (Docker's healthcheck: 30 s).
+READYZ_CHECK_SECONDS = 0.8
+
+
+async def _bounded(check: Awaitable[T]) -> T | str:
+    """``check``'s result, or the kind of its failure: ``"timeout"`` past :data:`READYZ_CHECK_SECONDS`,
+    else the exception's class name (never its message: a driver's can carry hosts, users and SQL)."""
+    try:
+        return await asyncio.wait_for(check, READYZ_CHECK_SECONDS)
+    except TimeoutError:
+        return "timeout"
+    except Exception as err:
+        return type(err).__name__
+
+
+#: What a write meets when NATS or PostgreSQL is away for a moment: answered 503 with Retry-After
+#: (nothing half-written; the client sends the request again).  From PostgreSQL: a connection that
+#: failed or went away (08xxx), the server shutting down, restarting or not accepting connections
+#: yet (57P01–57P03), too many connections (53300), the driver's connection closed under it
+#: (InterfaceError) and a pool acquire that timed out (TimeoutError).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    AppendError,
+    nats.errors.Error,
+    TimeoutError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
 
 #: A row due within this many seconds counts as owed now (``pending``), not ``scheduled``.
 DUE_SOON_SECONDS = 60
@@ -389,7 +423,7 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
             headers={"Retry-After": "1"},
         )
 
-    for unavailable in (AppendError, nats.errors.Error, TimeoutError, ConnectionError, asyncpg.PostgresConnectionError):
+    for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(HTTPException)
@@ -426,34 +460,74 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
-        """NATS and PostgreSQL reachable; each projection's checkpoint and lag."""
+        """NATS and PostgreSQL reachable; each projection's checkpoint and lag; the outboxes; the
+        events this service's projections dead-lettered.
+
+        Answers within a second whatever is down: every check runs at once, each bounded by
+        :data:`READYZ_CHECK_SECONDS`, and one that runs out says ``"timeout"``.  200 ``ready``, or 200
+        ``degraded`` when a projection holds dead letters (its read model lacks those events until
+        they are fixed and replayed: serving goes on, an operator must look); 503 ``not_ready``
+        when NATS or PostgreSQL is not reachable.
+        """
         runtime: Runtime[Any] | None = getattr(request.app.state, "runtime", None)
         checks: dict[str, Any] = {"nats": False, "postgres": False, "projections": [], "outboxes": []}
+        dead_letters: dict[str, int] = {}
         if runtime is not None:
             checks["nats"] = runtime.nc.is_connected
-            try:
-                async with runtime.pool.acquire(timeout=2) as conn:
+
+            async def postgres() -> None:
+                async with runtime.pool.acquire() as conn:
                     await conn.fetchval("SELECT 1")
-                checks["postgres"] = True
-            except Exception as err:
-                # the kind of failure only: a driver's message can carry hosts, users and SQL
-                checks["postgres_error"] = type(err).__name__
-                log.warning("readyz_postgres_failed", error=str(err))
-            for runner in runtime.runners.values():
-                try:
-                    checks["projections"].append(await runner.status())
-                except Exception as err:
-                    checks["projections"].append({"projection": runner.projection.name, "error": type(err).__name__})
-            for probe in spec.outboxes:
-                try:
-                    checks["outboxes"].append(dataclasses.asdict(await probe(runtime)))
-                except Exception as err:
-                    checks["outboxes"].append(
-                        {"outbox": getattr(probe, "__name__", "outbox"), "error": type(err).__name__}
+
+            async def held() -> dict[str, int]:
+                names = list(runtime.runners)
+                if not names:
+                    return {}
+                async with runtime.pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        "SELECT projection, count(*) AS n FROM dead_letters WHERE projection = ANY($1::text[]) "
+                        "GROUP BY projection",
+                        names,
                     )
+                return {r["projection"]: int(r["n"]) for r in rows}
+
+            runners = list(runtime.runners.values())
+            results = await asyncio.gather(
+                _bounded(postgres()),
+                _bounded(held()),
+                *(_bounded(runner.status()) for runner in runners),
+                *(_bounded(probe(runtime)) for probe in spec.outboxes),
+            )
+            pg, dead, statuses, outboxes = (
+                results[0],
+                results[1],
+                results[2 : 2 + len(runners)],
+                results[2 + len(runners) :],
+            )
+            if isinstance(pg, str):
+                checks["postgres_error"] = pg  # the kind of failure only: a driver's message can carry hosts
+                log.warning("readyz_postgres_failed", error=pg)
+            else:
+                checks["postgres"] = True
+            if isinstance(dead, str):
+                checks["dead_letters_error"] = dead
+            else:
+                dead_letters = dead
+            for runner, status in zip(runners, statuses, strict=True):
+                name = runner.projection.name
+                if isinstance(status, str):
+                    checks["projections"].append({"projection": name, "error": status})
+                else:
+                    checks["projections"].append({**status, "dead_letters": dead_letters.get(name, 0)})
+            for probe, outbox in zip(spec.outboxes, outboxes, strict=True):
+                if isinstance(outbox, str):
+                    checks["outboxes"].append({"outbox": getattr(probe, "__name__", "outbox"), "error": outbox})
+                else:
+                    checks["outboxes"].append(dataclasses.asdict(outbox))
         ready = checks["nats"] and checks["postgres"]
+        status = "not_ready" if not ready else "degraded" if sum(dead_letters.values()) else "ready"
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "service": spec.name, **checks},
+            {"status": status, "service": spec.name, **checks, "dead_letters": sum(dead_letters.values())},
             status_code=200 if ready else 503,
         )
 
@@ -486,8 +560,7 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
                 if moment - lag_read_at.get(name, -LAG_REFRESH_SECONDS) < LAG_REFRESH_SECONDS:
                     continue
                 lag_read_at[name] = moment
-                with contextlib.suppress(Exception):
-                    await runner.status()  # refreshes the lag gauges
+                await _bounded(runner.status())  # refreshes the lag gauges
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi", tags=["operations"])

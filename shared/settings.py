@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .outbound import OutboundPolicy
+
 
 class Settings(BaseSettings):
     """Settings every gridwork process understands.  Each is listed in the README."""
@@ -123,6 +125,17 @@ class Settings(BaseSettings):
         description="host:port of an operations address serving /metrics (then the service's own port "
         "answers 404 there); unset: /metrics on the service's port",
     )
+
+    outbound_allowed_targets: list[str] = Field(
+        default_factory=list,
+        description="Outbound calls (webhooks, WeCom, the SMS gateway, the 12345 feedback) reach public "
+        "addresses only; these hosts, addresses and CIDRs are admitted beside them (JSON list, e.g. "
+        '["10.20.0.0/16", "sms-gateway.internal"]). gridwork up and the demo admit loopback when unset',
+    )
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Which outbound targets are admitted (:mod:`shared.outbound`)."""
+        return OutboundPolicy.from_entries(self.outbound_allowed_targets)
 
     def stream_name(self) -> str:
         return f"{self.namespace.upper()}_EVENTS"

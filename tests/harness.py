@@ -48,6 +48,7 @@ from shared.db import ROLE_PREFIX, service_role
 from shared.eventstore import EventStore, connect
 from shared.nats import patches
 from shared.nats.users import load_permissions, nats_url_for, new_passwords, render_authorization
+from shared.outbound import LOOPBACK_TARGETS
 from shared.settings import Settings
 
 patches.install()
@@ -179,6 +180,8 @@ async def fresh_settings(stack: Stack) -> Settings:
         duplicate_window_seconds=120,
         redelivery_backoff_seconds=[0.05, 0.1, 0.2],
         log_format="console",
+        # the tests' receivers (webhooks, WeCom, SMS, the 12345 feedback) listen on 127.0.0.1
+        outbound_allowed_targets=list(LOOPBACK_TARGETS),
     )
     # As in production, the admin creates the streams before any service starts (services may not).
     nc = await connect(settings, "tests-admin")

@@ -93,6 +93,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{projection.name}: {events:,} events folded in {seconds:.1f} s "
         f"({events / max(seconds, 1e-9):,.0f} events/s); swapped into schema {result['schema']}"
     )
+    for skip in result.get("skipped", []):
+        # dead-lettered by the live projection and failing again: the read model lacks it, as it did
+        print(f"skipped seq {skip['seq']} ({skip['type']}): dead-lettered, still fails ({skip['error']})")
     return 0
 
 

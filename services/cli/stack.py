@@ -21,6 +21,7 @@ from shared.auth import ROLES, mint_token
 from shared.db import service_role
 from shared.keywrap import KEK_HOLDERS
 from shared.nats.users import load_permissions, render_authorization
+from shared.outbound import LOOPBACK_TARGETS
 from shared.projection import Projection
 from shared.settings import Settings
 
@@ -134,6 +135,11 @@ class LocalStack:
         self.pg: EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.endpoints: dict[str, Any] = {}
+        #: How each service was started (its environment), so the supervisor starts it again the same way.
+        self.envs: dict[str, dict[str, str]] = {}
+        self.started_at: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}
+        self.restart_at: dict[str, float] = {}  # services waiting out their backoff
 
     def start(self, echo: Callable[[str], None] = print) -> dict[str, Any]:
         s = self.settings
@@ -184,6 +190,10 @@ class LocalStack:
             "GRIDWORK_HOST": s.host,
             "GRIDWORK_STREAM_REPLICAS": str(s.stream_replicas),
         }
+        if "GRIDWORK_OUTBOUND_ALLOWED_TARGETS" not in os.environ:
+            # A laptop's stack: its receivers (the demo's, a developer's) listen on loopback.  Compose
+            # sets nothing, so a deployment reaches public addresses only unless its operator says so.
+            env["GRIDWORK_OUTBOUND_ALLOWED_TARGETS"] = json.dumps(s.outbound_allowed_targets or list(LOOPBACK_TARGETS))
         logs = data / "logs"
         logs.mkdir(exist_ok=True)
         urls: dict[str, str] = {}
@@ -211,14 +221,8 @@ class LocalStack:
             if name in passwords:
                 # each service process knows its own password only
                 service_env.update(GRIDWORK_NATS_USER=name, GRIDWORK_NATS_PASSWORD=passwords[name])
-            log = open(logs / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=service_env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+            self.envs[name] = service_env
+            self._spawn(name)
             urls[name] = f"http://{s.host}:{port}"
         for name, url in urls.items():
             _wait_ready(name, url, self.procs[name], logs / f"{name}.log")
@@ -237,11 +241,50 @@ class LocalStack:
         (data / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2))
         return self.endpoints
 
+    def _spawn(self, name: str) -> None:
+        logs = self.settings.data_dir.resolve() / "logs"
+        with open(logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env=self.envs[name],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.started_at[name] = time.monotonic()
+
     def check(self) -> list[str]:
         """Names of services whose process has exited."""
         return [name for name, p in self.procs.items() if p.poll() is not None]
 
+    def supervise(self, echo: Callable[[str], None] = print) -> None:
+        """One round of supervision, as a process supervisor would: a service that exited is started
+        again after a backoff (1 s, doubling to :data:`RESTART_BACKOFF_MAX`; back to 1 s once it has
+        run for :data:`RESTART_STABLE_SECONDS`), with a log line each time."""
+        moment = time.monotonic()
+        for name in self.check():
+            if name in self.restart_at:
+                continue
+            proc = self.procs[name]
+            if moment - self.started_at.get(name, moment) >= RESTART_STABLE_SECONDS:
+                self.restarts[name] = 0  # it had been running well: this exit is a new story
+            tries = self.restarts.get(name, 0)
+            delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_INITIAL * 2**tries)
+            self.restart_at[name] = moment + delay
+            echo(
+                f"service {name} exited with {_exit_text(proc.returncode)}; restarting it in {delay:g} s "
+                f"(see {self.settings.data_dir / 'logs' / (name + '.log')})"
+            )
+        for name, when in list(self.restart_at.items()):
+            if moment < when:
+                continue
+            del self.restart_at[name]
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            self._spawn(name)
+            echo(f"service {name} restarted (pid {self.procs[name].pid}, restart {self.restarts[name]})")
+
     def stop(self, echo: Callable[[str], None] = print) -> None:
+        self.restart_at.clear()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -258,6 +301,22 @@ class LocalStack:
             self.pg.stop()
         (self.settings.data_dir / "endpoints.json").unlink(missing_ok=True)
         echo("stopped; data kept in " + str(self.settings.data_dir.resolve()))
+
+
+#: The supervisor's backoff before starting an exited service again: doubling from the first to the last.
+RESTART_BACKOFF_INITIAL = 1.0
+RESTART_BACKOFF_MAX = 30.0
+#: A service that ran this long before exiting starts again after the first backoff.
+RESTART_STABLE_SECONDS = 60.0
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"
 
 
 async def _prepare(settings: Settings) -> None:
@@ -311,10 +370,8 @@ def run_until_signalled(stack: LocalStack) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
-            for name in stack.check():
-                print(f"service {name} exited; see {stack.settings.data_dir / 'logs' / (name + '.log')}")
-                stack.procs.pop(name, None)
+        while not stop.wait(0.5):
+            stack.supervise()
     finally:
         stack.stop()
 

@@ -236,6 +236,8 @@ class HotlineOutbox:
         sent_at          timestamptz
     );
     CREATE INDEX IF NOT EXISTS outbox_due ON outbox (seq) WHERE sent_at IS NULL;
+    -- a row the hotline refused for good (a 4xx): kept with its reason, no longer tried
+    ALTER TABLE outbox ADD COLUMN IF NOT EXISTS dead_at timestamptz;
     """
 
     async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:

@@ -264,7 +264,7 @@ async def pending_deadlines(conn: Conn, keys: Sequence[tuple[str, str]]) -> dict
 async def feedback_of(conn: Conn, community: str, issue_id: str) -> list[dict[str, Any]]:
     """The status feedback owed or sent to the hotline for one work order, oldest first."""
     rows = await conn.fetch(
-        f"SELECT feedback_id, status, note, occurred_at, attempts, last_error, sent_at FROM {OUTBOX}.outbox "
+        f"SELECT feedback_id, status, note, occurred_at, attempts, last_error, sent_at, dead_at FROM {OUTBOX}.outbox "
         "WHERE community = $1 AND issue_id = $2 ORDER BY seq",
         community,
         issue_id,

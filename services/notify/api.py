@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import TOKEN_PATTERN, now, uuid7
+from shared.outbound import TargetRefused
 
 from . import handlers, queries
 from .bootstrap import NotifyDeps, deps
@@ -80,6 +81,7 @@ async def put_recipient(
     principal: Principal = Depends(require(*DIRECTORY_WRITERS)),
 ) -> dict[str, Any]:
     notify = deps(request)
+    await _admitted_targets(body, notify)
     entry, created = await handlers.put_recipient(PutRecipient(community, recipient_id, body), deps=notify)
     response.status_code = 201 if created else 200
     return entry
@@ -99,6 +101,24 @@ async def delete_recipient(
     notify = deps(request)
     await handlers.remove_recipient(RemoveRecipient(community, recipient_id), deps=notify)
     return Response(status_code=204)  # deleting what is gone is fine: DELETE is idempotent
+
+
+async def _admitted_targets(body: RecipientIn, notify: NotifyDeps) -> None:
+    """422 for a webhook or robot URL aimed inside (loopback, private, link-local, metadata), naming
+    the field.  A host that does not resolve now is accepted: each send checks again, at the
+    connection (:mod:`shared.outbound`)."""
+    policy = notify.settings.outbound_policy()
+    for name in ("webhook", "wecom"):
+        channel = getattr(body.channels, name)
+        if channel is None:
+            continue
+        try:
+            await policy.check_url(channel.url, timeout=2.0)
+        except TargetRefused as err:
+            if err.permanent:
+                raise Invalid(
+                    f"the {name} URL may not be reached: {err.reason}", field=f"channels.{name}.url"
+                ) from None
 
 
 class SecretRotation(BaseModel):

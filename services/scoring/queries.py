@@ -225,15 +225,15 @@ def _worker_row(r: asyncpg.Record, exp: Expectation, community: str | None = Non
         grid_id=r["grid_id"],
         attendance_days=r["attendance"],
         working_days=exp.working_days,
-        attendance_points=round(att, 4),
+        attendance_points=float(round(att, 4)),
         reception_entries=r["reception"],
-        reception_points=round(rec, 4),
-        award_points=round(award, 4),
-        quota_points=round(quota, 4),
+        reception_points=float(round(rec, 4)),
+        award_points=float(round(award, 4)),
+        quota_points=float(round(quota, 4)),
         items_met=met,
         items_due=exp.items_due,
         completion=round(min(1.0, met / exp.items_due), 4) if exp.items_due else None,
-        total=round(att + rec + award + quota, 4),
+        total=float(round(att + rec + award + quota, 4)),  # exact sums (numeric): equal scores are equal
     )
     return row
 

@@ -5,7 +5,9 @@ move to an operations address of its own (``GRIDWORK_METRICS_ADDRESS``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +53,48 @@ async def test_readyz_names_what_is_down_but_not_the_drivers_words() -> None:
     assert body["postgres"] is False and body["postgres_error"] == "ConnectionError"
     assert body["outboxes"] == [{"outbox": "_owed", "error": "RuntimeError"}]
     assert "gridwork_visits" not in r.text and "db.internal" not in r.text
+
+
+class _StuckPool:
+    """A pool whose every connection waits forever (a database that accepts and never answers)."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+class _StuckRunner:
+    """A projection whose status never comes (NATS away: a consumer-info request waits out its timeout)."""
+
+    def __init__(self, name: str) -> None:
+        self.projection = type("P", (), {"name": name})()
+
+    async def status(self) -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {}  # pragma: no cover
+
+
+async def _stuck(_runtime: Runtime[Any]) -> OutboxStatus:
+    await asyncio.Event().wait()
+    return OutboxStatus("stuck", 0)  # pragma: no cover
+
+
+async def test_readyz_answers_within_a_second_whatever_hangs() -> None:
+    spec: ServiceSpec[Any] = ServiceSpec(name="probe", title="Probe", description="a probe", outboxes=[_stuck])
+    app = create_app(spec, Settings(jwt_secret="x" * 64))
+    runtime = Runtime("probe", Settings(), _ConnectedNats(), _StuckPool(), store=None)  # type: ignore[arg-type]
+    runtime.runners = {n: _StuckRunner(n) for n in ("a", "b", "c", "d")}  # type: ignore[misc]
+    app.state.runtime = runtime
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+        started = time.monotonic()
+        r = await client.get("/readyz")
+        took = time.monotonic() - started
+    assert took < 1.2, took  # four projections and an outbox, each stuck: checked at once, each bounded
+    body = r.json()
+    assert r.status_code == 503 and body["postgres"] is False and body["postgres_error"] == "timeout"
+    assert body["projections"] == [{"projection": n, "error": "timeout"} for n in ("a", "b", "c", "d")]
+    assert body["outboxes"] == [{"outbox": "_stuck", "error": "timeout"}]
 
 
 class _CountingRunner:
@@ -121,3 +165,34 @@ async def test_a_side_server_serves_beside_the_main_one_and_an_address_in_use_is
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{server.port}/metrics")
+
+
+async def test_a_database_away_is_a_503_with_retry_after_whatever_the_driver_calls_it() -> None:
+    """#15 item 17: the socket gone, the server not accepting connections yet or shutting down, too
+    many connections, the driver's connection closed, a pool acquire timing out."""
+    import asyncpg
+    from fastapi import APIRouter
+
+    errors: dict[str, Exception] = {
+        "gone": asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        "starting": asyncpg.CannotConnectNowError("the database system is starting up"),
+        "shutdown": asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        "crash": asyncpg.CrashShutdownError("terminating connection because of crash of another server process"),
+        "full": asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        "closed": asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        "acquire": TimeoutError(),
+        "reset": ConnectionResetError(LEAK),
+    }
+    router = APIRouter()
+
+    @router.get("/fail/{what}")
+    async def fail(what: str) -> None:
+        raise errors[what]
+
+    spec: ServiceSpec[Any] = ServiceSpec(name="probe", title="Probe", description="a probe", routers=[router])
+    app = create_app(spec, Settings(jwt_secret="x" * 64))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+        for what in errors:
+            r = await client.get(f"/fail/{what}")
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1", (what, r.text)
+            assert r.json()["error"]["code"] == "unavailable" and LEAK not in r.text

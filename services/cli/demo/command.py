@@ -63,9 +63,7 @@ async def _demo_main(stack: Any, port: int, args: argparse.Namespace, console: C
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            for name in stack.check():
-                console.print(f"service {name} exited; see {stack.settings.data_dir / 'logs' / (name + '.log')}")
-                stack.procs.pop(name, None)
+            stack.supervise(echo=console.print)  # a service that exits is started again
     finally:
         await receiver.stop()
 

@@ -179,6 +179,27 @@ async def report_issue(
     place = body.place
     if principal.role == "grid_worker" and place.grid is None and principal.grid:
         place = place.model_copy(update={"grid": principal.grid})
+    meta = _meta(principal, community, body.occurred_at)
+    # Everything that reads PostgreSQL comes before the event is stored (#15 item 17): once it is,
+    # the answer is a success — a database failing after the append would make a 5xx mean "stored".
+    # The likely duplicates are those of the issue as it will be (same category, place, time).
+    provisional = IssueState(
+        issue_id=issue_id,
+        community=community,
+        category=body.category,
+        subcategory=body.subcategory,
+        place=place,
+        reported_at=meta.at,
+    )
+    async with deps.pool.acquire() as conn:
+        duplicates = await queries.possible_duplicates(
+            conn,
+            provisional,
+            days=deps.settings.issues_duplicate_days,
+            radius_m=deps.settings.issues_duplicate_radius_m,
+            visible_to=principal,
+        )
+    similar = await deps.vault.reveal(community, [issue_view(d) for d in duplicates])
     command = ReportIssue(
         issue_id=issue_id,
         category=body.category,
@@ -196,20 +217,16 @@ async def report_issue(
         community=community,
         issue_id=issue_id,
         command=command,
-        meta=_meta(principal, community, body.occurred_at),
+        meta=meta,
         expected_revision=0,
     )
     if outcome.duplicate:
         response.status_code = 200
-    async with deps.pool.acquire() as conn:
-        duplicates = await queries.possible_duplicates(
-            conn,
-            outcome.state,
-            days=deps.settings.issues_duplicate_days,
-            radius_m=deps.settings.issues_duplicate_radius_m,
-            visible_to=principal,
-        )
-    answer = {**outcome_view(outcome), "possible_duplicates": [issue_view(d) for d in duplicates]}
+    answer = {**outcome_view(outcome), "possible_duplicates": similar}
+    if not outcome.duplicate:
+        return answer  # the new issue's texts are as the caller typed them: nothing to read back
+    # A retry of a report stored before: its state is read back with the texts sealed, and a
+    # failure here is a 503 the client answers by sending the same report again (it is idempotent).
     revealed: dict[str, Any] = await deps.vault.reveal(community, answer)
     return revealed
 

@@ -21,6 +21,7 @@ import stamina
 import structlog
 
 from shared.events import now
+from shared.outbound import MAX_ANSWER_BYTES, TargetRefused
 from shared.service import DUE_SOON_SECONDS, OutboxStatus, Runtime
 
 from ..bootstrap import IssuesDeps
@@ -33,10 +34,47 @@ from ..settings import IssuesSettings
 log = structlog.get_logger("gridwork.issues.hotline")
 
 
+#: Answers worth another try; any other 3xx or 4xx is the hotline's final word (redirects are not followed).
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+class _Undelivered(Exception):
+    """The hotline did not take a feedback row in this round (``tries`` POSTs were made).
+
+    ``reason`` is short and classified ("HTTP 503", "ConnectError", "target refused (…)"), never the
+    hotline's or the HTTP library's own text; ``permanent``: trying again will not help.
+    """
+
+    def __init__(self, tries: int, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.tries = tries
+        self.reason = reason
+        self.permanent = permanent
+
+
+class _Refused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+async def _post_once(client: httpx.AsyncClient, url: str, payload: dict, headers: dict[str, str]) -> None:
+    """One POST; reads at most :data:`MAX_ANSWER_BYTES` of the answer, raises on anything but a 2xx."""
+    async with client.stream("POST", url, json=payload, headers=headers, follow_redirects=False) as reply:
+        read = 0
+        async for chunk in reply.aiter_raw():
+            read += len(chunk)
+            if read > MAX_ANSWER_BYTES:
+                break  # the rest is never read; the connection is closed with the stream
+        if not 200 <= reply.status_code < 300:
+            raise _Refused(reply.status_code)
+
+
 async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncpg.Record, note: str | None) -> int:
     """POST one feedback row (``note``: its note with the vault's texts revealed), retrying with
-    backoff (stamina); returns the attempts it took."""
+    backoff (stamina) what may pass; returns the attempts it took."""
     assert settings.hotline_callback_url
+    url = settings.hotline_callback_url
     payload = {
         "feedback_id": row["feedback_id"],
         "order_no": row["order_no"],
@@ -51,8 +89,12 @@ async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncp
         headers["Authorization"] = f"Bearer {settings.hotline_callback_token}"
     tries = 0
     try:
+        await settings.outbound_policy().check_url(url)
         async for attempt in stamina.retry_context(
-            on=httpx.HTTPError,
+            on=lambda err: (
+                isinstance(err, httpx.HTTPError)
+                or (isinstance(err, _Refused) and (err.status >= 500 or err.status in RETRYABLE_STATUSES))
+            ),
             attempts=settings.hotline_retry_attempts,
             timeout=None,
             wait_initial=settings.hotline_retry_wait_initial,
@@ -61,22 +103,19 @@ async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncp
         ):
             with attempt:
                 tries += 1
-                reply = await client.post(settings.hotline_callback_url, json=payload, headers=headers)
-                reply.raise_for_status()
+                await _post_once(client, url, payload, headers)
+    except TargetRefused as err:
+        raise _Undelivered(tries, f"target refused ({err.reason})", permanent=err.permanent) from None
+    except _Refused as err:
+        HOTLINE_FEEDBACK.labels("failed").inc(tries)
+        retryable = err.status >= 500 or err.status in RETRYABLE_STATUSES
+        raise _Undelivered(tries, f"HTTP {err.status}", permanent=not retryable) from None
     except httpx.HTTPError as err:
         HOTLINE_FEEDBACK.labels("failed").inc(tries)
-        raise _Undelivered(tries, err) from err
+        raise _Undelivered(tries, type(err).__name__) from None
     HOTLINE_FEEDBACK.labels("failed").inc(tries - 1)
     HOTLINE_FEEDBACK.labels("delivered").inc()
     return tries
-
-
-class _Undelivered(Exception):
-    """The hotline did not take a feedback row in this round (``tries`` POSTs were made)."""
-
-    def __init__(self, tries: int, err: Exception) -> None:
-        super().__init__(repr(err))
-        self.tries = tries
 
 
 async def deliver_feedback_once(client: httpx.AsyncClient, *, deps: IssuesDeps, limit: int = 20) -> int:
@@ -88,9 +127,10 @@ async def deliver_feedback_once(client: httpx.AsyncClient, *, deps: IssuesDeps, 
     async with deps.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             f"""SELECT o.* FROM {OUTBOX}.outbox o
-                WHERE o.sent_at IS NULL AND o.next_attempt_at <= now()
+                WHERE o.sent_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= now()
                   AND NOT EXISTS (SELECT 1 FROM {OUTBOX}.outbox e WHERE e.community = o.community
-                                  AND e.issue_id = o.issue_id AND e.sent_at IS NULL AND e.seq < o.seq)
+                                  AND e.issue_id = o.issue_id AND e.sent_at IS NULL AND e.dead_at IS NULL
+                                  AND e.seq < o.seq)
                 ORDER BY o.seq LIMIT $1 FOR UPDATE SKIP LOCKED""",
             limit,
         )
@@ -102,20 +142,23 @@ async def deliver_feedback_once(client: httpx.AsyncClient, *, deps: IssuesDeps, 
                 total = row["attempts"] + err.tries
                 wait = min(settings.hotline_retry_wait_max, settings.hotline_retry_wait_initial * 2 ** min(total, 16))
                 await conn.execute(
-                    f"UPDATE {OUTBOX}.outbox SET attempts = $2, last_error = $3, next_attempt_at = $4 "
-                    "WHERE feedback_id = $1",
+                    f"UPDATE {OUTBOX}.outbox SET attempts = $2, last_error = $3, next_attempt_at = $4, "
+                    "dead_at = CASE WHEN $5 THEN now() END WHERE feedback_id = $1",
                     row["feedback_id"],
                     total,
-                    str(err)[:1000],
+                    err.reason,
                     now() + timedelta(seconds=wait),
+                    err.permanent,
                 )
                 log.warning(
-                    "hotline_feedback_failed",
+                    "hotline_feedback_refused" if err.permanent else "hotline_feedback_failed",
                     order_no=row["order_no"],
                     status=row["status"],
                     attempts=total,
-                    error=str(err),
+                    error=err.reason,
                 )
+                if err.permanent:
+                    continue  # the hotline refused this one for good: it is kept, dead, and the next goes
                 break  # the hotline is unreachable: later rows wait for the next round
             total = row["attempts"] + tries
             meta = CommandMeta(
@@ -158,12 +201,13 @@ async def hotline_feedback_outbox(runtime: Runtime[IssuesDeps]) -> OutboxStatus:
     deps = runtime.deps
     async with deps.pool.acquire(timeout=2) as conn:
         row = await conn.fetchrow(
-            f"SELECT count(*) FILTER (WHERE next_attempt_at <= soon.at) AS due, "
-            f"count(*) FILTER (WHERE next_attempt_at > soon.at) AS later "
+            f"SELECT count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at <= soon.at) AS due, "
+            f"count(*) FILTER (WHERE dead_at IS NULL AND next_attempt_at > soon.at) AS later, "
+            f"count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead "
             f"FROM {OUTBOX}.outbox, (SELECT now() + make_interval(secs => $1) AS at) soon WHERE sent_at IS NULL",
             DUE_SOON_SECONDS,
         )
     assert row is not None  # an aggregate query always returns its row
     if not deps.settings.hotline_callback_url:
-        return OutboxStatus("hotline_feedback", 0, held=row["due"] + row["later"])
-    return OutboxStatus("hotline_feedback", row["due"], scheduled=row["later"])
+        return OutboxStatus("hotline_feedback", 0, held=row["due"] + row["later"], dead=row["dead"])
+    return OutboxStatus("hotline_feedback", row["due"], scheduled=row["later"], dead=row["dead"])

@@ -20,6 +20,7 @@ from .base import (
     Sender,
     http_error,
     redact,
+    refused,
     transport_error,
 )
 from .email import EmailSender
@@ -36,16 +37,19 @@ __all__ = [
     "build_senders",
     "http_error",
     "redact",
+    "refused",
     "transport_error",
 ]
 
 
 def build_senders(settings: NotifySettings, client: aiohttp.ClientSession) -> dict[str, Sender]:
-    """One sender per channel, sharing one pooled HTTP client session."""
+    """One sender per channel, sharing one pooled HTTP client session (whose connector should be
+    :func:`shared.outbound.guarded_connector`'s: the senders check literal addresses themselves)."""
+    policy = settings.outbound_policy()
     senders: list[Sender] = [
-        WebhookSender(client),
-        WecomSender(client),
+        WebhookSender(client, policy),
+        WecomSender(client, policy),
         EmailSender(settings),
-        SmsSender(client, settings),
+        SmsSender(client, settings, policy),
     ]
     return {s.name: s for s in senders}

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from shared.outbound import TargetRefused
+
 
 @dataclass(frozen=True)
 class Message:
@@ -103,6 +105,12 @@ def transport_error(channel: str, err: BaseException) -> DeliveryError:
     carries its key.
     """
     return DeliveryError(f"{channel}: {type(err).__name__}")
+
+
+def refused(channel: str, err: TargetRefused) -> DeliveryError:
+    """A target the outbound policy does not admit (:mod:`shared.outbound`): never called, so ``tried``
+    is False; permanent unless its host merely did not resolve."""
+    return DeliveryError(f"{channel}: target refused ({err.reason})", permanent=err.permanent, tried=False)
 
 
 #: What a failed HTTP exchange raises (connection refused, reset, timed out, bad answer).

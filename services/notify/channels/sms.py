@@ -17,8 +17,10 @@ import json
 
 import aiohttp
 
+from shared.outbound import OutboundPolicy, TargetRefused, read_capped
+
 from ..settings import NotifySettings
-from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, refused, transport_error
 
 SMS_LIMIT = 500
 
@@ -26,8 +28,9 @@ SMS_LIMIT = 500
 class SmsSender:
     name = "sms"
 
-    def __init__(self, client: aiohttp.ClientSession, settings: NotifySettings) -> None:
+    def __init__(self, client: aiohttp.ClientSession, settings: NotifySettings, policy: OutboundPolicy) -> None:
         self.client = client
+        self.policy = policy
         self.url = settings.notify_sms_gateway_url
         self.token = settings.notify_sms_gateway_token
 
@@ -48,11 +51,14 @@ class SmsSender:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
+            self.policy.check_literal(self.url)
             async with self.client.post(
-                self.url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers
+                self.url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                await response.read()
+                await read_capped(response)
+        except TargetRefused as err:
+            raise refused("sms", err) from None
         except TRANSPORT_ERRORS as err:
             raise transport_error("sms", err) from None
         if not 200 <= status < 300:

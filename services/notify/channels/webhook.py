@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from shared.outbound import OutboundPolicy, TargetRefused, read_capped
+
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, refused, transport_error
 
 HDR_DELIVERY = "Gridwork-Delivery"
 HDR_TIMESTAMP = "Gridwork-Timestamp"
@@ -131,8 +133,9 @@ class WebhookSender:
 
     name = "webhook"
 
-    def __init__(self, client: aiohttp.ClientSession) -> None:
+    def __init__(self, client: aiohttp.ClientSession, policy: OutboundPolicy) -> None:
         self.client = client
+        self.policy = policy
 
     async def send(self, message: Message, address: Address) -> None:
         if not address.webhook_url or not address.webhook_secrets:
@@ -141,9 +144,14 @@ class WebhookSender:
         headers = sign(body, address.webhook_secrets, delivery_id=message.notification_id)
         headers["Content-Type"] = "application/json; charset=utf-8"
         try:
-            async with self.client.post(address.webhook_url, data=body, headers=headers) as response:
+            self.policy.check_literal(address.webhook_url)
+            async with self.client.post(
+                address.webhook_url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
-                await response.read()  # drained, so the connection goes back to the pool
+                await read_capped(response)  # drained (up to a cap), so the connection goes back to the pool
+        except TargetRefused as err:
+            raise refused("webhook", err) from None
         except TRANSPORT_ERRORS as err:
             raise transport_error("webhook", err) from None
         if not 200 <= status < 300:

@@ -17,7 +17,9 @@ import json
 
 import aiohttp
 
-from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, transport_error
+from shared.outbound import OutboundPolicy, TargetRefused, read_capped
+
+from .base import TRANSPORT_ERRORS, Address, DeliveryError, Message, http_error, refused, transport_error
 
 MARKDOWN_LIMIT = 4096
 RETRYABLE_ERRCODES = {-1, 45009}
@@ -39,19 +41,26 @@ def robot_body(message: Message) -> dict:
 class WecomSender:
     name = "wecom"
 
-    def __init__(self, client: aiohttp.ClientSession) -> None:
+    def __init__(self, client: aiohttp.ClientSession, policy: OutboundPolicy) -> None:
         self.client = client
+        self.policy = policy
 
     async def send(self, message: Message, address: Address) -> None:
         if not address.wecom_url:
             raise DeliveryError("wecom: recipient has no robot configured", permanent=True, tried=False)
         body = json.dumps(robot_body(message), ensure_ascii=False).encode()
         try:
+            self.policy.check_literal(address.wecom_url)
             async with self.client.post(
-                address.wecom_url, data=body, headers={"Content-Type": "application/json; charset=utf-8"}
+                address.wecom_url,
+                data=body,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                allow_redirects=False,
             ) as response:
                 status = response.status
-                raw = await response.read()
+                raw = await read_capped(response)
+        except TargetRefused as err:
+            raise refused("wecom", err) from None
         except TRANSPORT_ERRORS as err:
             raise transport_error("wecom", err) from None
         if status != 200:

@@ -43,6 +43,7 @@ import structlog
 
 from shared.events import now
 from shared.events.notify import NotificationSent
+from shared.outbound import guarded_connector
 from shared.service import DUE_SOON_SECONDS, OutboxStatus, Runtime
 
 from ..bootstrap import NotifyDeps
@@ -96,6 +97,12 @@ SET state = 'delivered', attempts = m.attempts, version = m.version, last_seq = 
 FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[]) AS m(notification_id, attempts, version, last_seq)
 WHERE d.notification_id = m.notification_id
 """
+
+
+def unexpected(channel: str, stage: str, err: BaseException) -> DeliveryError:
+    """A failure no channel classified: retryable, named by its class only (its text may quote the
+    message or the address)."""
+    return DeliveryError(f"{channel}: {stage} failed ({type(err).__name__})", tried=False)
 
 
 @dataclass
@@ -152,7 +159,10 @@ class DeliveryWorker:
         s = self.settings
         # aiohttp rather than httpx here: on the delivery hot path its client costs a tenth as much
         # per request, and its pool does not slow down as connections grow (see the notify README).
-        connector = aiohttp.TCPConnector(limit=s.notify_concurrency, limit_per_host=min(s.notify_concurrency, 32))
+        # Every connection goes to an address the outbound policy admits (no webhook aimed inside).
+        connector = guarded_connector(
+            s.outbound_policy(), limit=s.notify_concurrency, limit_per_host=min(s.notify_concurrency, 32)
+        )
         timeout = aiohttp.ClientTimeout(total=s.notify_send_timeout_seconds)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             self.senders = build_senders(s, client)
@@ -288,6 +298,14 @@ class DeliveryWorker:
             if not job.done:
                 await self._release(job)
             raise
+        except Exception as err:
+            # Whatever went wrong, the row must not stay leased to be claimed again forever: count
+            # the try (the budget then ends it, dead) if the record can be written now; if it cannot
+            # (the database or NATS away), the lease runs out and the history decides.
+            log.error("delivery_failed_unexpectedly", notification_id=job.id, error=type(err).__name__)
+            if not job.done:
+                with contextlib.suppress(Exception):
+                    await self._fail(job, unexpected(job.row["channel"], "delivery", err), now())
 
     async def _attempts(self, job: Job) -> None:
         s = self.settings
@@ -298,6 +316,9 @@ class DeliveryWorker:
             message, address = self._prepare(row, facts)
         except DeliveryError as err:
             await self._record_failure(job, err, now(), final=True)
+            return
+        except Exception as err:  # a message that cannot be built: a failed try, within the budget
+            await self._fail(job, unexpected(row["channel"], "preparing", err), now())
             return
         sender = self.senders[row["channel"]]
         budget = s.notify_max_attempts - (job.attempts - row["budget_from"])
@@ -344,13 +365,16 @@ class DeliveryWorker:
         started = now()
         try:
             await sender.send(message, address)
-        except DeliveryError as err:
+        except Exception as exc:
+            # A channel's own DeliveryError, or anything else it raised (a header the mail library
+            # refuses, a bug): a failed try either way, so a poison message ends dead, never re-claimed.
+            err = exc if isinstance(exc, DeliveryError) else unexpected(sender.name, "sending", exc)
             err.message = redact(err.message, address.secrets())
             spent = job.attempts + 1 - job.row["budget_from"]
             final = err.permanent or spent >= self.settings.notify_max_attempts
             await self._record_failure(job, err, started, final=final)
             if not final:
-                raise
+                raise err from None
             return
         await self._record_success(job, started, now())
 
@@ -454,6 +478,14 @@ class DeliveryWorker:
             attempt=attempt,
             error=err.message,
         )
+
+    async def _fail(self, job: Job, err: DeliveryError, started: datetime) -> None:
+        """Record a failed try outside the burst: dead when permanent or the budget is spent, else later."""
+        spent = job.attempts + 1 - job.row["budget_from"]
+        final = err.permanent or spent >= self.settings.notify_max_attempts
+        await self._record_failure(job, err, started, final=final)
+        if not final:
+            await self._reschedule(job)
 
     async def _reschedule(self, job: Job) -> None:
         """The burst failed: back to pending after a persistent, jittered, growing backoff."""

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from shared.db import Conn
@@ -42,10 +43,19 @@ class _Standing:
         self.attendance = 0
         self.reception = 0
         self.items_met = 0
-        self.attendance_points = 0.0
-        self.reception_points = 0.0
-        self.award_points = 0.0
-        self.quota_points = 0.0
+        self.attendance_points = ZERO
+        self.reception_points = ZERO
+        self.award_points = ZERO
+        self.quota_points = ZERO
+
+
+ZERO = Decimal(0)
+
+
+def exact(x: float) -> Decimal:
+    """A rulebook's or an event's points as the decimal they were written as (0.1 is 0.1, not
+    0.1000000000000000055…), rounded to 6 places like the standings' deltas in FOLD."""
+    return round(Decimal(repr(float(x))), 6)
 
 
 class FoldBatch:
@@ -211,7 +221,7 @@ class FoldBatch:
         book = self.rules.for_community(community)
         info = day_info(day_key)
         for row in self._standings(community, d["worker_id"], info.day, info.month_start):
-            row.award_points += float(d["points"]) * book.evaluation.award_weight
+            row.award_points += round(exact(d["points"]) * exact(book.evaluation.award_weight), 6)
 
     # ------------------------------------------------------------ per batch (one statement per table)
 
@@ -225,7 +235,7 @@ class FoldBatch:
             info = day_info(day_key)
             for row in self._standings(community, worker, info.day, info.month_start):
                 row.reception += n
-                row.reception_points += n * points
+                row.reception_points += n * exact(points)
         self.standing_rows = [
             (
                 *k,

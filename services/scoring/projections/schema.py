@@ -91,12 +91,27 @@ CREATE TABLE IF NOT EXISTS standing (
     attendance         integer NOT NULL DEFAULT 0,
     reception          integer NOT NULL DEFAULT 0,
     items_met          integer NOT NULL DEFAULT 0,
-    attendance_points  float8  NOT NULL DEFAULT 0,
-    reception_points   float8  NOT NULL DEFAULT 0,
-    award_points       float8  NOT NULL DEFAULT 0,
-    quota_points       float8  NOT NULL DEFAULT 0,
+    attendance_points  numeric NOT NULL DEFAULT 0,
+    reception_points   numeric NOT NULL DEFAULT 0,
+    award_points       numeric NOT NULL DEFAULT 0,
+    quota_points       numeric NOT NULL DEFAULT 0,
     PRIMARY KEY (community, grain, day, worker_id)
 ) WITH (fillfactor = 80);
+-- Points are exact (#15 item 20): standings add up numeric deltas, each rounded to 6 decimals, so
+-- the sum does not depend on how the events were batched (a float8 sum drifted: 86.89999999999974
+-- live against 86.9 replayed, and equal scores ranked apart).  A schema made before: converted once.
+DO $$
+BEGIN
+    IF (SELECT data_type FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'standing' AND column_name = 'quota_points')
+       = 'double precision' THEN
+        ALTER TABLE standing
+            ALTER COLUMN attendance_points TYPE numeric USING round(attendance_points::numeric, 6),
+            ALTER COLUMN reception_points TYPE numeric USING round(reception_points::numeric, 6),
+            ALTER COLUMN award_points TYPE numeric USING round(award_points::numeric, 6),
+            ALTER COLUMN quota_points TYPE numeric USING round(quota_points::numeric, 6);
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS figures (
     community          text    NOT NULL,
     year               integer NOT NULL,
@@ -209,8 +224,8 @@ CREATE TEMP TABLE IF NOT EXISTS _fold_add ({_ITEM_INPUT.format(measure="num floa
     ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _fold_dist ({_ITEM_INPUT.format(measure="vals text")}) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _fold_standing (community text, grain text, day date, worker_id text,
-    attendance integer, reception integer, items_met integer, attendance_points float8, reception_points float8,
-    award_points float8, quota_points float8) ON COMMIT DELETE ROWS;
+    attendance integer, reception integer, items_met integer, attendance_points numeric, reception_points numeric,
+    award_points numeric, quota_points numeric) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _fold_issue (community text, issue_id text, category text, level text, open boolean)
     ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _fold_household_key (community text, household_id text) ON COMMIT DELETE ROWS;
@@ -294,8 +309,8 @@ WITH add_in AS (
            (a.points IS NOT NULL AND ch.target IS NOT NULL AND coalesce(ch.prev_num, 0) = 0 AND ch.num > 0)
                AS attended,
            CASE WHEN ch.indicator THEN 0 ELSE ch.met::int - coalesce(ch.prev_met, false)::int END AS met_delta,
-           ch.points - coalesce(ch.prev_points, 0) AS points_delta,
-           coalesce(a.points, 0) AS att_points
+           round(ch.points::numeric, 6) - round(coalesce(ch.prev_points, 0)::numeric, 6) AS points_delta,
+           round(coalesce(a.points, 0)::numeric, 6) AS att_points
     FROM changed AS ch
     LEFT JOIN attendance AS a ON a.rulebook = ch.rulebook AND a.item = ch.item
     CROSS JOIN LATERAL (VALUES ('d', ch.due), ('m', date_trunc('month', ch.due)::date)) AS g(grain, day)
@@ -303,8 +318,8 @@ WITH add_in AS (
     DELETE FROM pg_temp._fold_standing RETURNING *
 ), deltas AS (
     SELECT community, grain, day, worker_id, attended::int AS attendance, 0 AS reception, met_delta AS items_met,
-           CASE WHEN attended THEN att_points ELSE 0 END AS attendance_points, 0::float8 AS reception_points,
-           0::float8 AS award_points, points_delta AS quota_points
+           CASE WHEN attended THEN att_points ELSE 0 END AS attendance_points, 0::numeric AS reception_points,
+           0::numeric AS award_points, points_delta AS quota_points
     FROM item_deltas WHERE attended OR met_delta <> 0 OR points_delta <> 0
     UNION ALL
     SELECT * FROM standing_in

@@ -93,6 +93,48 @@ async def test_a_poison_message_is_dead_lettered_and_the_projection_moves_on(env
     row = await pool.fetchrow("SELECT * FROM dead_letters WHERE projection = 'activity'")
     assert row["stream_seq"] == 11
 
+    # A replay works past it (#15 item 19): the dead-lettered event is skipped and reported, the
+    # rest rebuilt, and it stays held as a dead letter (the read model still lacks it).
+    result = await replay(EventCountsProjection(), nc=nc, pool=pool, settings=settings, batch=4)
+    assert result["schema"] == "proj_activity" and result["events"] == 20
+    assert [(s["seq"], s["type"]) for s in result["skipped"]] == [(11, "VisitLogged")]
+    assert await total(pool) == 20 and not await _schemas(pool, "proj_activity__%")
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters WHERE projection = 'activity'") == 1
+
+    # A replay that fails on an event the live projection folded stops, and leaves no schema behind.
+    with pytest.raises(RuntimeError, match="seq 5"):
+        await replay(_FailsAt(5), nc=nc, pool=pool, settings=settings, batch=4)
+    assert not await _schemas(pool, "proj_activity__%") and await total(pool) == 20
+
+    # Fixed (here: the poison message understood), a replay folds it and the dead letter is cleared.
+    result = await replay(_Tolerant(), nc=nc, pool=pool, settings=settings, batch=4)
+    assert result["skipped"] == [] and result["events"] == 21  # the poison folds (to nothing) now
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters WHERE projection = 'activity'") == 0
+
+
+class _FailsAt(EventCountsProjection):
+    """The activity projection with a bug that bites at one stream sequence."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__()
+        self.seq = seq
+
+    async def apply(self, conn, events):  # type: ignore[no-untyped-def]
+        if any(e.seq == self.seq for e in events):
+            raise RuntimeError(f"seq {self.seq}")
+        await super().apply(conn, events)
+
+
+class _Tolerant(EventCountsProjection):
+    """The activity projection fixed: a message it cannot decode is passed over, not an error."""
+
+    async def apply(self, conn, events):  # type: ignore[no-untyped-def]
+        await super().apply(conn, [e for e in events if e.data != b"{not json"])
+
+
+async def _schemas(pool: asyncpg.Pool, like: str) -> list[str]:
+    return [r["nspname"] for r in await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", like)]
+
 
 async def _status_at(runner: ProjectionRunner, seq: int) -> bool:
     return (await runner.status())["checkpoint"] >= seq

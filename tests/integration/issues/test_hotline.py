@@ -27,6 +27,8 @@ class HotlineReceiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.received: list[dict[str, Any]] = []
+        #: status → the HTTP status the platform answers a feedback with (it refuses that one)
+        self.refuse: dict[str, int] = {}
         self.server: uvicorn.Server | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -45,8 +47,11 @@ class HotlineReceiver:
         self.received.append(
             {**json.loads(body), "_key": headers.get("idempotency-key"), "_auth": headers.get("authorization")}
         )
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b'{"code": 0}'})
+        answer = self.refuse.get(self.received[-1]["status"], 200)
+        await send(
+            {"type": "http.response.start", "status": answer, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": b'{"code": 0}' if answer == 200 else b'{"msg": "internal"}'})
 
     async def start(self) -> None:
         config = uvicorn.Config(self, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
@@ -219,3 +224,50 @@ async def test_the_work_order_deadlines_drive_the_escalation_timers(service: Ser
         ("overdue", "building", "compound"),
         ("overdue", "compound", "community"),
     ]
+
+
+async def test_a_feedback_the_hotline_refuses_is_kept_dead_and_the_next_one_goes(
+    settings: Settings, receiver: HotlineReceiver
+) -> None:
+    await receiver.start()
+    receiver.refuse["accepted"] = 400  # the platform will never take this one
+    s = make_settings(settings, hotline_callback_url=receiver.url, hotline_retry_attempts=4)
+    app = build_app(s)
+    async with running(app) as client:
+        service = Service(client, app, s)
+        hotline = service.token("hotline")
+        assert (await client.post(ORDERS, json=work_order("GD20250414005"), headers=hotline)).status_code == 201
+        issue = "hl-GD20250414005"
+        v = (await service.act(issue, "accept", 2))["version"]
+        await service.act(issue, "assign", v, assignee_kind="volunteer_team", assignee_id="dog-walkers")
+
+        async def settled() -> list[dict]:
+            feedback = (await client.get(f"{ORDERS}/GD20250414005", headers=hotline)).json()["feedback"]
+            return feedback if len(feedback) == 2 and feedback[1]["sent_at"] else []
+
+        accepted, _assigned = await eventually(settled, timeout=30, what="the next feedback past the refused one")
+        # a 4xx is the platform's final word: one POST, its status as the reason, no text of its answer
+        assert (accepted["attempts"], accepted["last_error"], accepted["sent_at"]) == (1, "HTTP 400", None)
+        assert accepted["dead_at"] is not None
+        assert receiver.statuses("GD20250414005") == ["accepted", "assigned"]
+        owed = (await client.get("/readyz")).json()["outboxes"]
+        assert owed == [{"outbox": "hotline_feedback", "pending": 0, "scheduled": 0, "held": 0, "dead": 1}]
+
+
+async def test_a_hotline_address_inside_is_not_called(settings: Settings, receiver: HotlineReceiver) -> None:
+    await receiver.start()
+    s = make_settings(settings, hotline_callback_url=receiver.url, outbound_allowed_targets=[])
+    app = build_app(s)
+    async with running(app) as client:
+        service = Service(client, app, s)
+        hotline = service.token("hotline")
+        assert (await client.post(ORDERS, json=work_order("GD20250414006"), headers=hotline)).status_code == 201
+        await service.act("hl-GD20250414006", "accept", 2)
+
+        async def dead() -> dict:
+            feedback = (await client.get(f"{ORDERS}/GD20250414006", headers=hotline)).json()["feedback"]
+            return feedback[0] if feedback and feedback[0]["dead_at"] else {}
+
+        row = await eventually(dead, timeout=30, what="the feedback refused")
+        assert (row["attempts"], row["last_error"]) == (0, "target refused (loopback address)")
+        assert receiver.received == []

@@ -145,7 +145,9 @@ async def test_a_notifications_detail_shows_each_try_its_error_and_the_acknowled
         async def detail() -> dict:
             r = await client.get(f"{BASE}/notifications/{nid}", headers=secretary)
             found = r.json()
-            return found if found["deliveries"] and found["deliveries"][-1]["outcome"] == "delivered" else {}
+            # the row's state is marked by a group commit just after the try's events: wait for both
+            delivered = found["deliveries"] and found["deliveries"][-1]["outcome"] == "delivered"
+            return found if delivered and found["state"] == "delivered" else {}
 
         found = await eventually(detail, timeout=30, what="the delivered try in the detail")
         assert found["kind"] == "escalation" and found["test"] is False and found["state"] == "delivered"

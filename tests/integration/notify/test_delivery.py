@@ -231,3 +231,49 @@ async def _count(receiver: LocalReceiver, path: str, n: int, at_least: bool = Fa
 async def _events(store, settings, event_type, n):  # type: ignore[no-untyped-def]
     events = await notify_events(store, settings, event_type)
     return events if len(events) == n else None
+
+
+async def test_a_message_that_cannot_be_sent_ends_dead_with_its_reason_never_in_a_loop(
+    settings: Settings, receiver: LocalReceiver, smtp: Inbox, feed: EventStore
+) -> None:
+    # An Open311 compound with a CR/LF becomes the e-mail's subject: the mail library refuses the
+    # header (a ValueError, which no channel classifies).  Each try counts; the budget ends it, dead.
+    config = notify_settings_for(settings, receiver, smtp, notify_max_attempts=3, notify_lease_seconds=5)
+    secretary = auth(config, "secretary", community=COMMUNITY)
+    app = build_app(config)
+    async with running(app) as client:
+        body = {
+            "kind": "property_management",
+            "name": "物业",
+            "channels": {"email": {"address": "wuye@bairuijing.test"}},
+        }
+        response = await client.put(f"/v1/communities/{COMMUNITY}/recipients/property", json=body, headers=secretary)
+        assert response.status_code == 201, response.text
+        clutter = reported(
+            "clutter-crlf",
+            "safety_hazards",
+            "stairwell_clutter",
+            "楼道堆物",
+            place=Place(compound="百瑞景\r\nBcc: someone@elsewhere.test", phase="4", building="4"),
+            when=at("2025-04-15 09:10"),
+        )
+        await report_and_escalate(
+            feed,
+            clutter,
+            escalated(clutter, to_level="compound", target="property_management", when=at("2025-04-15 09:20")),
+        )
+
+        async def dead() -> list[dict]:
+            rows = (
+                await client.get(
+                    f"/v1/communities/{COMMUNITY}/notifications", params={"state": "dead"}, headers=secretary
+                )
+            ).json()["notifications"]
+            return rows
+
+        [row] = await eventually(dead, timeout=30, what="the poison notification dead")
+        assert row["attempts"] == 3 and row["last_error"] == "email: sending failed (ValueError)"
+        [dead_letter] = await notify_events(feed, config, "NotificationDeadLettered")
+        assert dead_letter.data.error == "email: sending failed (ValueError)" and dead_letter.data.attempt == 3
+        assert len(await notify_events(feed, config, "NotificationFailed")) == 3
+        assert smtp.messages == []

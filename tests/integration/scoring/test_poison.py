@@ -44,3 +44,8 @@ async def test_a_poison_visit_mid_batch_is_dead_lettered_and_every_other_visit_c
         assert row["reception_entries"] == 8  # every good visit once, the poison none
         figures = await pool.fetchval("SELECT visits FROM proj_scoring.figures WHERE year = 2025")
         assert figures == 8
+        # /readyz shows it: still serving (200), but degraded, and which projection holds how many (#15 item 18)
+        response = await svc.client.get("/readyz")
+        ready = response.json()
+        assert response.status_code == 200 and ready["status"] == "degraded" and ready["dead_letters"] == 1
+        assert [(p["projection"], p["dead_letters"]) for p in ready["projections"]] == [("scoring", 1)]
