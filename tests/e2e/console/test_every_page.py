@@ -1,6 +1,7 @@
 """Every main page of the console, as the person it is for, on a desktop and on a phone: it opens,
-has a heading, and fits the screen's width.  With ``GRIDWORK_SCREENSHOTS`` naming a folder, each is
-saved there too (the README's pictures: ``GRIDWORK_SCREENSHOTS=docs/screenshots``)."""
+has a heading, fits the screen's width, and every control on it has a label (its accessible name).
+With ``GRIDWORK_SCREENSHOTS`` naming a folder, each is saved there too (the README's pictures:
+``GRIDWORK_SCREENSHOTS=docs/screenshots``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,16 @@ PAGES = [
 ]
 
 
+#: The form controls of the page that have no accessible name (a label, aria-label or aria-labelledby).
+UNLABELLED = """
+[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !el.getAttribute('aria-labelledby') && !el.title
+                && !(el.tagName === 'BUTTON' && el.innerText.trim()))
+  .map(el => el.outerHTML.slice(0, 120))
+"""
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 async def test_every_main_page_opens_and_fits_the_screen(open_as: Opener, site: Site, viewport: dict[str, int]) -> None:
     filled = {
@@ -41,6 +52,7 @@ async def test_every_main_page_opens_and_fits_the_screen(open_as: Opener, site: 
     }
     pages: dict[str, object] = {}
     wide: list[str] = []
+    unlabelled: list[str] = []
     for name, who, path in PAGES:
         page = pages.get(who)
         if page is None:
@@ -51,8 +63,10 @@ async def test_every_main_page_opens_and_fits_the_screen(open_as: Opener, site: 
         await page.get_by_role("heading", level=1).first.wait_for()  # type: ignore[attr-defined]
         if not await has_no_horizontal_scroll(page):
             wide.append(url)
+        unlabelled += [f"{url}: {name}" for name in await page.evaluate(UNLABELLED)]  # type: ignore[attr-defined]
         if SCREENSHOTS:
             folder = Path(SCREENSHOTS)  # playwright makes the folder
             tag = "phone" if viewport is PHONE else "desktop"
             await page.screenshot(path=str(folder / f"{name}-{tag}.png"))  # type: ignore[attr-defined]
     assert wide == [], f"pages wider than the screen: {wide}"
+    assert unlabelled == [], f"controls without a label: {unlabelled}"
