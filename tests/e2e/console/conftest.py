@@ -2,7 +2,9 @@
 `gridwork up` — five service processes on the session's NATS and PostgreSQL — seeded by the demo
 (a few days of Bairuijing, its four cases) and holding the demo's accounts.
 
-One site serves the whole session (starting it costs half a minute); tests change different things
+One site serves the whole package (starting it costs half a minute; it stops when the package's
+tests are done, so its five processes and their database connections are gone before the other
+stacks of the e2e tier start); tests change different things
 in it (each works its own problem, household or account).  Without Chromium the tests skip and say
 why.  A failing test leaves a screenshot of each page it opened (the path is printed).
 """
@@ -46,7 +48,7 @@ class Site:
         return self.accounts[username].password
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def site(stack: Stack) -> AsyncIterator[Site]:
     """`gridwork up` on the session's servers, seeded by a short demo, with its accounts."""
     settings = await fresh_settings(stack)
@@ -81,7 +83,7 @@ async def site(stack: Stack) -> AsyncIterator[Site]:
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     """Headless Chromium (Debian's package: Playwright cannot download its own build here)."""
     if not HAVE_CHROMIUM:
