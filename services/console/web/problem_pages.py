@@ -175,7 +175,7 @@ async def assignee_options(person: Person, request: Request, community: str) -> 
     async def nothing() -> dict[str, Any]:
         return {}
 
-    found: list[Any] = await asyncio.gather(
+    found: tuple[Any, ...] = await asyncio.gather(
         gw.get(me, "visits", f"/v1/communities/{community}/workers"),
         gw.get(me, "notify", f"/v1/communities/{community}/recipients")
         if me.role in ("secretary", "street_admin")
