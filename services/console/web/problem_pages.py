@@ -131,6 +131,23 @@ def shortlist_of(request: Request) -> list[str]:
     return [i for i in dict.fromkeys(raw.split(".")) if TOKEN.match(i)][:SHORTLIST_MAX]
 
 
+def when(value: Any) -> str:
+    """An ISO timestamp as the community reads it: Asia/Shanghai, to the minute ('' for none)."""
+    from datetime import datetime
+
+    from shared.events import SHANGHAI
+
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
 def local_error(request: Request, field: str, key: str, status: int = 422) -> ApiError:
     """A refusal the console itself makes of a form (nothing chosen), shown like a service's."""
     message = Translator(language(request))(key)
@@ -289,6 +306,7 @@ async def _queue_page(
         results=results,
         done=request.query_params.get("done", ""),
         community_query=f"?community={community}" if me.role == "street_admin" else "",
+        when=when,
     )
 
 
@@ -416,6 +434,7 @@ async def _problem_page(
         failed=failed,
         values=values or {},
         done=request.query_params.get("done", ""),
+        when=when,
     )
 
 
