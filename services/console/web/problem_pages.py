@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -435,7 +436,14 @@ async def _problem_page(
         values=values or {},
         done=request.query_params.get("done", ""),
         when=when,
+        kind_label=kind_label(Translator(lang)),
     )
+
+
+def kind_label(t: Translator) -> Callable[[str], str]:
+    """An assignee's or a target's kind in words (a Python function: a live fragment, rendered
+    alone, sees the context's values but not the template's macros)."""
+    return lambda kind: t(f"problem_assignee_kind_{kind}") if t.has(f"problem_assignee_kind_{kind}") else kind
 
 
 @router.get("/problems/{issue_id}")

@@ -38,9 +38,9 @@ def _token(site: Site, role: str = "secretary", **scope: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(site.settings, role=role, sub=f'test-{role}', **claims)}"}
 
 
-async def _call(site: Site, method: str, path: str, body: Any = None, **scope: str) -> Any:
+async def _call(site: Site, method: str, path: str, body: Any = None, role: str = "secretary", **scope: str) -> Any:
     async with httpx.AsyncClient(base_url=site.services["issues"], timeout=15) as client:
-        r = await client.request(method, path, json=body, headers=_token(site, **scope))
+        r = await client.request(method, path, json=body, headers=_token(site, role, **scope))
         assert r.status_code in (200, 201), f"{method} {path} → {r.status_code} {r.text}"
         return r.json()
 
@@ -132,6 +132,9 @@ async def test_a_problem_is_worked_from_reported_to_closed_while_the_police_desk
     # nothing else is the agency's to do on it now
     assert await police.get_by_role("button", name="办结").count() == 0
 
+    # the secretary's open page hears of the resolution without a reload
+    timeline = secretary.get_by_role("region", name="办理经过")
+    await timeline.get_by_text("处置反馈", exact=True).wait_for(timeout=15_000)
     await secretary.reload()
     await secretary.get_by_role("radio", name="满意", exact=True).check()
     await secretary.get_by_label("满意度（1–5）").select_option("5")
