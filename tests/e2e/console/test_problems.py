@@ -229,8 +229,10 @@ async def test_an_agency_cannot_open_another_agencys_problem(signed: Opener, sit
     assert answer.status in (403, 404)
     await police.get_by_role("alert").wait_for()
     assert "e2e ebike_charging problem" not in await police.locator("main").inner_text()
-    # and its own queue does not list it
-    await police.goto("/problems")
+    # the police desk lands on its queue, which does not list it
+    await police.goto("/")
+    await police.wait_for_url("**/problems")
+    await police.get_by_role("heading", name="问题处置", exact=False).first.wait_for()
     assert await police.get_by_role("link", name=hazard).count() == 0
 
     property_desk = await signed("wuye")
@@ -282,6 +284,13 @@ async def test_the_workbench_fits_a_phone(signed: Opener, site: Site) -> None:
     await page.goto(f"/problems/{problem}")
     await page.get_by_role("heading", name=f"问题 {problem}").wait_for()
     assert await has_no_horizontal_scroll(page)
+    # the street office reads a community's problem and may only escalate it
+    street = await signed("jiedao", viewport=PHONE)
+    await street.goto(f"/problems/{problem}?community={COMMUNITY}")
+    await street.get_by_role("heading", name=f"问题 {problem}").wait_for()
+    assert await street.get_by_role("button", name="升级上报").count() == 1
+    assert await street.get_by_role("button", name="受理").count() == 0
+    assert await has_no_horizontal_scroll(street)
     police = await signed("paichusuo", viewport=PHONE)
     await police.goto("/problems")
     assert await has_no_horizontal_scroll(police)
