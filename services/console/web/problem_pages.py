@@ -408,10 +408,12 @@ async def _problem_page(
     dups = [d for d in duplicates.get("possible_duplicates", []) if d.get("issue_id") != issue_id]
     allowed = actions_for(me.role, issue, unacked=len(to_ack), duplicates=len(dups))
     lang = language(request)
+    # a 12345 work order's resolution is what goes back to the hotline: its feedback template
+    template_kind = "feedback" if issue.get("hotline_order_no") else "resolution"
     template = ""
     for c in categories.get("categories", []):
         if c.get("code") == issue.get("category"):
-            template = (c.get("templates") or {}).get("resolution", {}).get(lang, "")
+            template = (c.get("templates") or {}).get(template_kind, {}).get(lang, "")
     options = await assignee_options(person, request, community) if "assign" in allowed else []
     return render(
         request,
@@ -425,6 +427,7 @@ async def _problem_page(
         to_ack=to_ack,
         allowed=allowed,
         resolution_template=template,
+        template_kind=template_kind,
         options=options,
         assignee_kinds=ASSIGNEE_KINDS,
         targets=TARGETS,
