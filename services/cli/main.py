@@ -22,7 +22,7 @@ from .catalog import OWNERS, PROJECTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from services.cli import cluster, demo, simulate, stack
+    from services.cli import cluster, console_bench, demo, simulate, stack
 
     parser = argparse.ArgumentParser(prog="gridwork", description="The 5+1 grid work system.")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="TARGET")
     stack.register(commands_, bench, PROJECTIONS)
     cluster.register(commands_, bench)
+    console_bench.register(bench)
     demo.register(commands_)
     simulate.register(commands_)
     replay = commands_.add_parser("replay", help="rebuild a projection from the first event and swap it in")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
 from shared.events.console import Scope
 
@@ -16,7 +15,7 @@ AGENCY_KINDS = ("property_management", "police", "street_office", "urban_managem
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``gridwork account add``."""
+    """Add ``gridwork account add`` (``gridwork bench console`` is the command's: it runs the demo)."""
     del bench
     account = commands.add_parser("account", help="console accounts")
     sub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
@@ -40,6 +39,7 @@ def cmd_account_add(args: argparse.Namespace) -> int:
     from shared.errors import DomainError
 
     from .passwords import one_time_password
+    from .provisioning import add_account
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else one_time_password()
     if not password:
@@ -67,34 +67,3 @@ def cmd_account_add(args: argparse.Namespace) -> int:
     else:
         print(f"account {args.username} opened; one-time password (changed at first sign-in): {password}")
     return 0
-
-
-async def add_account(
-    username: str, display_name: str, scope: Scope, password: str, *, settings: Any = None, one_time: bool = True
-) -> None:
-    """Open one account through the event store, as the command line (ops) does (``settings``: the
-    stack's, default those of the stack ``gridwork up`` runs)."""
-    import re
-
-    from services.cli.local import load_settings
-    from shared.errors import DomainError
-    from shared.events.console import USERNAME_PATTERN
-    from shared.eventstore import EventStore, connect
-    from shared.nats import patches
-
-    from .accounts import AccountsDeps, open_account
-    from .domain.accounts import LockPolicy
-    from .passwords import Passwords
-    from .settings import ConsoleSettings
-
-    if not re.match(USERNAME_PATTERN, username):
-        raise DomainError("3–32 lower-case letters, digits, _ or -", field="username")
-    patches.install()
-    settings = ConsoleSettings(**(settings or load_settings()).model_dump())
-    nc = await connect(settings, "gridwork-account")
-    try:
-        store = EventStore(nc, settings)
-        deps = AccountsDeps(store=store, passwords=Passwords(settings.sealing_key()), policy=LockPolicy())
-        await open_account(username, display_name, scope, password, by=None, deps=deps, one_time=one_time)
-    finally:
-        await nc.close()

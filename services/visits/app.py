@@ -17,7 +17,13 @@ from shared.settings import Settings
 from .api import ROUTERS
 from .api.fast import IngestFastPath
 from .bootstrap import VisitsDeps, bootstrap, prepare_household_keys
-from .projections import DirectoryProjection, VisitCoverageProjection, WorkActivityProjection
+from .projections import (
+    DirectoryProjection,
+    OnShiftProjection,
+    VisitCoverageProjection,
+    WorkActivityProjection,
+    WorkRecordsProjection,
+)
 from .reactions import REACTIONS
 from .settings import VisitsSettings, visits_settings
 
@@ -41,7 +47,13 @@ SPEC: ServiceSpec[VisitsDeps] = ServiceSpec(
     ),
     routers=list(ROUTERS),
     ingress=[IngestFastPath],
-    projections=[DirectoryProjection(), WorkActivityProjection(), VisitCoverageProjection()],
+    projections=[
+        DirectoryProjection(),
+        WorkActivityProjection(),
+        VisitCoverageProjection(),
+        OnShiftProjection(),
+        WorkRecordsProjection(),
+    ],
     background=list(REACTIONS),
     wire=bootstrap,
     street_of=street_of,

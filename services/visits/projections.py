@@ -6,6 +6,8 @@
 * ``visits_activity``: what was done — visits per household, each worker's day (visits,
   special-assistance visits, minutes in the grid, problems found), sessions with whether they
   count, councils, and volunteer balances.
+* ``visits_on_shift``: the shifts open now (who is in the grid).
+* ``visits_records``: each worker's records, the evidence behind each 5+1 item.
 * ``visits_coverage``: which households were visited in person in which month (the map's visit
   coverage per building).
 """
@@ -474,4 +476,113 @@ class VisitCoverageProjection:
                 "in_person = household_months.in_person + $4, "
                 "last_visit_at = GREATEST(household_months.last_visit_at, $5)",
                 [(c, m, h, n, at) for (c, m, h), (n, at) in counts.items()],
+            )
+
+
+class OnShiftProjection:
+    """Who is in the grid now: each worker's open shift (ShiftStarted adds it, ShiftEnded removes
+    it) — the secretary's Today page.  A projection of its own so that it folds the whole history
+    when it first starts."""
+
+    name = "visits_on_shift"
+    event_types = ("ShiftStarted", "ShiftEnded")
+    ddl = """
+    CREATE TABLE IF NOT EXISTS open_shifts (
+        community text NOT NULL, worker_id text NOT NULL, shift_id text NOT NULL,
+        grid_id text, started_at timestamptz NOT NULL,
+        PRIMARY KEY (community, worker_id, shift_id));
+    """
+
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        for stored in events:
+            raw = json.loads(stored.data)
+            d = raw["data"]
+            key = (raw["community"], d["worker_id"], d["shift_id"])
+            if raw["type"] == "ShiftStarted":
+                await conn.execute(
+                    "INSERT INTO open_shifts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    *key,
+                    d.get("grid_id"),
+                    _at(raw["occurred_at"]),
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM open_shifts WHERE community = $1 AND worker_id = $2 AND shift_id = $3", *key
+                )
+
+
+#: What each record kind's event says of it, for the worker's page (kind, record id field, detail).
+_RECORD_KINDS: dict[str, tuple[str, str]] = {
+    "VisitLogged": ("visit", "visit_id"),
+    "FaceToFaceSessionHeld": ("face_to_face", "session_id"),
+    "BuildingCouncilHeld": ("building_council", "council_id"),
+    "ResidentBefriended": ("befriended", "friend_id"),
+    "TrainingAttended": ("training", "attendance_id"),
+    "TalentDiscovered": ("talent", "talent_id"),
+    "ResidentSurveyed": ("survey", "survey_id"),
+    "ShiftEnded": ("shift", "shift_id"),
+    "IssueReported": ("problem", "issue_id"),
+}
+
+
+def _record_detail(kind: str, d: dict[str, Any]) -> str:
+    """A short, non-personal description of a record: codes and numbers only, never free text."""
+    if kind == "visit":
+        special = " special" if d.get("special_assistance") else ""
+        return f"{d.get('mode')}{special} {d.get('outcome', 'contacted')} {d.get('minutes', 0)} min"
+    if kind == "shift":
+        return f"{round(float(d.get('minutes', 0)))} min"
+    if kind == "problem":
+        return str(d.get("category", ""))
+    if kind == "training":
+        return f"{d.get('hours', 1)} h"
+    if kind == "talent":
+        return str(d.get("field", ""))
+    if kind == "face_to_face":
+        return f"{len(d.get('party_members_present') or [])} party members, {d.get('residents_attending', 0)} residents"
+    if kind == "building_council":
+        return f"{len(d.get('party_members') or [])} party members, {d.get('attendees', 0)} attendees"
+    if kind == "survey":
+        return f"satisfaction {d.get('satisfaction')}"
+    return ""
+
+
+class WorkRecordsProjection:
+    """Each grid worker's records, one row each — visits, sessions, councils, friends, trainings,
+    talents, surveys, ended shifts and the problems they reported — so the secretary can see which
+    records counted for each 5+1 item.  Codes and numbers only: free text stays sealed in the
+    events.  A projection of its own so that it folds the whole history when it first starts."""
+
+    name = "visits_records"
+    event_types = tuple(_RECORD_KINDS)
+    ddl = """
+    CREATE TABLE IF NOT EXISTS work_records (
+        seq bigint PRIMARY KEY, community text NOT NULL, worker_id text NOT NULL, day date NOT NULL,
+        at timestamptz NOT NULL, kind text NOT NULL, record_id text NOT NULL, household_id text,
+        building_id text, detail text NOT NULL);
+    CREATE INDEX IF NOT EXISTS work_records_worker ON work_records (community, worker_id, day);
+    """
+
+    async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        rows = []
+        for stored in events:
+            raw = json.loads(stored.data)
+            d = raw["data"]
+            kind, id_field = _RECORD_KINDS[raw["type"]]
+            worker = d.get("reported_by") if kind == "problem" else d.get("worker_id")
+            if kind == "problem" and d.get("source", "grid_worker") != "grid_worker":
+                continue  # the hotline's, a resident's, an app's: no worker's record
+            if not worker:
+                continue
+            at = _at(raw["occurred_at"])
+            place = d.get("place") or {}
+            building = d.get("building_id") or (place.get("building") if isinstance(place, dict) else None)
+            rows.append(
+                (stored.seq, raw["community"], worker, shanghai_day(at), at, kind, str(d.get(id_field, "")),
+                 d.get("household_id"), building, _record_detail(kind, d))
+            )  # fmt: skip
+        if rows:
+            await conn.executemany(
+                "INSERT INTO work_records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                rows,
             )

@@ -14,6 +14,8 @@ def test_a_process_runs_the_api_the_projections_or_both() -> None:
         "visits_directory",
         "visits_activity",
         "visits_coverage",
+        "visits_on_shift",
+        "visits_records",
     }
     assert api.projections == [] and api.routers == SPEC.routers
     assert folds.routers == [] and folds.projections == SPEC.projections

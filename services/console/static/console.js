@@ -29,7 +29,7 @@
       if (!region.id || !region.dataset.live.split(" ").includes(topic)) return;
       if (pending.has(region.id)) return;
       // events come in bursts: one fetch per region per burst
-      pending.set(region.id, setTimeout(function () { pending.delete(region.id); refresh(region); }, 150));
+      pending.set(region.id, setTimeout(function () { pending.delete(region.id); refresh(region); }, 50));
     });
   }
   if (url && document.querySelector("[data-live]") && window.EventSource) {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .account_pages import router as account_router
 from .auth_pages import router as auth_router
+from .directory_pages import router as directory_router
 from .live_page import router as live_router
 from .problem_pages import router as problem_router
 from .statistics_pages import router as statistics_router
 from .work_pages import router as work_router
 
-ROUTERS = [auth_router, live_router, work_router, problem_router, statistics_router]
+ROUTERS = [auth_router, live_router, work_router, directory_router, account_router, problem_router, statistics_router]

@@ -18,6 +18,21 @@ router = APIRouter(include_in_schema=False)
 
 PERIODS = ("day", "week", "month", "quarter", "year")
 
+#: The records that count for each 5+1 item (the visits service's record kinds).
+ITEM_RECORDS: dict[str, tuple[str, ...]] = {
+    "hours": ("shift",),
+    "households": ("visit",),
+    "special_visit": ("visit",),
+    "problem": ("problem",),
+    "face_to_face": ("face_to_face",),
+    "five_categories": ("problem",),
+    "building_council": ("building_council",),
+    "resident_friends": ("befriended",),
+    "training": ("training",),
+    "talents": ("talent",),
+    "assessment": ("survey",),
+}
+
 
 def period_key(kind: str, day: str) -> str | None:
     """The scoring service's key of the ``kind`` period holding ``day`` (YYYY-MM-DD); None: this month."""
@@ -57,22 +72,17 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
     community = me.community or ""
     gw = d.gateway
     day = _today()
-    board, problems, workers, notes = await asyncio.gather(
+    board, problems, workers, notes, shifts = await asyncio.gather(
         gw.get(me, "scoring", f"/v1/communities/{community}/board", period=day),
-        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", limit=50),
+        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", sort="overdue", limit=50),
         gw.get(me, "visits", f"/v1/communities/{community}/workers"),
         gw.get(me, "notify", f"/v1/communities/{community}/notifications", limit=200),
+        gw.get(me, "visits", f"/v1/communities/{community}/shifts/open"),
     )
-    worker_list = workers if isinstance(workers, list) else workers.get("workers", [])
-    shifts = await asyncio.gather(
-        *(gw.get(me, "visits", f"/v1/communities/{community}/workers/{w['worker_id']}/shift") for w in worker_list),
-        return_exceptions=True,
-    )
-    names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in worker_list}
+    names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in workers}
     on_shift = [
-        {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s.get("started_at")}
-        for s in shifts
-        if isinstance(s, dict) and s.get("open_shift_id")
+        {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s["started_at"]}
+        for s in shifts["shifts"]
     ]
     open_issues = problems.get("issues", [])
     for issue in open_issues:
@@ -150,6 +160,30 @@ async def board_export(
     return Response(answer.content, headers=headers)
 
 
+async def _attach_records(d: Any, me: Any, community: str, worker_id: str, periods: list[dict[str, Any]]) -> None:
+    """Give each item of each period the worker's records that count for it (the visits service's
+    record list of that period: the newest 100, and the exact count of each kind)."""
+    path = f"/v1/communities/{community}/workers/{worker_id}/records"
+    found = await asyncio.gather(
+        *(d.gateway.get(me, "visits", path, **{"from": p["start"], "to": p["end"], "limit": 100}) for p in periods),
+        return_exceptions=True,
+    )
+    for period, answer in zip(periods, found, strict=True):
+        if isinstance(answer, ApiError) and answer.status in (403, 404, 422):
+            answer = {"counts": {}, "records": []}
+        elif isinstance(answer, BaseException):
+            raise answer
+        for item in period["items"]:
+            kinds = ITEM_RECORDS.get(item["item"], ())
+            rows = [r for r in answer["records"] if r["kind"] in kinds]
+            if item["item"] == "special_visit":  # only the visits flagged special-assistance
+                rows = [r for r in rows if " special " in f" {r['detail']} "]
+                item["record_count"] = len(rows)
+            else:
+                item["record_count"] = sum(answer["counts"].get(k, 0) for k in kinds)
+            item["records"] = rows[:20]
+
+
 @router.get("/board/workers/{worker_id}")
 async def worker_page(
     request: Request,
@@ -162,6 +196,7 @@ async def worker_page(
     community = _community(person, request)
     day = request.query_params.get("day") or _today()
     progress = await d.gateway.get(me, "scoring", f"/v1/communities/{community}/workers/{worker_id}/progress")
+    await _attach_records(d, me, community, worker_id, progress.get("periods", []))
     try:
         records = await d.gateway.get(me, "visits", f"/v1/communities/{community}/workers/{worker_id}/days/{day}")
     except ApiError as err:

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from shared.auth import Principal, require
+from shared.errors import Invalid
+from shared.events import now, shanghai_day
 
 from .. import bootstrap, handlers, queries
 from ..bootstrap import VisitsDeps
@@ -136,6 +138,16 @@ async def end_shift(
     out = await handlers.end_shift(cmd, principal, deps=deps, worker=worker)
     created(response, out.duplicate)
     return out
+
+
+@router.get("/{community}/shifts/open")
+async def open_shifts(
+    request: Request,
+    community: str = COMMUNITY,
+    principal: Principal = Depends(require("secretary", "street_admin")),
+) -> dict[str, Any]:
+    """Who is in the grid now: every open shift of the community, longest first."""
+    return {"community": community, "shifts": await queries.open_shifts(community, deps=bootstrap.deps(request))}
 
 
 @router.get("/{community}/workers/{worker_id}/shift")
@@ -302,3 +314,44 @@ async def worker_day(
     deps = bootstrap.deps(request)
     own_worker(principal, worker_id)
     return await queries.worker_day(community, worker_id, day, deps=deps)
+
+
+RECORD_KINDS = (
+    "visit",
+    "face_to_face",
+    "building_council",
+    "befriended",
+    "training",
+    "talent",
+    "survey",
+    "shift",
+    "problem",
+)
+
+
+@router.get("/{community}/workers/{worker_id}/records")
+async def worker_records(
+    request: Request,
+    worker_id: Id,
+    community: str = COMMUNITY,
+    first: date | None = Query(
+        default=None, alias="from", description="First day (Asia/Shanghai); default: the 1st of this month"
+    ),
+    last: date | None = Query(default=None, alias="to", description="Last day, at most 366 days on; default: today"),
+    kind: list[str] = Query(default=[], description=f"Only these kinds: {', '.join(RECORD_KINDS)}"),
+    limit: int = Query(default=200, ge=1, le=1000),
+    principal: Principal = Depends(require("grid_worker", "secretary", "street_admin")),
+) -> dict[str, Any]:
+    """A worker's records between two days — the evidence behind each 5+1 item: visits, sessions,
+    councils, friends, trainings, talents, surveys, shifts and problems reported (codes and numbers;
+    no free text), newest first, with the count of each kind."""
+    own_worker(principal, worker_id)
+    today = shanghai_day(now())
+    last = last or today
+    first = first or last.replace(day=1)
+    if last < first or (last - first).days > 366:
+        raise Invalid("from..to must be a span of at most 366 days", field="to")
+    unknown = sorted(set(kind) - set(RECORD_KINDS))
+    if unknown:
+        raise Invalid(f"unknown kind {unknown[0]}; one of {', '.join(RECORD_KINDS)}", field="kind")
+    return await queries.worker_records(community, worker_id, first, last, kind, limit, deps=bootstrap.deps(request))

@@ -2,7 +2,7 @@
 the read model may lag), for the routes: the SQL lives here.
 
 * :mod:`.households` — the community, its directory lists, its households, one household;
-* :mod:`.work` — a worker's shift and day, face-to-face sessions, volunteer points;
+* :mod:`.work` — the shifts open now, a worker's shift and day, face-to-face sessions, volunteer points;
 * :mod:`.ledger` — ledger completion, the CSV export, the rows an import compares with;
 * :mod:`.map` — the community's plan: phases, buildings, visit coverage.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from .households import community_summary, directory_entries, household_row, list_households
 from .ledger import completion, ledger_entries, ledger_export_rows
 from .map import community_map, this_month
-from .work import list_sessions, shift_status, volunteer_balance, worker_day
+from .work import list_sessions, open_shifts, shift_status, volunteer_balance, worker_day, worker_records
 
 __all__ = [
     "community_map",
@@ -24,8 +24,10 @@ __all__ = [
     "ledger_export_rows",
     "list_households",
     "list_sessions",
+    "open_shifts",
     "shift_status",
     "this_month",
     "volunteer_balance",
     "worker_day",
+    "worker_records",
 ]

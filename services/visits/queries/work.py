@@ -15,6 +15,51 @@ from ..domain.households import in_grid
 from ..projections import ACTIVITY
 
 
+async def open_shifts(community: str, *, deps: VisitsDeps) -> list[dict[str, Any]]:
+    """Every shift open now in the community (the ``visits_on_shift`` projection), longest first."""
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT worker_id, shift_id, grid_id, started_at FROM proj_visits_on_shift.open_shifts"
+            " WHERE community = $1 ORDER BY started_at",
+            community,
+        )
+    return [{**dict(r), "started_at": r["started_at"].isoformat()} for r in rows]
+
+
+async def worker_records(
+    community: str, worker_id: str, first: date, last: date, kinds: list[str], limit: int, *, deps: VisitsDeps
+) -> dict[str, Any]:
+    """A worker's records between two days (Shanghai), newest first, and how many there are of
+    each kind (``visits_records``: codes and numbers, no free text)."""
+    async with deps.pool.acquire() as conn:
+        counts = await conn.fetch(
+            "SELECT kind, count(*) AS n FROM proj_visits_records.work_records"
+            " WHERE community = $1 AND worker_id = $2 AND day BETWEEN $3 AND $4 GROUP BY kind",
+            community,
+            worker_id,
+            first,
+            last,
+        )
+        rows = await conn.fetch(
+            "SELECT at, day, kind, record_id, household_id, building_id, detail FROM proj_visits_records.work_records"
+            " WHERE community = $1 AND worker_id = $2 AND day BETWEEN $3 AND $4"
+            " AND (cardinality($5::text[]) = 0 OR kind = ANY($5)) ORDER BY at DESC, seq DESC LIMIT $6",
+            community,
+            worker_id,
+            first,
+            last,
+            kinds,
+            limit,
+        )
+    return {
+        "worker_id": worker_id,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "counts": {r["kind"]: r["n"] for r in counts},
+        "records": [{**dict(r), "at": r["at"].isoformat(), "day": r["day"].isoformat()} for r in rows],
+    }
+
+
 async def shift_status(community: str, worker_id: str, *, deps: VisitsDeps) -> dict[str, Any]:
     """The worker's open shift (if any) and the shift log's version (for expected_version)."""
     loaded = await deps.store.load(SHIFT_LOG, community, worker_id)

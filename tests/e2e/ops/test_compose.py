@@ -28,7 +28,7 @@ from shared.nats.users import load_permissions, password_variable, write_dev_cer
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
-SERVICES = ("visits", "issues", "scoring", "notify")
+SERVICES = ("visits", "issues", "scoring", "notify", "console")
 ONE_SHOT_OR_SCRATCH = {"migrate", "nats-exporter-n1", "nats-exporter-n2", "nats-exporter-n3"}
 
 

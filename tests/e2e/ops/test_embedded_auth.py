@@ -104,7 +104,7 @@ async def test_gridwork_up_starts_nats_with_a_user_per_service(
         # process connected as its own role, and that role cannot read notify's tables.
         db_passwords = tmp_path / "database_passwords.json"
         assert stat.S_IMODE(db_passwords.stat().st_mode) == 0o600
-        assert set(json.loads(db_passwords.read_text())) == {"visits", "issues", "scoring", "notify"}
+        assert set(json.loads(db_passwords.read_text())) == {"visits", "issues", "scoring", "notify", "console"}
         admin = await asyncpg.connect(settings.database_url)
         try:
             sessions = {

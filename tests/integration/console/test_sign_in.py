@@ -130,3 +130,21 @@ async def test_the_accounts_read_model_folds_the_sign_ins(
 
     row = await eventually(folded, what="the failed sign-in folded")
     assert row["role"] == "grid_worker" and row["grid"] == "g01"
+
+
+async def test_a_session_left_idle_ends(console_settings: Any, open_accounts: Any) -> None:
+    from services.console.app import build_app
+    from tests.harness import running
+
+    idle = console_settings.model_copy(update={"console_session_idle_minutes": 0.02})  # 1.2 s
+    await open_accounts("idle-sec", "idle-Pass-2026", role="secretary", community="bairuijing")
+    async with running(build_app(idle)) as client:
+        assert (await sign_in(client, "idle-sec", "idle-Pass-2026")).status_code == 303
+        assert (await client.get("/password")).status_code == 200
+
+        async def ended() -> bool:
+            answer = await client.get("/password")
+            return answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+        # no request for longer than the idle time: the next one goes to the sign-in form
+        await eventually(ended, timeout=15, interval=1.5, what="the idle session ended")
