@@ -24,6 +24,7 @@ async def pages(open_as: Opener, browser: Any, site: Site) -> AsyncIterator[Open
         key = (site.url, username)
         if key not in _SIGNED:
             page = await open_as(username, viewport=viewport)
+            assert "/login" not in page.url, f"{username} could not sign in"
             _SIGNED[key] = await page.context.storage_state()
             return page
         context = await browser.new_context(
