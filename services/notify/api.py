@@ -268,6 +268,26 @@ async def ack_by_api(
     return await handlers.acknowledge(command, deps=deps(request))
 
 
+@router.get(
+    "/v1/communities/{community}/agency/notifications",
+    summary="The escalations sent to the calling agency, to acknowledge",
+)
+async def agency_notifications(
+    community: Community,
+    request: Request,
+    subject_ref: str | None = Query(default=None, max_length=64, description="Issue id"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    principal: Principal = Depends(require("agency")),
+) -> dict[str, Any]:
+    """The notifications sent to the caller's agency (its directory entries' ``agency``), with their
+    acknowledgement state (``ack_state``): what the agency acknowledges, found without the whole
+    community's notifications (which only the community's staff read)."""
+    if not principal.agency:
+        raise Forbidden("the token names no agency (claim 'agency')", field="agency")
+    found = await queries.agency_notifications(community, principal.agency, subject_ref, limit, deps=deps(request))
+    return {"community": community, "agency": principal.agency, "notifications": found}
+
+
 @router.get("/v1/communities/{community}/acks", summary="Acknowledgement watches")
 async def list_acks(
     community: Community,

@@ -159,6 +159,25 @@ async def list_notifications(
     return [_notification(r) for r in rows]
 
 
+async def agency_notifications(
+    community: str, agency: str, subject_ref: str | None, limit: int, *, deps: NotifyDeps
+) -> list[dict[str, Any]]:
+    """The notifications of a community sent to recipients of one agency (the directory entry's
+    ``agency``: the same claim an acknowledgement must carry), oldest first."""
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notify_deliveries d LEFT JOIN notify_acks a ON a.ack_id = d.ack_id "
+            "JOIN notify_recipients r ON r.community = d.community AND r.recipient_id = d.recipient_id "
+            "WHERE d.community = $1 AND r.agency = $2 AND ($3::text IS NULL OR d.subject_ref = $3) "
+            "ORDER BY d.created_at, d.notification_id LIMIT $4",
+            community,
+            agency,
+            subject_ref,
+            limit,
+        )
+    return [_notification(r) for r in rows]
+
+
 #: The outcome a step event gives its attempt.
 _OUTCOMES = {
     "NotificationDelivered": "delivered",

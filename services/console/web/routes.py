@@ -8,6 +8,8 @@ from .directory_pages import router as directory_router
 from .household_pages import router as household_router
 from .live_page import router as live_router
 from .map_pages import router as map_router
+from .problem_pages import router as problem_router
+from .statistics_pages import router as statistics_router
 from .work_pages import router as work_router
 
 ROUTERS = [
@@ -18,4 +20,6 @@ ROUTERS = [
     account_router,
     household_router,
     map_router,
+    problem_router,
+    statistics_router,
 ]

@@ -111,6 +111,15 @@ async def test_an_agency_acknowledges_by_api_only_its_own_notifications(
 
         property_company = auth(config, "agency", community=COMMUNITY, agency="bairuijing-property")
         assert (await client.post(url, headers=property_company)).status_code == 403
+        # each agency lists what was sent to it, and only that (the console's acknowledge button)
+        mine = f"/v1/communities/{COMMUNITY}/agency/notifications"
+        listed = await client.get(mine, headers=property_company, params={"subject_ref": "noise-api"})
+        assert listed.status_code == 200 and listed.json()["notifications"] == []
+        police_desk = auth(config, "agency", community=COMMUNITY, agency="zhongnanlu-police")
+        rows = (await client.get(mine, headers=police_desk, params={"subject_ref": "noise-api"})).json()
+        assert {r["recipient_id"] for r in rows["notifications"]} == {"police-duty"}  # one per channel
+        (row,) = [r for r in rows["notifications"] if r["notification_id"] == nid]
+        assert row["notification_id"] == nid and row["ack_state"] == "open"
         nameless = auth(config, "agency", community=COMMUNITY)
         assert (await client.post(url, headers=nameless)).json()["error"]["field"] == "agency"
         assert (await client.post(url, headers=auth(config, "grid_worker", community=COMMUNITY))).status_code == 403
