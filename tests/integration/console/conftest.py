@@ -14,7 +14,7 @@ from services.console.app import build_app
 from services.console.domain.accounts import LockPolicy
 from services.console.passwords import Passwords
 from services.console.settings import ConsoleSettings
-from shared.events.console import Scope
+from shared.events.console import ACCOUNTS_COMMUNITY, Scope
 from shared.eventstore import EventStore, connect
 from shared.settings import Settings
 from tests.harness import running
@@ -59,3 +59,15 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> ht
     return await client.post(
         "/login", data={"username": username, "password": password, "csrf": csrf_of(form.text), "next": "/"}
     )
+
+
+async def account_events(settings: Settings, username: str) -> list[str]:
+    """The types of an account's events, oldest first (read from the stream as the admin)."""
+    nc = await connect(settings, "tests-read")
+    try:
+        stored = await EventStore(nc, settings).read(
+            f"{settings.namespace}.{ACCOUNTS_COMMUNITY}.console.account.{username}.*"
+        )
+        return [s.type for s in stored]
+    finally:
+        await nc.close()

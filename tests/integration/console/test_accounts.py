@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 
 from services.console.settings import ConsoleSettings
-from shared.events.console import ACCOUNTS_COMMUNITY
-from shared.eventstore import EventStore, connect
 from tests.harness import eventually
 
-from .conftest import csrf_of, sign_in
+from .conftest import account_events, csrf_of, sign_in
 
 OPS = ("ops-admin", "ops-Pass-2026x")
 SECRETARY = ("liu-shuji", "shuji-Pass-2026")
@@ -43,17 +41,6 @@ def one_time_password(html: str) -> str:
     found = re.search(r"data-one-time-password>([^<]+)<", html)
     assert found, "the page shows no one-time password"
     return found.group(1)
-
-
-async def account_events(settings: ConsoleSettings, username: str) -> list[str]:
-    nc = await connect(settings, "tests-read")
-    try:
-        stored = await EventStore(nc, settings).read(
-            f"{settings.namespace}.{ACCOUNTS_COMMUNITY}.console.account.{username}.*"
-        )
-        return [s.type for s in stored]
-    finally:
-        await nc.close()
 
 
 async def test_ops_opens_an_account_whose_one_time_password_shows_once_and_works(

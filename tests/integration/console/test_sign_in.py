@@ -7,23 +7,10 @@ from typing import Any
 
 import httpx
 
-from shared.events.console import ACCOUNTS_COMMUNITY
-from shared.eventstore import EventStore, connect
 from shared.settings import Settings
 from tests.harness import eventually
 
-from .conftest import csrf_of, sign_in
-
-
-async def account_events(settings: Settings, username: str) -> list[str]:
-    nc = await connect(settings, "tests-read")
-    try:
-        stored = await EventStore(nc, settings).read(
-            f"{settings.namespace}.{ACCOUNTS_COMMUNITY}.console.account.{username}.*"
-        )
-        return [s.type for s in stored]
-    finally:
-        await nc.close()
+from .conftest import account_events, csrf_of, sign_in
 
 
 async def test_a_secretary_signs_in_with_the_one_time_password_and_chooses_her_own(
