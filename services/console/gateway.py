@@ -7,11 +7,12 @@ what the service answers and never widens it.  Tokens live in memory only and ne
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from shared.auth import Principal, mint_token
 
@@ -39,7 +40,23 @@ class ApiError(Exception):
         return str(field) if field else None
 
 
-def _error_of(response: httpx.Response) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Answer:
+    """A service's answer, read whole: its status, headers and body."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _error_of(response: Answer) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -63,15 +80,30 @@ class _Token:
 
 
 class Gateway:
-    """An HTTP client per process to the four services, minting each person's token as needed."""
+    """An HTTP client per process to the four services, minting each person's token as needed.
+
+    aiohttp, not httpx: a page makes several calls, and httpx's client cost most of the console's
+    CPU per page under load (``gridwork bench console``)."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, _Token] = {}
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # made on first use, inside the running loop (nothing connects at import or in bootstrap)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=15, connect=5),
+                connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+                raise_for_status=False,
+            )
+        return self._session
+
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def token_for(self, who: Principal) -> str:
         """A token of ``who``'s own role and scope, reused until a minute before it expires."""
@@ -97,21 +129,45 @@ class Gateway:
             held = self._tokens[key] = _Token(value, now + ttl)
         return held.value
 
-    async def raw(self, who: Principal, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The service's answer as it came (an export's bytes); raises :class:`ApiError` on 4xx/5xx."""
+    async def raw(
+        self,
+        who: Principal,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """The service's answer as it came (an export's bytes); raises :class:`ApiError` on 4xx/5xx.
+        ``files``: a multipart upload, field → (file name, bytes, content type)."""
         if service not in SERVICES:
             raise ValueError(f"unknown service {service}")
         url = self.settings.service_url(service) + path
-        headers = {"Authorization": f"Bearer {self.token_for(who)}", **kwargs.pop("headers", {})}
+        sent = {"Authorization": f"Bearer {self.token_for(who)}", **(headers or {})}
+        data: aiohttp.FormData | None = None
+        if files:
+            data = aiohttp.FormData()
+            for field, (name, content, content_type) in files.items():
+                data.add_field(field, content, filename=name, content_type=content_type)
+        query = [
+            (k, str(item).lower() if isinstance(item, bool) else str(item))
+            for k, v in (params or {}).items()
+            for item in (v if isinstance(v, list | tuple) else [v])
+        ]
         try:
-            response = await self.client.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as err:
-            raise ApiError(
-                503, {"code": "unavailable", "message": f"the {service} service did not answer"}, service
-            ) from err
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, _error_of(response), service)
-        return response
+            async with self.session.request(
+                method, url, headers=sent, params=query, json=json if data is None else None, data=data
+            ) as response:
+                answer = Answer(response.status, dict(response.headers), await response.read())
+        except (aiohttp.ClientError, TimeoutError) as err:
+            unavailable = {"code": "unavailable", "message": f"the {service} service did not answer"}
+            raise ApiError(503, unavailable, service) from err
+        if answer.status_code >= 400:
+            raise ApiError(answer.status_code, _error_of(answer), service)
+        return answer
 
     async def get(self, who: Principal, service: str, path: str, **params: Any) -> Any:
         """GET a service's JSON (None-valued parameters are left out)."""
@@ -125,6 +181,6 @@ class Gateway:
 
     async def ready(self, service: str) -> dict[str, Any]:
         """The service's ``/readyz`` (no token: it is public)."""
-        response = await self.client.get(self.settings.service_url(service) + "/readyz")
-        body: dict[str, Any] = response.json()
+        async with self.session.get(self.settings.service_url(service) + "/readyz") as response:
+            body: dict[str, Any] = await response.json(content_type=None)
         return body

@@ -74,7 +74,7 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
     day = _today()
     board, problems, workers, notes, shifts = await asyncio.gather(
         gw.get(me, "scoring", f"/v1/communities/{community}/board", period=day),
-        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", sort="overdue", limit=50),
+        gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", sort="overdue", limit=20),
         gw.get(me, "visits", f"/v1/communities/{community}/workers"),
         gw.get(me, "notify", f"/v1/communities/{community}/notifications", limit=200),
         gw.get(me, "visits", f"/v1/communities/{community}/shifts/open"),
