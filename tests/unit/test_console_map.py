@@ -7,11 +7,12 @@ from services.console.web.household_pages import shanghai_time
 from services.console.web.map_pages import (
     CELL_H,
     COLUMNS,
+    Cell,
     count_problems,
     coverage_band,
     plan_layout,
     problem_band,
-    tile_link,
+    tiled_map,
 )
 
 BUILDINGS = [
@@ -67,13 +68,26 @@ def test_each_phase_is_a_band_of_rows_and_buildings_go_in_number_order() -> None
     assert coverage[1].cells[0].band == "ok" and coverage[0].cells[0].band == "none"
 
 
-def test_the_tile_of_the_centre_is_linked_only_with_coordinates() -> None:
-    assert tile_link("https://tiles.example/{z}/{x}/{y}.png", BUILDINGS) is None
-    assert tile_link("", [{"lat": 30.5, "lon": 114.3}]) is None
-    placed = [{"lat": 30.52, "lon": 114.33}, {"lat": 30.54, "lon": 114.35}, {"lat": None, "lon": None}]
-    link = tile_link("https://{s}.tiles.example/{z}/{x}/{y}.png", placed)
-    # Wuhan at zoom 17: x = floor((114.34 + 180) / 360 * 2^17), y = floor((1 - ln(tan φ + sec φ) / π) / 2 * 2^17)
-    assert link == "https://a.tiles.example/17/107165/53853.png"
+def test_buildings_with_coordinates_are_pinned_on_the_tiles_around_them() -> None:
+    def cell(building_id: str) -> Cell:
+        return Cell(building_id, building_id[-1], "1", 0, 0, 10, 5, 0.5, 1, "warn")
+
+    cells = [cell("b1"), cell("b2"), cell("b3")]
+    assert tiled_map("https://tiles.example/{z}/{x}/{y}.png", cells, {}) is None
+    assert tiled_map("", cells, {"b1": (30.52, 114.33)}) is None
+    # two buildings of a Wuhan compound 200 m apart, the third without coordinates
+    where = {"b1": (30.5200, 114.3300), "b2": (30.5215, 114.3315)}
+    tiled = tiled_map("https://{s}.tiles.example/{z}/{x}/{y}.png", cells, where)
+    assert tiled is not None and tiled.zoom == 18  # the closest zoom still holds both
+    assert len(tiled.tiles) == 9 and tiled.tiles[0]["url"].startswith("https://a.tiles.example/18/")
+    assert [p["cell"].building_id for p in tiled.pins] == ["b1", "b2"]
+    assert all(0 <= p["left"] <= 100 and 0 <= p["top"] <= 100 for p in tiled.pins)
+    # north is up and east is right: b2 (north-east of b1) is higher and further right
+    b1, b2 = tiled.pins
+    assert b2["left"] > b1["left"] and b2["top"] < b1["top"]
+    # buildings far apart: a lower zoom, so that both still fit the 3 × 3 tiles
+    far = tiled_map("https://t/{z}/{x}/{y}.png", cells, {"b1": (30.52, 114.33), "b2": (30.60, 114.45)})
+    assert far is not None and far.zoom < 18 and len(far.pins) == 2
 
 
 def test_audit_times_read_as_shanghai_wall_time() -> None:

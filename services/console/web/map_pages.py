@@ -2,9 +2,10 @@
 script), each building coloured by its open problems or, switched, by this month's in-person visit
 coverage, and a link to its households.
 
-The geometry is computed here (:func:`plan_layout`); the template only writes it out.  A real tiled
-map needs a JavaScript map library the console does not vendor: where buildings have coordinates
-and ``console_tile_url`` is set, the page says so and links the tile holding the community's centre.
+The geometry is computed here (:func:`plan_layout`, :func:`tiled_map`); the template only writes it
+out.  Where buildings have coordinates and ``console_tile_url`` names a tile server, the real map is
+drawn too — 3 × 3 tiles around the buildings and a pin per building, placed in percent by Web
+Mercator — still with no script and no map library.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 #: The plan's grid: columns of buildings per phase, a cell's size and the gaps (SVG user units).
 COLUMNS, CELL_W, CELL_H, GAP, PHASE_HEAD = 4, 120, 76, 10, 40
 WIDTH = COLUMNS * CELL_W + (COLUMNS + 1) * GAP
-#: The zoom of the one tile linked when a tile server is configured (a compound fills it).
-TILE_ZOOM = 17
 
 
 def problem_band(count: int) -> str:
@@ -137,19 +136,49 @@ def _has_coordinates(b: dict[str, Any]) -> bool:
     return b.get("lat") is not None and b.get("lon") is not None
 
 
-def tile_link(template: str, buildings: list[dict[str, Any]]) -> str | None:
-    """The tile at :data:`TILE_ZOOM` holding the centre of the buildings with coordinates (slippy-map
-    numbering, as OpenStreetMap's), from a ``…/{z}/{x}/{y}…`` template; None without coordinates."""
-    placed = [(float(b["lat"]), float(b["lon"])) for b in buildings if _has_coordinates(b)]
+@dataclass
+class TiledMap:
+    """A 3 × 3 block of map tiles around the buildings, and a pin per building on it, in percent of
+    the block (so it scales with the page, with no script and no map library)."""
+
+    zoom: int
+    tiles: list[dict[str, Any]]
+    pins: list[dict[str, Any]]
+
+
+def _world(lat: float, lon: float, zoom: int) -> tuple[float, float]:
+    """Web Mercator: the position in tiles (fractional) of a point at ``zoom``."""
+    n = 2**zoom
+    lat_r = math.radians(max(-85.0511, min(85.0511, lat)))
+    return (lon + 180.0) / 360.0 * n, (1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n
+
+
+def tiled_map(template: str, cells: list[Cell], coordinates: dict[str, tuple[float, float]]) -> TiledMap | None:
+    """The tiles and pins for the buildings with coordinates, at the largest zoom (≤ 18) at which
+    they all fit in the 3 × 3 tiles around their centre; None without a template or coordinates."""
+    placed = [(c, coordinates[c.building_id]) for c in cells if c.building_id in coordinates]
     if not template or not placed:
         return None
-    lat = sum(p[0] for p in placed) / len(placed)
-    lon = sum(p[1] for p in placed) / len(placed)
-    n = 2**TILE_ZOOM
-    x = int((lon + 180.0) / 360.0 * n)
-    lat_r = math.radians(max(-85.0511, min(85.0511, lat)))
-    y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
-    return template.replace("{s}", "a").replace("{z}", str(TILE_ZOOM)).replace("{x}", str(x)).replace("{y}", str(y))
+    lat = sum(p[1][0] for p in placed) / len(placed)
+    lon = sum(p[1][1] for p in placed) / len(placed)
+    for zoom in range(18, 1, -1):
+        cx, cy = _world(lat, lon, zoom)
+        x0, y0 = int(cx) - 1, int(cy) - 1
+        spots = [(c, *_world(la, lo, zoom)) for c, (la, lo) in placed]
+        if all(x0 <= x < x0 + 3 and y0 <= y < y0 + 3 for _, x, y in spots):
+            break
+    tiles = [
+        {
+            "url": template.replace("{s}", "a").replace("{z}", str(zoom)).replace("{x}", str(x0 + i))
+            .replace("{y}", str(y0 + j)),
+            "left": round(i * 100 / 3, 4),
+            "top": round(j * 100 / 3, 4),
+        }
+        for j in range(3)
+        for i in range(3)
+    ]  # fmt: skip
+    pins = [{"cell": c, "left": round((x - x0) * 100 / 3, 4), "top": round((y - y0) * 100 / 3, 4)} for c, x, y in spots]
+    return TiledMap(zoom, tiles, pins)
 
 
 @router.get("/map")
@@ -189,5 +218,9 @@ async def community_map(
         unplaced=unplaced,
         placed=placed,
         tile_url=d.settings.console_tile_url,
-        tile=tile_link(d.settings.console_tile_url, buildings),
+        tiled=tiled_map(
+            d.settings.console_tile_url,
+            [c for phase in phases for c in phase.cells],
+            {b["building_id"]: (float(b["lat"]), float(b["lon"])) for b in buildings if _has_coordinates(b)},
+        ),
     )

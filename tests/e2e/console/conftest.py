@@ -31,6 +31,7 @@ from tests.harness import Stack, fresh_settings
 CHROMIUM = os.environ.get("GRIDWORK_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 DESKTOP = {"width": 1280, "height": 900}
+TILE_URL = "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -58,6 +59,8 @@ async def site(stack: Stack) -> AsyncIterator[Site]:
     # every browser signs in from 127.0.0.1: the per-address limit (10 a minute, tested in
     # tests/integration/console) would refuse a whole package's sign-ins
     os.environ["GRIDWORK_CONSOLE_SIGN_INS_PER_MINUTE"] = "10000"
+    # a tile server on a closed loopback port: the map draws its tiles and pins, no image loads
+    os.environ["GRIDWORK_CONSOLE_TILE_URL"] = TILE_URL
     local = LocalStack(settings.model_copy(update={f"{name}_port": free_port() for name in SERVICE_NAMES}))
     receiver = demo_receiver(port)
     await receiver.start()

@@ -51,3 +51,25 @@ async def test_today_fits_a_phone(open_as: Opener) -> None:
     page: Any = await open_as("shuji", viewport=PHONE)
     await page.get_by_role("heading", name="今日 5+1 完成情况").wait_for()
     assert await has_no_horizontal_scroll(page)
+
+
+async def test_five_wrong_passwords_lock_the_account_in_the_browser(open_as: Opener, site: Site) -> None:
+    from services.console.provisioning import add_account
+    from shared.events.console import Scope
+
+    scope = Scope(role="secretary", community="bairuijing")
+    await add_account("e2e-locked", "被锁定的账号", scope, "right-password-1", settings=site.settings, one_time=False)
+    page = await open_as(None)
+    for attempt in range(5):
+        await page.goto("/login")
+        await page.get_by_label("用户名").fill("e2e-locked")
+        await page.get_by_label("密码").fill(f"wrong-password-{attempt}")
+        await page.get_by_role("button", name="登录").click()
+        await page.get_by_role("alert").wait_for()
+    assert "锁定" in await page.get_by_role("alert").inner_text()
+    # now even the right password is refused until the lock ends (or an administrator resets it)
+    await page.get_by_label("用户名").fill("e2e-locked")
+    await page.get_by_label("密码").fill("right-password-1")
+    await page.get_by_role("button", name="登录").click()
+    assert "锁定" in await page.get_by_role("alert").inner_text()
+    assert "/login" in page.url
