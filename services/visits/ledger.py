@@ -193,7 +193,14 @@ class _RowError(Exception):
         self.reason = reason
 
 
+#: C0 control characters but tab, LF and CR: no ledger value holds one (the HTTP edge refuses them too).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _row(line: int, raw: dict[str, str]) -> LedgerRow:
+    for col, cell in raw.items():
+        if _CONTROL.search(cell):
+            raise _RowError(col, f"{col} holds a control character")
     building = raw.get("building")
     if not building:
         raise _RowError("building", "building is required")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import SHANGHAI, TOKEN_PATTERN, shanghai_day
-from shared.timerules import check_day
+from shared.timerules import SaneDatetime, check_day
 
 from .. import handlers, queries
 from ..bootstrap import ScoringDeps
@@ -169,7 +169,7 @@ class AwardIn(BaseModel):
     points: float = Field(ge=-100, le=100)
     kind: Literal["award", "publicity"] = "award"
     reason: str = Field(min_length=1, max_length=200)
-    occurred_at: datetime | None = None
+    occurred_at: SaneDatetime | None = None
 
 
 @router.post("/communities/{community}/awards", status_code=201)
