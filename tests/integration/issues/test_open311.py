@@ -10,7 +10,7 @@ from services.issues.settings import IssuesSettings
 from shared.cells import xml_text
 from shared.events import now
 from tests.harness import eventually, running
-from tests.integration.issues.conftest import Service
+from tests.integration.issues.conftest import COMMUNITY, Service
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = {
@@ -252,3 +252,30 @@ async def test_a_public_report_cannot_page_the_police_flood_the_community_or_be_
         limited = await c.post(f"{BASE}/requests.json", data={**form, "device_id": "phone-3", "description": "m"})
         assert other.status_code == 201 and limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1 and limited.json()[0]["code"] == 429
+
+
+async def test_a_new_request_is_readable_by_its_id_the_moment_it_is_acknowledged(service: Service) -> None:
+    """#15 item 15: a client that GETs the id its POST returned got 404 until the read model caught up."""
+    c = service.client
+    for i in range(4):
+        form = {
+            "api_key": "app-key-1",
+            "service_code": "public_facilities.lighting",
+            "address_string": f"phase 1 building {i}",
+            "description": f"corridor light out on floor {i}",
+        }
+        posted = await c.post(f"{BASE}/requests.json", data=form)
+        assert posted.status_code == 201, posted.text
+        rid = posted.json()[0]["service_request_id"]
+        # At once, no waiting: by id, by token, in both formats, with and without the jurisdiction.
+        [one] = (await c.get(f"{BASE}/requests/{rid}.json")).json()
+        assert one["service_request_id"] == rid and one["description"] == form["description"], one
+        assert one["status"] == "open" and one["service_code"] == "public_facilities.lighting"
+        as_xml = await c.get(f"{BASE}/requests/{rid}.xml", params={"jurisdiction_id": COMMUNITY})
+        assert as_xml.status_code == 200 and xml(as_xml.content).find("request/service_request_id").text == rid
+        [token] = (await c.get(f"{BASE}/tokens/{rid}.json")).json()
+        assert token == {"service_request_id": rid, "token": rid}
+    # What no POST returned is still not found, and another jurisdiction does not see it.
+    assert (await c.get(f"{BASE}/requests/o311-nothing.json")).status_code == 404
+    elsewhere = await c.get(f"{BASE}/requests/{rid}.json", params={"jurisdiction_id": "elsewhere"})
+    assert elsewhere.status_code == 404
