@@ -148,7 +148,13 @@ def _guarded(fn: Callable[[Request, str], Awaitable[Response]]) -> Callable[[Req
     return endpoint
 
 
-@router.get("/{name}")
+#: What a GeoReport read answers, in the format its name asks (``.json`` or ``.xml``).
+READ: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The document", "content": {"application/json": {}, "application/xml": {}}}
+}
+
+
+@router.get("/{name}", response_class=Response, responses=READ)
 @_guarded
 async def discovery_or_lists(request: Request, name: str) -> Response:
     """``discovery``, ``services`` and ``requests`` (GET), in .json or .xml."""
@@ -163,7 +169,7 @@ async def discovery_or_lists(request: Request, name: str) -> Response:
     raise Open311Error(404, f"no such resource: {base}")
 
 
-@router.get("/services/{name}")
+@router.get("/services/{name}", response_class=Response, responses=READ)
 @_guarded
 async def service_definition(request: Request, name: str) -> Response:
     """A service's definition: the attributes a report may carry."""
@@ -173,7 +179,7 @@ async def service_definition(request: Request, name: str) -> Response:
     return render(fmt, "service_definition", {"service_code": code, "attributes": service_attributes()})
 
 
-@router.get("/requests/{name}")
+@router.get("/requests/{name}", response_class=Response, responses=READ)
 @_guarded
 async def get_request(request: Request, name: str) -> Response:
     """One service request (an array of one, as the specification has it)."""
@@ -197,7 +203,7 @@ async def get_request(request: Request, name: str) -> Response:
     )
 
 
-@router.get("/tokens/{name}")
+@router.get("/tokens/{name}", response_class=Response, responses=READ)
 @_guarded
 async def get_token(request: Request, name: str) -> Response:
     """The service request id behind a token returned by POST requests."""
@@ -266,7 +272,17 @@ async def _list_requests(request: Request, fmt: str, deps: IssuesDeps) -> Respon
     )
 
 
-@router.post("/{name}")
+@router.post(
+    "/{name}",
+    response_class=Response,
+    status_code=201,
+    responses={
+        201: {
+            "description": "Received: the new service request's id and token (a re-sent form: the same id)",
+            "content": {"application/json": {}, "application/xml": {}},
+        }
+    },
+)
 @_guarded
 async def post_request(request: Request, name: str) -> Response:
     """Create a service request (form-encoded, with ``api_key``) → an issue with source open311."""

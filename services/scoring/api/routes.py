@@ -33,6 +33,16 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+#: What an export answers: a file, CSV or XLSX as ``format`` asks — never JSON.
+EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, as an attachment (Content-Disposition names it)",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
 def _json_default(value: Any) -> str:
@@ -98,7 +108,7 @@ async def community_board(
     )
 
 
-@router.get("/communities/{community}/board/export")
+@router.get("/communities/{community}/board/export", response_class=Response, responses=EXPORTED)
 async def community_board_export(
     community: str,
     period: str | None = None,
@@ -129,7 +139,7 @@ async def street_board(
     return _json(await queries.street_board(deps.pool, deps.rules, street, _period(deps, period), _as_of(deps, as_of)))
 
 
-@router.get("/streets/{street}/board/export")
+@router.get("/streets/{street}/board/export", response_class=Response, responses=EXPORTED)
 async def street_board_export(
     street: str,
     period: str | None = None,
