@@ -70,24 +70,49 @@ def add_ingress(app: FastAPI, ingress: Sequence[Callable[[ASGIApp], ASGIApp]]) -
 #: form encoding.  No request may carry them: a reference typed into any field would otherwise be
 #: revealed as the text it stands for.
 _RESERVED = re.compile(rb"\xe2\x9f[\xa6\xa7]|\\u27e[67]|%e2%9f%a[67]", re.IGNORECASE)
+#: An escape's backslash, not itself escaped (``\\u000b`` is text: a backslash, then ``u000b``).
+_ESCAPE = rb"(?<!\\)(?:\\\\)*\\"
 #: A NUL, as a body may spell it: PostgreSQL's text cannot hold one, so a NUL accepted would be
 #: an event no projection can fold.
-_NUL = re.compile(rb"\x00|\\u0000|%00", re.IGNORECASE)
+_NUL = {
+    "raw": re.compile(rb"\x00"),
+    "json": re.compile(_ESCAPE + rb"u0000", re.IGNORECASE),
+    "form": re.compile(rb"%00"),
+}
+#: The other C0 control characters but tab, LF and CR, as a body may spell them: XML 1.0 (the
+#: XLSX exports, the Open311 feed) cannot hold them, and no name or description needs one.
+_CONTROL = {
+    "raw": re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]"),
+    "json": re.compile(_ESCAPE + rb"(?:u00(?:0[1-8bcef]|1[0-9a-f])|[bf])", re.IGNORECASE),
+    "form": re.compile(rb"%(?:0[1-8bcef]|1[0-9a-f])", re.IGNORECASE),
+}
 #: Control characters in a query string (a NUL, and the C0 controls but tab, LF and CR), encoded.
 _QUERY_CONTROL = re.compile(rb"%(?:0[0-8bcef]|1[0-9a-f])|[\x00-\x08\x0b\x0c\x0e-\x1f]", re.IGNORECASE)
 
 
-def _is_text(scope: Scope) -> bool:
-    """Whether the request's body is text the screen reads (JSON, a form, plain text)."""
+def _text_kind(scope: Scope) -> str | None:
+    """How the request's body spells text the screen reads — ``json`` (escapes), ``form``
+    (percent-encoding), ``text`` — or None for a body its own parser reads (a spreadsheet upload)."""
     kind = next((v for k, v in scope["headers"] if k == b"content-type"), b"").split(b";", 1)[0].strip().lower()
-    return kind in (b"", b"application/json", b"application/x-www-form-urlencoded") or kind.startswith(b"text/")
+    if kind in (b"", b"application/json") or kind.endswith(b"+json"):
+        return "json"
+    if kind == b"application/x-www-form-urlencoded":
+        return "form"
+    return "text" if kind.startswith(b"text/") else None
+
+
+def _holds(patterns: dict[str, re.Pattern[bytes]], raw: bytes, kind: str) -> bool:
+    """Whether ``raw`` holds one of ``patterns``' characters, as a body of ``kind`` spells it."""
+    return bool(patterns["raw"].search(raw) or (kind in patterns and patterns[kind].search(raw)))
 
 
 class BodyLimit:
     """The outermost layer of every service: a request body over its limit is answered 413 at once —
     by its Content-Length before a byte of it is read, and while it streams in when it has none —
     before the token, the route or the JSON parser sees anything of it.  A body carrying the
-    vault's reserved reference brackets (``⟦``, ``⟧``) is answered 422.
+    vault's reserved reference brackets (``⟦``, ``⟧``), a NUL or another C0 control character
+    but tab, LF and CR — as raw bytes, JSON escapes (``\\u000b``, ``\\b``, ``\\f``) or a form's
+    percent-encoding — is answered 422: no text gridwork stores, folds or exports holds one.
 
     The limit is ``max_body_bytes`` of the app's settings (1 MiB), or the larger one a path ending
     in one of ``larger`` takes (a ledger import); Open311's paths answer in Open311's error format.
@@ -136,14 +161,23 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if not _is_text(scope):  # a spreadsheet upload is binary: its parser reads it, cell by cell
+        kind = _text_kind(scope)
+        if kind is None:  # a spreadsheet upload is binary: its parser reads it, cell by cell
             raw = b""
         if _RESERVED.search(raw) or _RESERVED.search(scope.get("query_string", b"")):
             return await self._answer(
                 scope, send, 422, "invalid", "the characters ⟦ and ⟧ are reserved and may not be sent"
             )
-        if _NUL.search(raw):
+        if kind is not None and _holds(_NUL, raw, kind):
             return await self._answer(scope, send, 422, "invalid", "a NUL character (\\u0000) cannot be stored")
+        if kind is not None and _holds(_CONTROL, raw, kind):
+            return await self._answer(
+                scope,
+                send,
+                422,
+                "invalid",
+                "a control character (U+0001–U+001F but tab, line feed and carriage return) cannot be stored",
+            )
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

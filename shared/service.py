@@ -42,6 +42,7 @@ from .http_adapter import BodyLimit, SideServer, add_ingress, instrument
 from .logs import configure_logging
 from .nats import patches
 from .nats.broker_metrics import BrokerMetrics
+from .openapi import declare_responses
 from .projection import Projection, ProjectionRunner
 from .settings import Settings
 
@@ -572,6 +573,7 @@ def create_app(spec: ServiceSpec[Any], settings: Settings | None = None, *, quie
         app.include_router(router)
     if spec.configure is not None:
         spec.configure(app)
+    declare_responses(app)
     return app
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime
 
 from .errors import Invalid
 
@@ -42,3 +45,24 @@ def check_day(day: date | datetime, field: str) -> None:
             field=field,
             reason="out_of_range",
         )
+
+
+_When = TypeVar("_When", date, datetime)
+
+
+def within_years(value: _When) -> _When:
+    """``value`` if its day falls in 2000–2100, else a ``ValueError`` (pydantic makes it a 422 naming
+    the field): a body's date beyond them is a typo or a probe, and once stored it is an event the
+    calendar, the database's ranges or a time-zone conversion cannot hold."""
+    plain = value.date() if isinstance(value, datetime) else value
+    if not FIRST_DAY <= plain <= LAST_DAY:
+        raise ValueError(f"{plain.isoformat()} is outside {FIRST_DAY.year}–{LAST_DAY.year}")
+    return value
+
+
+#: A moment with a UTC offset in a request body, its day in 2000–2100 (deadlines, ``occurred_at``…).
+SaneAwareDatetime = Annotated[AwareDatetime, AfterValidator(within_years)]
+#: A moment in a request body that may come without an offset (read in Asia/Shanghai), in 2000–2100.
+SaneDatetime = Annotated[datetime, AfterValidator(within_years)]
+#: A day in a request body, in 2000–2100.
+SaneDate = Annotated[date, AfterValidator(within_years)]

@@ -26,7 +26,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"no such file: {path}", file=sys.stderr)
         return 1
-    report = asyncio.run(_import(settings, path.read_bytes(), path.name, args.community, args.actor))
+    from .ledger import SheetTooLarge
+
+    try:
+        report = asyncio.run(_import(settings, path.read_bytes(), path.name, args.community, args.actor))
+    except SheetTooLarge as err:
+        print(f"{path} is refused: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -54,7 +60,7 @@ async def _import(settings: VisitsSettings, content: bytes, filename: str, commu
     from .app import MIGRATIONS
     from .bootstrap import wire
     from .handlers import import_ledger
-    from .ledger import parse_upload
+    from .ledger import parse_upload, sheet_limits
     from .projections import DirectoryProjection
 
     require_kek(settings)
@@ -62,7 +68,7 @@ async def _import(settings: VisitsSettings, content: bytes, filename: str, commu
     try:
         deps = wire(runtime.store, runtime.pool, settings)
         await deps.keys.check_keks()  # never wrap new keys under a KEK the service does not hold
-        sheet = parse_upload(content, filename, deps.settings.import_max_rows)
+        sheet = parse_upload(content, filename, sheet_limits(deps.settings))
         principal = Principal(sub=actor, role="secretary", community=community)
         return await import_ledger(community, sheet, principal, deps=deps)
     finally:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ from shared.events import TOKEN_PATTERN
 
 from .domain.households import PERSONAL_FIELDS, check_tags
 from .schemas import RowRejection, valid_id_number, valid_phone
+from .settings import VisitsSettings
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "household_id": ("household_id", "household", "户编号", "户号"),
@@ -82,6 +84,53 @@ _SPLIT = re.compile(r"[;,，；、|/]+")
 _ID = re.compile(TOKEN_PATTERN)
 
 
+#: Columns read from a spreadsheet row (the ledger has eleven; a sheet may carry notes beside them).
+MAX_COLUMNS = 64
+
+
+@dataclass(frozen=True)
+class SheetLimits:
+    """How much a ledger file may hold: rows, and for an XLSX (a zip) what its parts inflate to —
+    checked from the zip's directory before anything is inflated.  The shared strings are held
+    in memory whole by any XLSX reader, so they have a cap of their own."""
+
+    max_rows: int = 100_000
+    max_inflated_bytes: int = 256 * 1024 * 1024
+    max_shared_strings_bytes: int = 64 * 1024 * 1024
+
+
+def sheet_limits(settings: VisitsSettings) -> SheetLimits:
+    """The limits a deployment set (``GRIDWORK_IMPORT_MAX_ROWS``, ``…_INFLATED_BYTES``, ``…_SHARED_STRINGS_BYTES``)."""
+    return SheetLimits(
+        settings.import_max_rows, settings.import_max_inflated_bytes, settings.import_max_shared_strings_bytes
+    )
+
+
+class SheetTooLarge(ValueError):
+    """The file holds more than :class:`SheetLimits` allows (a zip bomb, a sheet padded to a million rows)."""
+
+
+def check_workbook(content: bytes, limits: SheetLimits) -> None:
+    """Refuse an XLSX whose parts inflate past ``limits``, from the sizes its zip directory declares
+    (a member cannot inflate past its declared size: the zip reader stops there, and a CRC
+    mismatch fails it)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as book:
+            members = book.infolist()
+    except zipfile.BadZipFile:
+        return  # not a workbook at all: the reader says so
+    total = 0
+    for member in members:
+        total += member.file_size
+        if member.filename.lower().endswith("sharedstrings.xml") and member.file_size > limits.max_shared_strings_bytes:
+            raise SheetTooLarge(
+                f"its shared strings inflate to {member.file_size} bytes, over the "
+                f"{limits.max_shared_strings_bytes} an import reads"
+            )
+    if total > limits.max_inflated_bytes:
+        raise SheetTooLarge(f"it inflates to {total} bytes, over the {limits.max_inflated_bytes} an import reads")
+
+
 @dataclass
 class LedgerRow:
     """One valid row of the ledger."""
@@ -114,16 +163,22 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def read_table(content: bytes, filename: str) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) of a CSV or XLSX file, the header first."""
+def read_table(content: bytes, filename: str, limits: SheetLimits = SheetLimits()) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of a CSV or XLSX file, the header first; an XLSX is read streaming (openpyxl's
+    read-only mode), its first :data:`MAX_COLUMNS` columns, after :func:`check_workbook`."""
     if filename.lower().endswith((".xlsx", ".xlsm")):
         from openpyxl import load_workbook
 
+        check_workbook(content, limits)
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield line, [_cell(v) for v in values]
-        book.close()
+        try:
+            sheet = book.worksheets[0]
+            # The dimension the file declares (A1:XFD1048576) would pad every row to 16,384 cells.
+            sheet.reset_dimensions()
+            for line, values in enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+                yield line, [_cell(v) for v in values]
+        finally:
+            book.close()
         return
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -138,10 +193,12 @@ def read_table(content: bytes, filename: str) -> Iterator[tuple[int, list[str]]]
         yield reader.line_num, [c.strip() for c in cells]
 
 
-def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> LedgerSheet:
-    """Validate every row; the good ones become :class:`LedgerRow`, the others a rejection with its line."""
+def parse_ledger(content: bytes, filename: str, limits: SheetLimits = SheetLimits()) -> LedgerSheet:
+    """Validate every row; the good ones become :class:`LedgerRow`, the others a rejection with its line.
+    More than ``limits.max_rows`` rows (or as many blank lines again) is refused whole."""
+    max_rows = limits.max_rows
     out = LedgerSheet()
-    table = read_table(content, filename)
+    table = read_table(content, filename, limits)
     header: list[str | None] | None = None
     seen: dict[str, int] = {}
     for line, cells in table:
@@ -158,12 +215,13 @@ def parse_ledger(content: bytes, filename: str, max_rows: int = 100_000) -> Ledg
                 )
                 return out
             continue
+        if line > 2 * max_rows + 1:  # a sheet of a few rows a million lines apart
+            raise SheetTooLarge(f"it has more than {2 * max_rows} lines")
         if not any(cells):
             continue  # blank lines are not rows
         out.total += 1
         if out.total > max_rows:
-            out.rejected.append(RowRejection(line=line, reason=f"file has more than {max_rows} rows"))
-            break
+            raise SheetTooLarge(f"it has more than {max_rows} rows")
         raw = {col: cells[i] for i, col in enumerate(header) if col and i < len(cells) and cells[i]}
         try:
             row = _row(line, raw)
@@ -193,7 +251,14 @@ class _RowError(Exception):
         self.reason = reason
 
 
+#: C0 control characters but tab, LF and CR: no ledger value holds one (the HTTP edge refuses them too).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _row(line: int, raw: dict[str, str]) -> LedgerRow:
+    for col, cell in raw.items():
+        if _CONTROL.search(cell):
+            raise _RowError(col, f"{col} holds a control character")
     building = raw.get("building")
     if not building:
         raise _RowError("building", "building is required")
@@ -247,10 +312,13 @@ def _row(line: int, raw: dict[str, str]) -> LedgerRow:
     return LedgerRow(line, hid, building, unit, room, grid, members, tags, personal)
 
 
-def parse_upload(content: bytes, filename: str, max_rows: int) -> LedgerSheet:
-    """Parse an uploaded ledger; a file that is not a table becomes one rejection on line 1."""
+def parse_upload(content: bytes, filename: str, limits: SheetLimits) -> LedgerSheet:
+    """Parse an uploaded ledger; a file that is not a table becomes one rejection on line 1.
+    A file over ``limits`` raises :class:`SheetTooLarge` (nothing of it is imported)."""
     try:
-        return parse_ledger(content, filename, max_rows)
+        return parse_ledger(content, filename, limits)
+    except SheetTooLarge:
+        raise
     except (ValueError, KeyError, OSError, ValidationError) as err:
         return LedgerSheet(rejected=[RowRejection(line=1, reason=f"cannot read {filename}: {err}")])
     except Exception as err:  # openpyxl raises zipfile errors for a file that is not XLSX

@@ -8,15 +8,16 @@ edge (``api/commands.py``) turns them into the domain's commands.  Ids a client 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.errors import Invalid
 from shared.events import TOKEN_PATTERN
 from shared.events.common import ContactMode, TalentField
 from shared.events.visits import ProblemNote
+from shared.timerules import SaneAwareDatetime, SaneDate
 
 Id = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=["h-p4-b4-2-301"])]
 Version = Annotated[int, Field(ge=0, le=2**31 - 1, description="The version you read; a stale one is refused with 409")]
@@ -310,7 +311,7 @@ class Work(Strict):
     worker_id: Id | None = Field(
         default=None, description="Defaults to the token's worker; a secretary must name the worker"
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: SaneAwareDatetime | None = Field(
         default=None, description="When the work was done (default: now); ≤ 30 days back, not in the future"
     )
 
@@ -512,7 +513,7 @@ class VolunteerServiceIn(Work):
     activity: str = Field(min_length=1, max_length=200)
     hours: float = Field(gt=0, le=24)
     points: int | None = Field(default=None, ge=0, le=10_000, description="Default: hours × points per hour")
-    service_date: date | None = None
+    service_date: SaneDate | None = None
 
 
 class RedemptionIn(Work):

@@ -24,6 +24,14 @@ class VisitsSettings(Settings):
         default=0.9, gt=0, le=1, description="The community's ledger completion target (> 90%)"
     )
     import_max_rows: int = Field(default=100_000, ge=1, description="Largest ledger file accepted")
+    import_max_inflated_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="What an XLSX ledger's parts may inflate to, in all"
+    )
+    import_max_shared_strings_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="What an XLSX ledger's shared strings may inflate to (every reader holds them in memory)",
+    )
     visits_role: Literal["all", "api", "projections"] = Field(
         default="all",
         description=(

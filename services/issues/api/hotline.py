@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Principal, require
 from shared.events import Category, Place, Severity, now
+from shared.timerules import SaneAwareDatetime
 
 from .. import bootstrap, queries
 from ..domain import CommandMeta, ReceiveHotlineOrder, RecordResidentCallback
@@ -40,9 +41,9 @@ class WorkOrder(BaseModel):
     subcategory: str | None = Field(default=None, max_length=64)
     severity: Severity = "medium"
     place: Place = Field(default_factory=Place)
-    response_deadline: AwareDatetime = Field(description="Respond (accept) by")
-    resolution_deadline: AwareDatetime = Field(description="Resolve by")
-    dispatched_at: AwareDatetime | None = Field(default=None, description="When 12345 dispatched the order")
+    response_deadline: SaneAwareDatetime = Field(description="Respond (accept) by")
+    resolution_deadline: SaneAwareDatetime = Field(description="Resolve by")
+    dispatched_at: SaneAwareDatetime | None = Field(default=None, description="When 12345 dispatched the order")
 
 
 class CallbackResult(BaseModel):

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.auth import Principal, require
 from shared.errors import DomainError, Forbidden, Invalid
 from shared.events import TOKEN_PATTERN, Category, Level, Place, Severity, Target, now
 from shared.events.issues import AssigneeKind
-from shared.timerules import check_occurred_at
+from shared.timerules import SaneAwareDatetime, check_occurred_at
 
 from .. import bootstrap, queries
 from ..domain import (
@@ -88,7 +88,7 @@ class ReportBody(_Body):
     photos: list[HttpUrl] = Field(default_factory=list, max_length=20)
     source: Literal["grid_worker", "resident"] = "grid_worker"
     level: Level = "building"
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: SaneAwareDatetime | None = Field(
         default=None,
         description="When the problem was found (default: now); at most 5 minutes ahead of the server's clock "
         "and 30 days back (GRIDWORK_CLOCK_SKEW_SECONDS, GRIDWORK_MAX_BACKDATE_DAYS), else 422",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -30,7 +31,8 @@ from .. import bootstrap, queries
 from ..bootstrap import IssuesDeps
 from ..domain import SEVERITIES, CommandMeta, ReportIssue
 from ..domain.open311 import PLACE_ATTRIBUTES, public_state, request_view, service_attributes, service_list
-from ..handlers import execute
+from ..domain.state import IssueState
+from ..handlers import execute, read_history
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -146,7 +148,13 @@ def _guarded(fn: Callable[[Request, str], Awaitable[Response]]) -> Callable[[Req
     return endpoint
 
 
-@router.get("/{name}")
+#: What a GeoReport read answers, in the format its name asks (``.json`` or ``.xml``).
+READ: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The document", "content": {"application/json": {}, "application/xml": {}}}
+}
+
+
+@router.get("/{name}", response_class=Response, responses=READ)
 @_guarded
 async def discovery_or_lists(request: Request, name: str) -> Response:
     """``discovery``, ``services`` and ``requests`` (GET), in .json or .xml."""
@@ -161,7 +169,7 @@ async def discovery_or_lists(request: Request, name: str) -> Response:
     raise Open311Error(404, f"no such resource: {base}")
 
 
-@router.get("/services/{name}")
+@router.get("/services/{name}", response_class=Response, responses=READ)
 @_guarded
 async def service_definition(request: Request, name: str) -> Response:
     """A service's definition: the attributes a report may carry."""
@@ -171,7 +179,7 @@ async def service_definition(request: Request, name: str) -> Response:
     return render(fmt, "service_definition", {"service_code": code, "attributes": service_attributes()})
 
 
-@router.get("/requests/{name}")
+@router.get("/requests/{name}", response_class=Response, responses=READ)
 @_guarded
 async def get_request(request: Request, name: str) -> Response:
     """One service request (an array of one, as the specification has it)."""
@@ -183,6 +191,7 @@ async def get_request(request: Request, name: str) -> Response:
             conn, sources=deps.settings.open311_public_sources, jurisdiction=jurisdiction, ids=[issue_id]
         )
         deadlines = await queries.pending_deadlines(conn, [(s.community, s.issue_id) for s in found])
+    found = found or await _just_stored(deps, issue_id, jurisdiction)
     if not found:
         raise Open311Error(404, f"service_request_id {issue_id} not found")
     # Redacted before it is revealed: the original text of a redacted issue is never opened here.
@@ -194,7 +203,7 @@ async def get_request(request: Request, name: str) -> Response:
     )
 
 
-@router.get("/tokens/{name}")
+@router.get("/tokens/{name}", response_class=Response, responses=READ)
 @_guarded
 async def get_token(request: Request, name: str) -> Response:
     """The service request id behind a token returned by POST requests."""
@@ -207,9 +216,28 @@ async def get_token(request: Request, name: str) -> Response:
             jurisdiction=request.query_params.get("jurisdiction_id"),
             ids=[token],
         )
+    found = found or await _just_stored(deps, token, request.query_params.get("jurisdiction_id"))
     if not found:
         raise Open311Error(404, f"token {token} not found")
     return render(fmt, "service_requests", [{"service_request_id": s.issue_id, "token": token} for s in found])
+
+
+#: What an issue id can be (a NUL or a subject's wildcard never reaches the event store).
+_ISSUE_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+async def _just_stored(deps: IssuesDeps, issue_id: str, jurisdiction: str | None) -> list[IssueState]:
+    """A request the service acknowledged but the read model has not folded yet (read your own
+    writes: a client GETs the id its POST just returned), from the issue's own events — in the
+    jurisdiction asked, else in each community an API key reports to."""
+    if not _ISSUE_ID.match(issue_id):
+        return []
+    communities = [jurisdiction] if jurisdiction else sorted(set(deps.settings.open311_api_keys.values()))
+    for community in communities:
+        state = (await read_history(community, issue_id, deps=deps)).state
+        if state.status != "new" and state.source in deps.settings.open311_public_sources:
+            return [state]
+    return []
 
 
 async def _list_requests(request: Request, fmt: str, deps: IssuesDeps) -> Response:
@@ -244,7 +272,17 @@ async def _list_requests(request: Request, fmt: str, deps: IssuesDeps) -> Respon
     )
 
 
-@router.post("/{name}")
+@router.post(
+    "/{name}",
+    response_class=Response,
+    status_code=201,
+    responses={
+        201: {
+            "description": "Received: the new service request's id and token (a re-sent form: the same id)",
+            "content": {"application/json": {}, "application/xml": {}},
+        }
+    },
+)
 @_guarded
 async def post_request(request: Request, name: str) -> Response:
     """Create a service request (form-encoded, with ``api_key``) → an issue with source open311."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Principal, require
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import SHANGHAI, TOKEN_PATTERN, shanghai_day
-from shared.timerules import check_day
+from shared.timerules import SaneDatetime, check_day
 
 from .. import handlers, queries
 from ..bootstrap import ScoringDeps
@@ -32,6 +32,16 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+#: What an export answers: a file, CSV or XLSX as ``format`` asks — never JSON.
+EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, as an attachment (Content-Disposition names it)",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
 }
 
 
@@ -98,7 +108,7 @@ async def community_board(
     )
 
 
-@router.get("/communities/{community}/board/export")
+@router.get("/communities/{community}/board/export", response_class=Response, responses=EXPORTED)
 async def community_board_export(
     community: str,
     period: str | None = None,
@@ -129,7 +139,7 @@ async def street_board(
     return _json(await queries.street_board(deps.pool, deps.rules, street, _period(deps, period), _as_of(deps, as_of)))
 
 
-@router.get("/streets/{street}/board/export")
+@router.get("/streets/{street}/board/export", response_class=Response, responses=EXPORTED)
 async def street_board_export(
     street: str,
     period: str | None = None,
@@ -169,7 +179,7 @@ class AwardIn(BaseModel):
     points: float = Field(ge=-100, le=100)
     kind: Literal["award", "publicity"] = "award"
     reason: str = Field(min_length=1, max_length=200)
-    occurred_at: datetime | None = None
+    occurred_at: SaneDatetime | None = None
 
 
 @router.post("/communities/{community}/awards", status_code=201)

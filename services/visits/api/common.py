@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Response
-from pydantic import BaseModel
 
 from shared.auth import Principal
 from shared.errors import Forbidden
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every refusal: what went wrong, why, and which field."""
-
-    error: ErrorDetail
+from shared.openapi import ErrorBody
 
 
 def _err(description: str, code: str, message: str, field: str | None = None) -> dict[str, Any]:

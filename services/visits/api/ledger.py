@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
@@ -11,7 +12,7 @@ from shared.auth import Principal, require
 from shared.errors import Invalid
 
 from .. import bootstrap, handlers, queries
-from ..ledger import parse_upload
+from ..ledger import SheetTooLarge, parse_upload, sheet_limits
 from ..schemas import Completion, ImportReport
 from .common import ERRORS, own_grid
 
@@ -33,7 +34,11 @@ async def import_ledger(
     content = await file.read(limit + 1)
     if len(content) > limit:
         raise Invalid(f"the file is larger than {limit} bytes", field="file")
-    sheet = parse_upload(content, file.filename or "ledger.csv", deps.settings.import_max_rows)
+    name = file.filename or "ledger.csv"
+    try:  # parsing 100,000 rows takes seconds of CPU: off the event loop, which goes on serving
+        sheet = await asyncio.to_thread(parse_upload, content, name, sheet_limits(deps.settings))
+    except SheetTooLarge as err:
+        raise Invalid(f"{name} is refused: {err}", field="file") from None
     return await handlers.import_ledger(community, sheet, principal, deps=deps)
 
 

@@ -106,9 +106,33 @@ async def test_a_poison_message_is_dead_lettered_and_the_projection_moves_on(env
         await replay(_FailsAt(5), nc=nc, pool=pool, settings=settings, batch=4)
     assert not await _schemas(pool, "proj_activity__%") and await total(pool) == 20
 
-    # Fixed (here: the poison message understood), a replay folds it and the dead letter is cleared.
+    # No projection folds what its schema refuses (#15 item 10): one that would pass the message
+    # over still skips it, and it stays a dead letter until an upcaster or a schema admits it.
     result = await replay(_Tolerant(), nc=nc, pool=pool, settings=settings, batch=4)
-    assert result["skipped"] == [] and result["events"] == 21  # the poison folds (to nothing) now
+    assert [s["seq"] for s in result["skipped"]] == [11] and result["events"] == 20
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters WHERE projection = 'activity'") == 1
+
+
+async def test_a_dead_letter_left_by_a_projection_bug_is_cleared_by_the_replay_of_the_fixed_projection(
+    env, settings: Settings
+) -> None:
+    """#15 item 19: fix the projection, then replay — the event folds now and its dead letter goes."""
+    nc, store, pool = env
+    await store.append_many(visits(21))
+    runner = ProjectionRunner(_FailsAt(11), nc=nc, pool=pool, settings=settings)
+    await runner.setup()
+    task = asyncio.create_task(runner.run())
+    try:
+        await eventually(lambda: _status_at(runner, 21), timeout=30, what="checkpoint past the event it fails on")
+    finally:
+        runner.stop()
+        await task
+    assert await total(pool) == 20
+    [dead] = await dead_letters(nc, settings, "activity")
+    assert dead["seq"] == 11 and "seq 11" in dead["reason"]
+    result = await replay(EventCountsProjection(), nc=nc, pool=pool, settings=settings, batch=4)
+    assert result["skipped"] == [] and result["events"] == 21
+    assert await total(pool) == 21
     assert await pool.fetchval("SELECT count(*) FROM dead_letters WHERE projection = 'activity'") == 0
 
 

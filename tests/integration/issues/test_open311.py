@@ -7,9 +7,10 @@ from xml.etree import ElementTree as ET
 
 from services.issues.app import build_app
 from services.issues.settings import IssuesSettings
+from shared.cells import xml_text
 from shared.events import now
 from tests.harness import eventually, running
-from tests.integration.issues.conftest import Service
+from tests.integration.issues.conftest import COMMUNITY, Service
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = {
@@ -209,8 +210,9 @@ async def test_bad_posts_get_the_specification_error_format(service: Service) ->
     assert (await c.post(f"{BASE}/services.json", data=ok)).status_code == 404
 
 
-async def test_a_control_character_in_a_report_leaves_the_xml_feed_parseable(service: Service) -> None:
-    """#15 item 7: one control character made requests.xml unparseable for every client."""
+async def test_a_control_character_in_a_report_is_refused_in_open311s_format(service: Service) -> None:
+    """#15 items 6 and 7: one control character made requests.xml unparseable for every client; it
+    is now refused at the edge (what was stored before is still written as U+FFFD: shared.cells)."""
     c = service.client
     form = {
         "api_key": "app-key-1",
@@ -219,18 +221,10 @@ async def test_a_control_character_in_a_report_leaves_the_xml_feed_parseable(ser
         "description": "dogs off the lead\x01 at 7 am",
     }
     posted = await c.post(f"{BASE}/requests.json", data=form)
-    assert posted.status_code == 201, posted.text
-    rid = posted.json()[0]["service_request_id"]
-
-    async def listed() -> bytes | None:
-        r = await c.get(f"{BASE}/requests/{rid}.xml")
-        return r.content if r.status_code == 200 else None
-
-    feed = xml(await eventually(listed, what="the request on the feed"))  # parses
-    assert feed.find("request/description").text == "dogs off the lead\ufffd at 7 am"
-    assert feed.find("request/address").text == "phase 3\ufffd building 3"
-    [as_json] = (await c.get(f"{BASE}/requests/{rid}.json")).json()
-    assert as_json["description"] == "dogs off the lead\x01 at 7 am"  # JSON carries it as typed
+    assert posted.status_code == 422, posted.text
+    [error] = posted.json()
+    assert error["code"] == 422 and "control character" in error["description"]
+    assert xml_text("dogs off the lead\x01 at 7 am") == "dogs off the lead\ufffd at 7 am"
 
 
 async def test_a_public_report_cannot_page_the_police_flood_the_community_or_be_cut(
@@ -258,3 +252,30 @@ async def test_a_public_report_cannot_page_the_police_flood_the_community_or_be_
         limited = await c.post(f"{BASE}/requests.json", data={**form, "device_id": "phone-3", "description": "m"})
         assert other.status_code == 201 and limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1 and limited.json()[0]["code"] == 429
+
+
+async def test_a_new_request_is_readable_by_its_id_the_moment_it_is_acknowledged(service: Service) -> None:
+    """#15 item 15: a client that GETs the id its POST returned got 404 until the read model caught up."""
+    c = service.client
+    for i in range(4):
+        form = {
+            "api_key": "app-key-1",
+            "service_code": "public_facilities.lighting",
+            "address_string": f"phase 1 building {i}",
+            "description": f"corridor light out on floor {i}",
+        }
+        posted = await c.post(f"{BASE}/requests.json", data=form)
+        assert posted.status_code == 201, posted.text
+        rid = posted.json()[0]["service_request_id"]
+        # At once, no waiting: by id, by token, in both formats, with and without the jurisdiction.
+        [one] = (await c.get(f"{BASE}/requests/{rid}.json")).json()
+        assert one["service_request_id"] == rid and one["description"] == form["description"], one
+        assert one["status"] == "open" and one["service_code"] == "public_facilities.lighting"
+        as_xml = await c.get(f"{BASE}/requests/{rid}.xml", params={"jurisdiction_id": COMMUNITY})
+        assert as_xml.status_code == 200 and xml(as_xml.content).find("request/service_request_id").text == rid
+        [token] = (await c.get(f"{BASE}/tokens/{rid}.json")).json()
+        assert token == {"service_request_id": rid, "token": rid}
+    # What no POST returned is still not found, and another jurisdiction does not see it.
+    assert (await c.get(f"{BASE}/requests/o311-nothing.json")).status_code == 404
+    elsewhere = await c.get(f"{BASE}/requests/{rid}.json", params={"jurisdiction_id": "elsewhere"})
+    assert elsewhere.status_code == 404
