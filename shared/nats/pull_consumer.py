@@ -40,6 +40,15 @@ def parse_ack_subject(reply: str) -> tuple[int, int, int, int, int]:
     return int(t[7]), int(t[6]), int(t[9]), int(t[10]), int(t[8])
 
 
+class ConsumerLost(Exception):
+    """The pull request's consumer is not there to answer (no responders, deleted, its leader
+    changed): the caller must make it again — pulling on would wait for ever on nothing."""
+
+
+#: Status answers to a pull request after which pulling on the same consumer gets nothing more.
+_LOST = ("Consumer Deleted", "Leadership Change", "Consumer is push based")
+
+
 class PullConsumer:
     """Fetch batches from a durable or ephemeral pull consumer."""
 
@@ -54,6 +63,8 @@ class PullConsumer:
         #: Consumer sequence of the last delivery, and whether a delivery went missing since.
         self.last_delivery = 0
         self.gap = False
+        #: Why the last request ended without messages, when the consumer is gone (see ConsumerLost).
+        self._lost: str | None = None
 
     async def start(self) -> None:
         self.inbox = self.nc.new_inbox()
@@ -69,6 +80,10 @@ class PullConsumer:
     async def _on_msg(self, msg: Any) -> None:
         reply = msg.reply
         if not reply:  # a status message: 404 no messages, 408 timeout, 409 …: the request ended
+            headers = msg.headers or {}
+            status, description = headers.get("Status", ""), headers.get("Description", "")
+            if status == "503" or (status == "409" and any(d in description for d in _LOST)):
+                self._lost = f"{status} {description or 'no responders'}".strip()
             self._done.set()
             return
         seq, deliveries, ts, pending, cseq = parse_ack_subject(reply)
@@ -84,6 +99,7 @@ class PullConsumer:
     async def _request(self, batch: int, *, no_wait: bool, expires: float) -> list[Pulled]:
         self._buf = []
         self._want = batch
+        self._lost = None
         self._done.clear()
         req: dict[str, Any] = {"batch": batch, "expires": int(expires * 1e9)}
         if no_wait:
@@ -94,6 +110,8 @@ class PullConsumer:
         except TimeoutError:
             pass
         out, self._buf = self._buf, []
+        if not out and self._lost is not None:
+            raise ConsumerLost(self._lost)
         return out
 
     async def fetch(self, batch: int, wait: float = 1.0) -> list[Pulled]:
