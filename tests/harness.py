@@ -31,6 +31,8 @@ import contextlib
 import itertools
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -107,8 +109,20 @@ def _containers(tmp: Path) -> Iterator[Stack]:  # pragma: no cover - needs Docke
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("stack")
+def stack() -> Iterator[Stack]:
+    # The servers' data lives in a folder of its own, not under pytest's basetemp: the embedded
+    # PostgreSQL runs as another user and needs to traverse the path to it, and every pytest that
+    # starts (another session on the machine, `make test`'s second run) resets its
+    # `pytest-of-<user>` folder to 0700 and deletes old basetemps — the server then lost its data
+    # directory mid-session (a PANIC, or FileNotFoundError at set-up).
+    tmp = Path(tempfile.mkdtemp(prefix="gridwork-tests-"))
+    try:
+        yield from _servers(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _servers(tmp: Path) -> Iterator[Stack]:
     if os.environ.get("GRIDWORK_TEST_BACKEND") == "containers":
         yield from _containers(tmp)
         return
