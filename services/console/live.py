@@ -38,15 +38,23 @@ SETTLE_SECONDS = 3.0
 
 @dataclass(eq=False)
 class Listener:
-    """One open page's event stream: the topics that changed in communities it may see."""
+    """One open page's event stream: the topics that changed in communities it may see, each
+    pending at most once (a page that is slow to read gets one signal per topic, not a backlog)."""
 
     covers: Callable[[str], bool]
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=64))
+    pending: set[str] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def tell(self, topic: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a page that stopped reading misses nothing it needs
-            if topic not in self.queue._queue:  # type: ignore[attr-defined]  # one signal per topic pending
-                self.queue.put_nowait(topic)
+        self.pending.add(topic)
+        self.ready.set()
+
+    async def next(self) -> list[str]:
+        """The topics that changed since the last call (waits for at least one)."""
+        await self.ready.wait()
+        self.ready.clear()
+        topics, self.pending = sorted(self.pending), set()
+        return topics
 
 
 class LiveHub:

@@ -42,7 +42,7 @@ async def live(request: Request, person: Person = Depends(signed_in())) -> Event
         async with d.hub.listen(covers) as listener:
             yield {"event": "ready", "data": "1"}
             while True:
-                topic = await listener.queue.get()
-                yield {"event": "changed", "data": topic}
+                for topic in await listener.next():
+                    yield {"event": "changed", "data": topic}
 
     return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
