@@ -242,6 +242,7 @@ def require(*roles: str, scoped: bool = True) -> Callable[..., Awaitable[Princip
                 check_street(principal, params["street"])
         return principal
 
+    dependency.is_route_guard = True  # type: ignore[attr-defined]  # how _guard_of finds it on a route
     return dependency
 
 
@@ -251,7 +252,7 @@ def _guard_of(route: Any) -> Callable[..., Awaitable[Principal]] | None:
     while stack:
         dep = stack.pop()
         call = dep.call
-        if getattr(call, "__qualname__", "").startswith("require.<locals>"):
+        if getattr(call, "is_route_guard", False):
             guard: Callable[..., Awaitable[Principal]] = call
             return guard
         stack.extend(dep.dependencies)

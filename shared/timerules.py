@@ -37,14 +37,11 @@ LAST_DAY = date(2100, 12, 31)
 
 
 def check_day(day: date | datetime, field: str) -> None:
-    """422 naming ``field`` unless ``day`` falls in 2000–2100."""
-    plain = day.date() if isinstance(day, datetime) else day
-    if not FIRST_DAY <= plain <= LAST_DAY:
-        raise Invalid(
-            f"{field} {plain.isoformat()} is outside {FIRST_DAY.year}–{LAST_DAY.year}",
-            field=field,
-            reason="out_of_range",
-        )
+    """422 naming ``field`` unless ``day`` falls in 2000–2100 (a query's; a body's: :func:`within_years`)."""
+    try:
+        within_years(day)
+    except ValueError as err:
+        raise Invalid(f"{field} {err}", field=field, reason="out_of_range") from None
 
 
 _When = TypeVar("_When", date, datetime)

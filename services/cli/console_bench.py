@@ -26,18 +26,17 @@ from typing import Any
 
 import httpx
 
-from services.console.provisioning import add_account
+from services.console.provisioning import add_accounts
 from shared.auth import mint_token
 from shared.events import now
 from shared.events.console import Scope
 
 from .benchkit import percentiles, report
-from .demo import Demo, demo_environment, demo_receiver, demo_window
+from .demo import COMMUNITY, Demo, demo_environment, demo_receiver, demo_window
 from .embedded import free_port
 from .local import load_settings
 from .stack import SERVICE_NAMES, LocalStack
 
-COMMUNITY = "bairuijing"
 CHROMIUM = os.environ.get("GRIDWORK_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 
@@ -108,8 +107,9 @@ async def _live(
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"] if os.geteuid() == 0 else [])
         page = await (await browser.new_context(base_url=site)).new_page()
         await page.goto("/login")
-        await page.get_by_label("用户名").fill("shuji")
-        await page.get_by_label("密码").fill("demo-shuji-2026")
+        secretary = demo.accounts[0]  # the demo's community secretary
+        await page.get_by_label("用户名").fill(secretary.username)
+        await page.get_by_label("密码").fill(secretary.password)
         await page.get_by_role("button", name="登录").click()
         await page.wait_for_function("document.body.dataset.live === 'open'")
         region = page.locator("#shift")
@@ -159,11 +159,9 @@ async def bench_console(
                 await demo.run()
             finally:
                 await demo.close()
-            for i in range(people):
-                scope = Scope(role="secretary", community=COMMUNITY)
-                await add_account(
-                    f"bench-{i:03d}", f"bench {i}", scope, "bench-password-1", settings=stack.settings, one_time=False
-                )
+            scope = Scope(role="secretary", community=COMMUNITY)
+            people_accounts = [(f"bench-{i:03d}", f"bench {i}", scope, "bench-password-1") for i in range(people)]
+            await add_accounts(people_accounts, settings=stack.settings, one_time=False)
             clients = [
                 await _signed_in(services["console"], f"bench-{i:03d}", "bench-password-1") for i in range(people)
             ]

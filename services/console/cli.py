@@ -55,7 +55,9 @@ def cmd_account_add(args: argparse.Namespace) -> int:
             agency=args.agency,
             agency_kind=args.agency_kind,
         )
-        asyncio.run(add_account(args.username, args.name or args.username, scope, password))
+        from services.cli.local import load_settings
+
+        asyncio.run(add_account(args.username, args.name or args.username, scope, password, settings=load_settings()))
     except DomainError as err:
         print(f"{err.field or 'account'}: {err.message}", file=sys.stderr)
         return 2

@@ -57,20 +57,13 @@ class Answer:
 
 
 def _error_of(response: Answer) -> dict[str, Any]:
+    """The service's error (``{"error": {code, message, field}}``, every gridwork service's shape)."""
     try:
         body = response.json()
     except ValueError:
         return {"code": "error", "message": response.text[:200]}
-    if isinstance(body, dict):
-        err = body.get("error") or body.get("detail") or body
-        if isinstance(err, dict):
-            return err
-        if isinstance(err, list) and err and isinstance(err[0], dict):  # FastAPI's validation list
-            first = err[0]
-            loc = first.get("loc") or []
-            return {"code": "invalid", "message": first.get("msg", "invalid"), "field": str(loc[-1]) if loc else None}
-        return {"code": "error", "message": str(err)}
-    return {"code": "error", "message": str(body)[:200]}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {"code": "error", "message": str(body)[:200]}
 
 
 @dataclass

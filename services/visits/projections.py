@@ -30,6 +30,8 @@ from .domain.households import PERSONAL_FIELDS
 DIRECTORY = "proj_visits_directory"
 ACTIVITY = "proj_visits_activity"
 COVERAGE = "proj_visits_coverage"
+ON_SHIFT = "proj_visits_on_shift"
+RECORDS = "proj_visits_records"
 
 #: Knocks made at the door (定期敲 regular, 重点敲 priority); an online knock (网上敲) is not a visit in person.
 IN_PERSON_MODES = frozenset({"regular", "priority"})
@@ -494,25 +496,29 @@ class OnShiftProjection:
     """
 
     async def apply(self, conn: Conn, events: Sequence[StoredEvent]) -> None:
+        """The batch's starts, then its ends (an end always follows its start in the stream, so a
+        shift started and ended in one batch is inserted and removed again)."""
+        started, ended = [], []
         for stored in events:
             raw = json.loads(stored.data)
             d = raw["data"]
             key = (raw["community"], d["worker_id"], d["shift_id"])
             if raw["type"] == "ShiftStarted":
-                await conn.execute(
-                    "INSERT INTO open_shifts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    *key,
-                    d.get("grid_id"),
-                    _at(raw["occurred_at"]),
-                )
+                started.append((*key, d.get("grid_id"), _at(raw["occurred_at"])))
             else:
-                await conn.execute(
-                    "DELETE FROM open_shifts WHERE community = $1 AND worker_id = $2 AND shift_id = $3", *key
-                )
+                ended.append(key)
+        if started:
+            await conn.executemany(
+                "INSERT INTO open_shifts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", started
+            )
+        if ended:
+            await conn.executemany(
+                "DELETE FROM open_shifts WHERE community = $1 AND worker_id = $2 AND shift_id = $3", ended
+            )
 
 
 #: What each record kind's event says of it, for the worker's page (kind, record id field, detail).
-_RECORD_KINDS: dict[str, tuple[str, str]] = {
+RECORD_EVENTS: dict[str, tuple[str, str]] = {
     "VisitLogged": ("visit", "visit_id"),
     "FaceToFaceSessionHeld": ("face_to_face", "session_id"),
     "BuildingCouncilHeld": ("building_council", "council_id"),
@@ -523,6 +529,8 @@ _RECORD_KINDS: dict[str, tuple[str, str]] = {
     "ShiftEnded": ("shift", "shift_id"),
     "IssueReported": ("problem", "issue_id"),
 }
+#: The record kinds, as the API names them.
+RECORD_KINDS: tuple[str, ...] = tuple(kind for kind, _ in RECORD_EVENTS.values())
 
 
 def _record_detail(kind: str, d: dict[str, Any]) -> str:
@@ -554,7 +562,7 @@ class WorkRecordsProjection:
     events.  A projection of its own so that it folds the whole history when it first starts."""
 
     name = "visits_records"
-    event_types = tuple(_RECORD_KINDS)
+    event_types = tuple(RECORD_EVENTS)
     ddl = """
     CREATE TABLE IF NOT EXISTS work_records (
         seq bigint PRIMARY KEY, community text NOT NULL, worker_id text NOT NULL, day date NOT NULL,
@@ -568,7 +576,7 @@ class WorkRecordsProjection:
         for stored in events:
             raw = json.loads(stored.data)
             d = raw["data"]
-            kind, id_field = _RECORD_KINDS[raw["type"]]
+            kind, id_field = RECORD_EVENTS[raw["type"]]
             worker = d.get("reported_by") if kind == "problem" else d.get("worker_id")
             if kind == "problem" and d.get("source", "grid_worker") != "grid_worker":
                 continue  # the hotline's, a resident's, an app's: no worker's record

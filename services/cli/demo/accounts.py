@@ -57,7 +57,6 @@ def demo_accounts(street: str, worker_id: str, grid_id: str) -> list[DemoAccount
 
 async def open_demo_accounts(settings: Settings, accounts: list[DemoAccount]) -> None:
     """Open each account through the event store (as ``gridwork account add`` does)."""
-    from services.console.provisioning import add_account
+    from services.console.provisioning import add_accounts
 
-    for a in accounts:
-        await add_account(a.username, a.name, a.scope, a.password, settings=settings, one_time=False)
+    await add_accounts([(a.username, a.name, a.scope, a.password) for a in accounts], settings=settings, one_time=False)

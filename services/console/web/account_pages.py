@@ -13,7 +13,6 @@ chooses their own at sign-in.  Disabling an account or resetting its password en
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,17 +21,16 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from shared.errors import DomainError, Forbidden
-from shared.events import SHANGHAI, now
+from shared.events import now
 from shared.events.console import USERNAME_PATTERN, Scope
 
 from .. import accounts
 from ..bootstrap import deps
 from ..domain.accounts import AccountState
 from ..passwords import one_time_password
-from .directory_pages import local_time
 from .guard import signed_in
 from .i18n import Translator
-from .render import language, render
+from .render import done_label, language, local_time, render
 from .sessions import Person, checked_form
 
 router = APIRouter(include_in_schema=False)
@@ -65,11 +63,6 @@ def _visible(person: Person, state: AccountState) -> bool:
     return state.scope is not None and state.scope.community == person.principal.community
 
 
-def _done(request: Request) -> str | None:
-    done = request.query_params.get("done", "")
-    return f"done_{done}" if done and done.isidentifier() and Translator("zh").has(f"done_{done}") else None
-
-
 # ---------------------------------------------------------------------------------------- list
 
 
@@ -97,7 +90,9 @@ async def account_list(request: Request, person: Person = Depends(signed_in(*MAN
         }
         for r in rows
     ]
-    return render(request, "accounts.html", person, accounts=listed, role=role or "", roles=ROLES, done=_done(request))
+    return render(
+        request, "accounts.html", person, accounts=listed, role=role or "", roles=ROLES, done=done_label(request)
+    )
 
 
 def _scope_of(row: dict[str, Any]) -> Scope:
@@ -266,18 +261,13 @@ async def _account_page(
         error=error,
         field=field,
         form=form,
-        done=_done(request),
+        done=done_label(request),
     )
 
 
 def _log_detail(kind: str, detail: str) -> str:
     """A log line's detail as shown: a lock-out's end in Beijing time, the rest as recorded (codes)."""
-    if kind == "locked" and detail:
-        try:
-            return datetime.fromisoformat(detail).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-        except ValueError:
-            return detail
-    return detail
+    return local_time(detail) if kind == "locked" else detail
 
 
 @router.get("/accounts/{username}")

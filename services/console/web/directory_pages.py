@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,13 +21,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from shared.events import SHANGHAI, TOKEN_PATTERN
+from shared.events import TOKEN_PATTERN
 
 from ..bootstrap import deps
 from ..gateway import ApiError
 from .guard import signed_in
 from .i18n import Translator
-from .render import language, render
+from .render import done_label, language, local_time, render
 from .sessions import Person, checked_form
 
 router = APIRouter(include_in_schema=False)
@@ -47,16 +46,6 @@ FETCH = 1000
 SHOWN = 200
 
 TOKEN = re.compile(TOKEN_PATTERN)
-
-
-def local_time(value: str | None) -> str:
-    """An ISO timestamp as Beijing time, ``YYYY-MM-DD HH:MM`` ('' for none)."""
-    if not value:
-        return ""
-    try:
-        return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return value
 
 
 def duration(seconds: float | None) -> str:
@@ -119,18 +108,12 @@ async def directory(request: Request, person: Person = Depends(signed_in(*READER
         may_edit=person.role in WRITERS,
         may_test=person.role == "secretary",
         new_test_id=uuid.uuid4().hex,
-        done=_done(request),
+        done=done_label(request),
         here=lambda url: with_community(url, person, community),
         when=local_time,
         duration=duration,
         kinds=RECIPIENT_KINDS,
     )
-
-
-def _done(request: Request) -> str | None:
-    """The label key of a success message in the URL (``?done=…``), only ever one of ours."""
-    done = request.query_params.get("done", "")
-    return f"done_{done}" if done and done.isidentifier() and Translator("zh").has(f"done_{done}") else None
 
 
 def _blank_entry() -> dict[str, Any]:
@@ -442,7 +425,7 @@ async def notifications(request: Request, person: Person = Depends(signed_in(*RE
         ack_states=ACK_STATES,
         when=local_time,
         here=lambda url: with_community(url, person, community),
-        done=_done(request),
+        done=done_label(request),
     )
 
 
@@ -465,7 +448,7 @@ async def notification(
         may_retry=person.role in ("secretary", "ops"),
         when=local_time,
         here=lambda url: with_community(url, person, community),
-        done=_done(request),
+        done=done_label(request),
     )
 
 

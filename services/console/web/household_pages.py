@@ -11,25 +11,26 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from shared.events import TOKEN_PATTERN
+
 from ..bootstrap import deps
 from ..gateway import ApiError
 from .guard import signed_in
-from .render import render
+from .render import local_time as shanghai_time
+from .render import passthrough, render
 from .sessions import Person, checked_form
 
 router = APIRouter(include_in_schema=False)
 
 #: A household, building or community id as the services accept it (anything else: no such page).
-ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ID = re.compile(TOKEN_PATTERN)
 TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 #: Personal fields of a household: sealed by the visits service, shown only after a reveal.
 PERSONAL = ("name", "phone", "id_number", "address")
@@ -41,7 +42,6 @@ AUDIT_KINDS = ("reveal", "export", "import", "erasure")
 DONE = ("tagged", "erased")
 PAGE = 50
 AUDIT_PAGE = 50
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: How long a write waits for the household's read model to show it before the page moves on.
 SETTLE_SECONDS = 3.0
 
@@ -60,19 +60,6 @@ def community_of(person: Person, request: Request) -> str:
 def community_query(person: Person, community: str) -> str:
     """``community=…`` to carry in links and form actions for a person with no community of their own."""
     return "" if person.principal.community else urlencode({"community": community})
-
-
-def shanghai_time(value: Any) -> str:
-    """An ISO timestamp as Shanghai wall time, ``YYYY-MM-DD HH:MM``."""
-    if not isinstance(value, str) or not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value[:16].replace("T", " ")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(SHANGHAI)
-    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _need_community(community: str) -> None:
@@ -203,9 +190,7 @@ async def export_ledger(request: Request, person: Person = Depends(signed_in("se
     answer = await deps(request).gateway.raw(
         person.principal, "GET", "visits", f"/v1/communities/{community}/ledger/export.csv"
     )
-    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "content-disposition")}
-    headers["Cache-Control"] = "no-store"
-    return Response(answer.content, headers=headers)
+    return passthrough(answer)
 
 
 # ---------------------------------------------------------------- one household

@@ -24,6 +24,7 @@ from ..gateway import ApiError
 from .guard import signed_in
 from .i18n import Translator
 from .render import language, render
+from .render import local_time as when
 from .sessions import Person, checked_form
 
 router = APIRouter(include_in_schema=False)
@@ -130,23 +131,6 @@ def shortlist_of(request: Request) -> list[str]:
     """The issue ids on this browser's shortlist (a cookie of ids only, nothing personal)."""
     raw = request.cookies.get(SHORTLIST_COOKIE, "")
     return [i for i in dict.fromkeys(raw.split(".")) if TOKEN.match(i)][:SHORTLIST_MAX]
-
-
-def when(value: Any) -> str:
-    """An ISO timestamp as the community reads it: Asia/Shanghai, to the minute ('' for none)."""
-    from datetime import datetime
-
-    from shared.events import SHANGHAI
-
-    if not isinstance(value, str) or not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return moment.strftime("%Y-%m-%d %H:%M")
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def local_error(request: Request, field: str, key: str, status: int = 422) -> ApiError:

@@ -6,24 +6,44 @@ asked for ``?fragment=<block>`` (the live updates fetch exactly that).
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from shared.events import SHANGHAI
 
 from .i18n import Translator
 from .sessions import LANG_COOKIE, Person
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
+
+def local_time(value: Any) -> str:
+    """An ISO timestamp as the community reads it: Asia/Shanghai wall time, ``YYYY-MM-DD HH:MM``
+    ('' for none; a text that is no timestamp as it is).  The templates' ``local`` filter."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(SHANGHAI)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 ENV = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # the templates do not change while the service runs: no stat per page
 )
+ENV.filters["local"] = local_time
 
 #: The pages each role finds in the navigation (path, label key), in order.
 NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
@@ -86,3 +106,16 @@ def render(
     # pages carry personal data: never cached by the browser or anything between
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def done_label(request: Request) -> str | None:
+    """The label key of a success message in the URL (``?done=…``), only ever one of ours."""
+    done = request.query_params.get("done", "")
+    return f"done_{done}" if done and done.isidentifier() and Translator("zh").has(f"done_{done}") else None
+
+
+def passthrough(answer: Any) -> Response:
+    """A service's file answer (a CSV or XLSX export) handed on as it came, never cached."""
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "content-disposition")}
+    headers["Cache-Control"] = "no-store"
+    return Response(answer.content, headers=headers)

@@ -18,7 +18,7 @@ from ..gateway import ApiError
 from .guard import signed_in
 from .i18n import Translator
 from .problem_pages import TOKEN, street_communities
-from .render import language, render
+from .render import language, passthrough, render
 from .sessions import Person
 
 router = APIRouter(include_in_schema=False)
@@ -169,7 +169,4 @@ async def statistics_export(request: Request, person: Person = Depends(signed_in
     p = _params(request, scope)
     params = {"format": "csv", "by": p["by"], **{k: p[k] for k in ("from", "to") if MONTH.match(p[k])}}
     answer = await deps(request).gateway.raw(me, "GET", "issues", _path(scope, ident), params=params)
-    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "content-disposition")}
-    response = Response(answer.content, headers=headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return passthrough(answer)

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from ..bootstrap import deps
 from ..gateway import ApiError
 from .guard import signed_in
-from .render import render
+from .render import passthrough, render
 from .sessions import Person
 
 router = APIRouter(include_in_schema=False)
@@ -72,11 +72,12 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
     community = me.community or ""
     gw = d.gateway
     day = _today()
-    board, problems, workers, notes, shifts = await asyncio.gather(
+    board, counts, problems, workers, watches, shifts = await asyncio.gather(
         gw.get(me, "scoring", f"/v1/communities/{community}/board", period=day),
+        gw.get(me, "issues", f"/v1/communities/{community}/problems/open"),
         gw.get(me, "issues", f"/v1/communities/{community}/issues", open="true", sort="overdue", limit=20),
         gw.get(me, "visits", f"/v1/communities/{community}/workers"),
-        gw.get(me, "notify", f"/v1/communities/{community}/notifications", limit=200),
+        gw.get(me, "notify", f"/v1/communities/{community}/acks", state="open"),
         gw.get(me, "visits", f"/v1/communities/{community}/shifts/open"),
     )
     names = {w["worker_id"]: w.get("name", w["worker_id"]) for w in workers}
@@ -84,14 +85,10 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
         {"worker_id": s["worker_id"], "name": names.get(s["worker_id"], s["worker_id"]), "since": s["started_at"]}
         for s in shifts["shifts"]
     ]
-    open_issues = problems.get("issues", [])
-    for issue in open_issues:
-        issue["overdue"] = _overdue(issue)
-    open_issues.sort(key=lambda i: (not i["overdue"], i.get("next_deadline") or "9999"))
     by_level: dict[str, int] = {}
-    for issue in open_issues:
-        by_level[issue.get("level", "")] = by_level.get(issue.get("level", ""), 0) + 1
-    unacked = [n for n in notes.get("notifications", []) if n.get("ack_state") == "open"]
+    for row in counts["rows"]:
+        by_level[row["level"]] = by_level.get(row["level"], 0) + row["open"]
+    unacked = watches["acks"][::-1]  # the service lists them oldest first
     return render(
         request,
         "today.html",
@@ -99,22 +96,12 @@ async def today(request: Request, person: Person = Depends(signed_in("secretary"
         day=day,
         board=board,
         on_shift=on_shift,
-        open_issues=open_issues[:20],
-        open_total=problems.get("total", len(open_issues)),
+        open_issues=problems["issues"],  # overdue first, by the service's own rule (overdue_now)
+        open_total=counts["total"],
         by_level=by_level,
         unacked=unacked[:20],
         unacked_total=len(unacked),
     )
-
-
-def _overdue(issue: dict[str, Any]) -> bool:
-    """Whether the issue's next deadline has passed (ISO timestamps in any zone)."""
-    from datetime import datetime
-
-    from shared.events import now
-
-    deadline = issue.get("next_deadline")
-    return isinstance(deadline, str) and datetime.fromisoformat(deadline) < now()
 
 
 @router.get("/board")
@@ -130,8 +117,7 @@ async def board(
         key = period_key(kind, day)
     except ValueError:
         key, day = period_key(kind, _today()), _today()
-    street = None
-    if me.role in ("street_admin",) and not request.query_params.get("community"):
+    if me.role == "street_admin" and not request.query_params.get("community"):
         street = await d.gateway.get(me, "scoring", f"/v1/streets/{me.street}/board", period=key)
         return render(request, "street_board.html", person, street=street, kind=kind, day=day, periods=PERIODS, key=key)
     community = _community(person, request)
@@ -156,8 +142,7 @@ async def board_export(
     else:
         path = f"/v1/communities/{community or me.community}/board/export"
     answer = await d.gateway.raw(me, "GET", "scoring", path, params={"format": fmt, **({"period": key} if key else {})})
-    headers = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "content-disposition")}
-    return Response(answer.content, headers=headers)
+    return passthrough(answer)
 
 
 async def _attach_records(d: Any, me: Any, community: str, worker_id: str, periods: list[dict[str, Any]]) -> None:

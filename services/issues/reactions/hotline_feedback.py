@@ -58,6 +58,11 @@ class _Refused(Exception):
         self.status = status
 
 
+def _retryable(status: int) -> bool:
+    """Whether the hotline's answer may change on a retry (a 5xx, a 408/429); any other 4xx is final."""
+    return status >= 500 or status in RETRYABLE_STATUSES
+
+
 async def _post_once(client: httpx.AsyncClient, url: str, payload: dict, headers: dict[str, str]) -> None:
     """One POST; reads at most :data:`MAX_ANSWER_BYTES` of the answer, raises on anything but a 2xx."""
     async with client.stream("POST", url, json=payload, headers=headers, follow_redirects=False) as reply:
@@ -91,10 +96,7 @@ async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncp
     try:
         await settings.outbound_policy().check_url(url)
         async for attempt in stamina.retry_context(
-            on=lambda err: (
-                isinstance(err, httpx.HTTPError)
-                or (isinstance(err, _Refused) and (err.status >= 500 or err.status in RETRYABLE_STATUSES))
-            ),
+            on=lambda err: isinstance(err, httpx.HTTPError) or (isinstance(err, _Refused) and _retryable(err.status)),
             attempts=settings.hotline_retry_attempts,
             timeout=None,
             wait_initial=settings.hotline_retry_wait_initial,
@@ -108,8 +110,7 @@ async def _post(client: httpx.AsyncClient, settings: IssuesSettings, row: asyncp
         raise _Undelivered(tries, f"target refused ({err.reason})", permanent=err.permanent) from None
     except _Refused as err:
         HOTLINE_FEEDBACK.labels("failed").inc(tries)
-        retryable = err.status >= 500 or err.status in RETRYABLE_STATUSES
-        raise _Undelivered(tries, f"HTTP {err.status}", permanent=not retryable) from None
+        raise _Undelivered(tries, f"HTTP {err.status}", permanent=not _retryable(err.status)) from None
     except httpx.HTTPError as err:
         HOTLINE_FEEDBACK.labels("failed").inc(tries)
         raise _Undelivered(tries, type(err).__name__) from None

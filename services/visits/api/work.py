@@ -14,6 +14,7 @@ from shared.timerules import check_day
 
 from .. import bootstrap, handlers, queries
 from ..bootstrap import VisitsDeps
+from ..projections import RECORD_KINDS
 from ..schemas import (
     BefriendIn,
     CouncilIn,
@@ -315,19 +316,6 @@ async def worker_day(
     deps = bootstrap.deps(request)
     own_worker(principal, worker_id)
     return await queries.worker_day(community, worker_id, day, deps=deps)
-
-
-RECORD_KINDS = (
-    "visit",
-    "face_to_face",
-    "building_council",
-    "befriended",
-    "training",
-    "talent",
-    "survey",
-    "shift",
-    "problem",
-)
 
 
 @router.get("/{community}/workers/{worker_id}/records")

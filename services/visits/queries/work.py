@@ -12,14 +12,14 @@ from shared.errors import NotFound
 from ..aggregates import SHIFT_LOG, VOLUNTEER
 from ..bootstrap import VisitsDeps
 from ..domain.households import in_grid
-from ..projections import ACTIVITY
+from ..projections import ACTIVITY, ON_SHIFT, RECORDS
 
 
 async def open_shifts(community: str, *, deps: VisitsDeps) -> list[dict[str, Any]]:
     """Every shift open now in the community (the ``visits_on_shift`` projection), longest first."""
     async with deps.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT worker_id, shift_id, grid_id, started_at FROM proj_visits_on_shift.open_shifts"
+            f"SELECT worker_id, shift_id, grid_id, started_at FROM {ON_SHIFT}.open_shifts"
             " WHERE community = $1 ORDER BY started_at",
             community,
         )
@@ -33,7 +33,7 @@ async def worker_records(
     each kind (``visits_records``: codes and numbers, no free text)."""
     async with deps.pool.acquire() as conn:
         counts = await conn.fetch(
-            "SELECT kind, count(*) AS n FROM proj_visits_records.work_records"
+            f"SELECT kind, count(*) AS n FROM {RECORDS}.work_records"
             " WHERE community = $1 AND worker_id = $2 AND day BETWEEN $3 AND $4 GROUP BY kind",
             community,
             worker_id,
@@ -41,7 +41,7 @@ async def worker_records(
             last,
         )
         rows = await conn.fetch(
-            "SELECT at, day, kind, record_id, household_id, building_id, detail FROM proj_visits_records.work_records"
+            f"SELECT at, day, kind, record_id, household_id, building_id, detail FROM {RECORDS}.work_records"
             " WHERE community = $1 AND worker_id = $2 AND day BETWEEN $3 AND $4"
             " AND (cardinality($5::text[]) = 0 OR kind = ANY($5)) ORDER BY at DESC, seq DESC LIMIT $6",
             community,
